@@ -1,0 +1,1 @@
+"""Console-script modules. Keep them light: no torch at import time (tested)."""

@@ -1,0 +1,130 @@
+"""``optical_inspection <action> -e spec.yaml [key=value ...]``: the task CLI.
+
+Each action loads the config (schema <- spec <- overrides) and calls ``tao_siamese_oi.tasks.<action>.run``.
+Task modules, and with them torch, are imported only when an action runs.
+"""
+
+import importlib
+import json
+import logging
+import sys
+import traceback
+
+import click
+
+from tao_siamese_oi import __version__
+from tao_siamese_oi.errors import OIError
+from tao_siamese_oi.plugin import ACTIONS
+
+EXAMPLES = {
+    "train": "optical_inspection train -e specs/train.yaml train.num_epochs=20",
+    "evaluate": "optical_inspection evaluate -e specs/evaluate.yaml "
+                "evaluate.checkpoint=results/train/oi_model_latest.pth",
+    "inference": "optical_inspection inference -e specs/inference.yaml "
+                 "inference.checkpoint=results/train/oi_model_latest.pth",
+    "export": "optical_inspection export -e specs/export.yaml export.checkpoint=results/train/oi_model_latest.pth",
+    "gen_trt_engine": "optical_inspection gen_trt_engine -e specs/gen_trt_engine.yaml",
+    "dataset_convert": "optical_inspection dataset_convert -e specs/dataset_convert.yaml",
+}
+AVAILABLE = {"train", "evaluate", "inference", "export"}
+
+
+def _setup_logging() -> None:
+    # Our own logger only: Lightning configures its loggers itself, a root handler would print them twice.
+    logger = logging.getLogger("tao_siamese_oi")
+    if not logger.handlers:
+        handler = logging.StreamHandler(sys.stderr)
+        handler.setFormatter(logging.Formatter("%(levelname)s: %(message)s"))
+        logger.addHandler(handler)
+        logger.setLevel(logging.INFO)
+        logger.propagate = False
+
+
+def _fail(message: str, code: int, debug: bool) -> None:
+    if debug:
+        traceback.print_exc()
+    click.echo(f"error: {message}", err=True)
+    sys.exit(code)
+
+
+def run_task(action: str, spec: str, overrides: tuple, debug: bool) -> dict:
+    from tao_siamese_oi.config import load_config
+
+    _setup_logging()
+    try:
+        cfg = load_config(spec, overrides)
+        result = importlib.import_module(f"tao_siamese_oi.tasks.{action}").run(cfg)
+    except OIError as exc:
+        _fail(str(exc), exc.exit_code, debug)
+    except KeyboardInterrupt:
+        _fail("interrupted", 130, debug)
+    except Exception as exc:  # noqa: BLE001 - the CLI edge: one line, traceback only with --debug
+        _fail(f"{type(exc).__name__}: {exc} (rerun with --debug for the traceback)", 1, debug)
+    return result
+
+
+def _action_command(action: str):
+    available = action in AVAILABLE
+    help_text = ACTIONS[action] + f"\n\n\b\nExample:\n  {EXAMPLES[action]}"
+
+    @click.command(action, help=help_text, context_settings={"ignore_unknown_options": True})
+    @click.option("-e", "--experiment_spec", "spec", required=available, type=click.Path(dir_okay=False),
+                  help="YAML experiment spec.")
+    @click.option("--debug", is_flag=True, help="Show the full traceback on errors.")
+    @click.argument("overrides", nargs=-1, type=click.UNPROCESSED)
+    def command(spec, debug, overrides):
+        if not available:
+            _fail(f"{action} is not available yet in tao_siamese_oi {__version__}; "
+                  "see README.md for what each release supports", 2, False)
+        result = run_task(action, spec, overrides, debug)
+        click.echo(json.dumps(result, default=str))
+
+    return command
+
+
+@click.group(help="SiameseOI optical inspection: train, evaluate, infer and export PCB-component models.\n\n"
+                  "\b\nExample:\n  optical_inspection train -e specs/train.yaml train.num_epochs=20")
+@click.version_option(__version__)
+def cli():
+    pass
+
+
+for _action in ACTIONS:
+    cli.add_command(_action_command(_action))
+
+
+@cli.command("get-job-schema", help="Print an action's full default spec as JSON.\n\n\b\nExample:\n"
+                                    "  optical_inspection get-job-schema --action train")
+@click.option("--action", required=True, type=click.Choice(list(ACTIONS)))
+def get_job_schema(action):
+    from tao_siamese_oi.config import default_spec
+
+    click.echo(json.dumps({"action": action, "default": default_spec(action)}, indent=2))
+
+
+@cli.command("make_sample_data", help="Write the synthetic sample dataset the shipped specs use.\n\n\b\n"
+                                      "Example:\n  optical_inspection make_sample_data --out data/sample")
+@click.option("--out", default="data/sample", show_default=True, type=click.Path(file_okay=False))
+@click.option("--size", default=40, show_default=True, help="Image side in pixels.")
+def make_sample_data(out, size):
+    from tao_siamese_oi.data.sample import make_sample_dataset
+
+    csvs = make_sample_dataset(out, size=size)
+    click.echo(f"wrote sample dataset to {out}: " + ", ".join(f"{k}={v}" for k, v in csvs.items()))
+
+
+def main(argv=None):
+    cli.main(args=argv, prog_name="optical_inspection")
+
+
+def run_action(argv: list[str]) -> int:
+    """Plugin handler: run ``optical_inspection <argv>`` in this process and return its exit code."""
+    try:
+        cli.main(args=list(argv), prog_name="optical_inspection", standalone_mode=True)
+    except SystemExit as exc:
+        return exc.code if isinstance(exc.code, int) else (0 if exc.code is None else 1)
+    return 0
+
+
+if __name__ == "__main__":
+    main()

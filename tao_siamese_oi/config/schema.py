@@ -1,0 +1,248 @@
+"""The experiment schema: every key a spec may set, with the only copy of each default.
+
+Field metadata carries the checks OmegaConf cannot express (allowed values, ranges); ``loader.validate``
+walks it. Key names follow TAO's SiameseOI schema so existing specs load unchanged.
+"""
+
+from dataclasses import dataclass, field
+from typing import Any
+
+LIGHTS_TAO = {"LowAngleLight": 0, "SolderLight": 1, "UniformLight": 2, "WhiteLight": 3}
+
+
+def opt(default: Any = None, *, choices=None, min=None, max=None, help: str = ""):  # noqa: A002
+    """A dataclass field with validation metadata; mutable defaults are copied per instance."""
+    meta = {"choices": choices, "min": min, "max": max, "help": help}
+    if isinstance(default, (list, dict)):
+        return field(default_factory=lambda: type(default)(default), metadata=meta)
+    return field(default=default, metadata=meta)
+
+
+def section(cls):
+    return field(default_factory=cls)
+
+
+@dataclass
+class ModelConfig:
+    model_type: str = opt("Siamese_3", choices=["Siamese_3", "Siamese_1", "Siamese"],
+                          help="Siamese_3 (TAO default, BN head) or Siamese_1 (TAO 'Siamese', no BN)")
+    margin: float = opt(2.0, min=0.0, help="contrastive-loss margin; also the evaluate decision threshold")
+    model_backbone: str = opt("custom", choices=["custom"], help="feature tower; TAO offers only 'custom'")
+    embedding_vectors: int = opt(5, min=1, help="embedding size E")
+    imagenet_pretrained: bool = opt(False, help="accepted for TAO compatibility; no pretrained tower exists")
+
+
+@dataclass
+class DataPathConfig:
+    csv_path: str | None = opt(None, help="pair CSV: input_path, golden_path, object_name, label")
+    images_dir: str | None = opt(None, help="root the CSV's input_path/golden_path are relative to")
+
+
+@dataclass
+class GridMapConfig:
+    x: int = opt(2, min=1, help="columns of the light grid")
+    y: int = opt(2, min=1, help="rows of the light grid")
+
+
+@dataclass
+class RandomFlipConfig:
+    enable: bool = opt(True)
+    hflip_probability: float = opt(0.5, min=0.0, max=1.0)
+    vflip_probability: float = opt(0.5, min=0.0, max=1.0)
+
+
+@dataclass
+class RandomRotateConfig:
+    enable: bool = opt(True)
+    rotate_probability: float = opt(0.5, min=0.0, max=1.0)
+    angle_list: list[float] = opt([90.0, 180.0, 270.0])
+
+
+@dataclass
+class RandomColorConfig:
+    enable: bool = opt(True)
+    brightness: float = opt(0.3, min=0.0, max=2.0)
+    contrast: float = opt(0.3, min=0.0, max=2.0)
+    saturation: float = opt(0.3, min=0.0, max=2.0)
+    hue: float = opt(0.3, min=0.0, max=0.5)
+    color_probability: float = opt(0.5, min=0.0, max=1.0)
+
+
+@dataclass
+class AugmentationConfig:
+    rgb_input_mean: list[float] = opt([0.485, 0.456, 0.406], help="per-channel mean, every split")
+    rgb_input_std: list[float] = opt([0.229, 0.224, 0.225], help="per-channel std, every split")
+    augment: bool = opt(False, help="paired training augmentation (not available yet)")
+    random_flip: RandomFlipConfig = section(RandomFlipConfig)
+    random_rotate: RandomRotateConfig = section(RandomRotateConfig)
+    random_color: RandomColorConfig = section(RandomColorConfig)
+    with_random_crop: bool = opt(True)
+    with_random_blur: bool = opt(True)
+
+
+@dataclass
+class DatasetConfig:
+    train_dataset: DataPathConfig = section(DataPathConfig)
+    validation_dataset: DataPathConfig = section(DataPathConfig)
+    test_dataset: DataPathConfig = section(DataPathConfig)
+    infer_dataset: DataPathConfig = section(DataPathConfig)
+    image_ext: str = opt(".jpg", help="appended to every image path")
+    batch_size: int = opt(8, min=1, help="batch size of every split; training needs > 1")
+    workers: int = opt(2, min=0, help="data-loader worker processes")
+    fpratio_sampling: float = opt(0.1, min=0.0, help="FAIL row weight = (num_pass / num_fail) * this")
+    num_input: int = opt(4, min=1, help="lights per side; must equal len(input_map)")
+    input_map: dict[str, int] | None = opt(dict(LIGHTS_TAO), help="light suffix -> position; null = one image")
+    grid_map: GridMapConfig = section(GridMapConfig)
+    concat_type: str = opt("linear", choices=["linear", "grid"], help="how lights are joined")
+    image_width: int = opt(128, min=1, help="per-light resize width")
+    image_height: int = opt(128, min=1, help="per-light resize height")
+    augmentation_config: AugmentationConfig = section(AugmentationConfig)
+
+
+@dataclass
+class OptimConfig:
+    type: str = opt("Adam", choices=["Adam", "SGD"])
+    lr: float = opt(5e-4, min=0.0)
+    momentum: float = opt(0.9, min=0.0, help="SGD only")
+    weight_decay: float = opt(5e-4, min=0.0, help="SGD only")
+
+
+@dataclass
+class TensorboardConfig:
+    enabled: bool = opt(False)
+    infrequent_logging_frequency: int = opt(2, min=1)
+
+
+@dataclass
+class CudnnConfig:
+    benchmark: bool = opt(False)
+    deterministic: bool = opt(True)
+
+
+@dataclass
+class TrainConfig:
+    num_gpus: int = opt(1, min=0)
+    gpu_ids: list[int] = opt([0])
+    num_nodes: int = opt(1, min=1)
+    seed: int = opt(1234, help="< 0 disables seeding")
+    cudnn: CudnnConfig = section(CudnnConfig)
+    num_epochs: int = opt(10, min=1)
+    checkpoint_interval: int = opt(1, min=1, help="epochs between model_epoch_<NNN>.pth files")
+    checkpoint_interval_unit: str = opt("epoch", choices=["epoch"])
+    validation_interval: int = opt(1, min=1, help="epochs between validation passes")
+    resume_training_checkpoint_path: str | None = opt(None)
+    pretrained_model_path: str | None = opt(None, help="start from these weights (no optimizer state)")
+    results_dir: str = opt("${results_dir}/train")
+    loss: str = opt("contrastive", choices=["contrastive"])
+    clip_grad_norm: float = opt(0.0, min=0.0, help="0 = off")
+    optim: OptimConfig = section(OptimConfig)
+    tensorboard: TensorboardConfig = section(TensorboardConfig)
+
+
+@dataclass
+class EvaluateConfig:
+    num_gpus: int = opt(1, min=0)
+    gpu_ids: list[int] = opt([0])
+    num_nodes: int = opt(1, min=1)
+    checkpoint: str | None = opt(None, help="a .pth written by train")
+    trt_engine: str | None = opt(None)
+    results_dir: str = opt("${results_dir}/evaluate")
+    batch_size: int = opt(-1, help="-1 = dataset.batch_size")
+
+
+@dataclass
+class InferenceConfig:
+    num_gpus: int = opt(1, min=0)
+    gpu_ids: list[int] = opt([0])
+    num_nodes: int = opt(1, min=1)
+    checkpoint: str | None = opt(None, help="a .pth written by train")
+    trt_engine: str | None = opt(None)
+    results_dir: str = opt("${results_dir}/inference")
+    batch_size: int = opt(-1, help="-1 = dataset.batch_size")
+
+
+@dataclass
+class ExportConfig:
+    results_dir: str = opt("${results_dir}/export")
+    gpu_id: int = opt(0, min=0)
+    checkpoint: str | None = opt(None, help="a .pth written by train")
+    onnx_file: str | None = opt(None, help="default: <export.results_dir>/oi_model.onnx")
+    overwrite: bool = opt(False, help="replace an existing onnx_file")
+    opset_version: int = opt(17, min=7)
+    on_cpu: bool = opt(False, help="export on the CPU even when a GPU is present")
+    do_constant_folding: bool = opt(False)
+    input_channel: int = opt(3, choices=[3])
+    input_height: int | None = opt(None, help="derived from dataset; if set it must match")
+    input_width: int | None = opt(None, help="derived from dataset; if set it must match")
+    batch_size: int = opt(-1, help="-1 = dynamic batch axis")
+
+
+@dataclass
+class CalibrationConfig:
+    cal_image_dir: list[str] = opt([])
+    cal_cache_file: str | None = opt(None)
+    cal_batch_size: int = opt(1, min=1)
+    cal_batches: int = opt(1, min=1)
+
+
+@dataclass
+class TensorRTConfig:
+    data_type: str = opt("fp32", choices=["fp32", "fp16", "int8"])
+    workspace_size: int = opt(1024, min=1, help="MB")
+    min_batch_size: int = opt(1, min=1)
+    opt_batch_size: int = opt(1, min=1)
+    max_batch_size: int = opt(1, min=1)
+    layers_precision: list[str] = opt([])
+    calibration: CalibrationConfig = section(CalibrationConfig)
+
+
+@dataclass
+class GenTrtEngineConfig:
+    results_dir: str = opt("${results_dir}/gen_trt_engine")
+    gpu_id: int = opt(0, min=0)
+    onnx_file: str | None = opt(None)
+    trt_engine: str | None = opt(None)
+    timing_cache: str | None = opt(None)
+    batch_size: int = opt(-1)
+    verbose: bool = opt(False)
+    tensorrt: TensorRTConfig = section(TensorRTConfig)
+
+
+@dataclass
+class DatasetConvertConfig:
+    results_dir: str = opt("${results_dir}/dataset_convert")
+    root_dataset_dir: str | None = opt(None)
+    train_pcb_dataset_dir: str | None = opt(None)
+    val_pcb_dataset_dir: str | None = opt(None)
+    all_pcb_dataset_dir: str | None = opt(None)
+    golden_csv_dir: str | None = opt(None)
+    data_convert_output_dir: str | None = opt(None)
+    project_name: str | None = opt(None)
+    bot_top: str | None = opt(None)
+
+
+@dataclass
+class ExperimentConfig:
+    model_name: str = opt("optical_inspection")
+    encryption_key: str | None = opt(None, help="never written to saved configs or logs")
+    results_dir: str = opt("results", help="root of every task's outputs")
+    model: ModelConfig = section(ModelConfig)
+    dataset: DatasetConfig = section(DatasetConfig)
+    train: TrainConfig = section(TrainConfig)
+    evaluate: EvaluateConfig = section(EvaluateConfig)
+    inference: InferenceConfig = section(InferenceConfig)
+    export: ExportConfig = section(ExportConfig)
+    gen_trt_engine: GenTrtEngineConfig = section(GenTrtEngineConfig)
+    dataset_convert: DatasetConvertConfig = section(DatasetConvertConfig)
+
+
+# Sections each action reads, for get-job-schema.
+ACTION_SECTIONS = {
+    "train": ["model", "dataset", "train"],
+    "evaluate": ["model", "dataset", "evaluate"],
+    "inference": ["model", "dataset", "inference"],
+    "export": ["model", "dataset", "export"],
+    "gen_trt_engine": ["dataset", "gen_trt_engine"],
+    "dataset_convert": ["dataset_convert"],
+}
+TOP_LEVEL_KEYS = ["model_name", "encryption_key", "results_dir"]

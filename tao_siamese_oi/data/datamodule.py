@@ -1,0 +1,65 @@
+"""Lightning data module over the four TAO splits (train, validation, test, infer)."""
+
+import lightning as L
+from torch.utils.data import DataLoader
+
+from tao_siamese_oi.data.dataset import PairDataset
+from tao_siamese_oi.data.pairs import read_pairs
+from tao_siamese_oi.data.sampler import build_train_sampler
+from tao_siamese_oi.data.transforms import SidePreprocessor
+from tao_siamese_oi.errors import ConfigError, DataError
+
+SPLIT_KEYS = {"train": "train_dataset", "validation": "validation_dataset", "test": "test_dataset",
+              "infer": "infer_dataset"}
+
+
+def build_dataset(dataset_cfg, split: str) -> PairDataset:
+    key = SPLIT_KEYS[split]
+    paths = dataset_cfg[key]
+    if not paths.csv_path:
+        raise ConfigError(f"dataset.{key}.csv_path is not set; point it at the {split} pair CSV")
+    if not paths.images_dir:
+        raise ConfigError(f"dataset.{key}.images_dir is not set; point it at the image root of that CSV")
+    table = read_pairs(paths.csv_path)
+    return PairDataset(table, paths.images_dir, SidePreprocessor(dataset_cfg))
+
+
+class PairDataModule(L.LightningDataModule):
+    def __init__(self, dataset_cfg, seed: int = 1234, eval_batch_size: int = -1, eval_split: str = "test"):
+        super().__init__()
+        self.cfg = dataset_cfg
+        self.seed = seed
+        self.eval_batch_size = eval_batch_size if eval_batch_size > 0 else dataset_cfg.batch_size
+        self.eval_split = eval_split
+        self.datasets: dict[str, PairDataset] = {}
+
+    def dataset(self, split: str) -> PairDataset:
+        if split not in self.datasets:
+            self.datasets[split] = build_dataset(self.cfg, split)
+        return self.datasets[split]
+
+    def train_dataloader(self):
+        data = self.dataset("train")
+        batch = self.cfg.batch_size
+        if batch < 2:
+            raise ConfigError("dataset.batch_size must be > 1 for training (batch norm needs two samples)")
+        if len(data) < batch:
+            raise DataError(f"{data.table.csv_path} has {len(data)} rows, fewer than dataset.batch_size={batch}; "
+                            "lower the batch size or add pairs")
+        sampler = build_train_sampler(data.table.labels, self.cfg.fpratio_sampling, self.seed,
+                                      data.table.csv_path)
+        return self._loader(data, batch, sampler=sampler, drop_last=True)
+
+    def val_dataloader(self):
+        return self._loader(self.dataset("validation"), self.eval_batch_size)
+
+    def test_dataloader(self):
+        return self._loader(self.dataset(self.eval_split), self.eval_batch_size)
+
+    def predict_dataloader(self):
+        return self._loader(self.dataset(self.eval_split), self.eval_batch_size)
+
+    def _loader(self, data, batch_size, sampler=None, drop_last=False):
+        workers = self.cfg.workers
+        return DataLoader(data, batch_size=batch_size, sampler=sampler, shuffle=False, drop_last=drop_last,
+                          num_workers=workers, persistent_workers=workers > 0)

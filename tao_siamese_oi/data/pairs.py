@@ -1,0 +1,79 @@
+"""The TAO pair-CSV contract: columns, labels, light order and the image path rule.
+
+A row is ``input_path, golden_path, object_name, label`` (extra columns are kept and passed through).
+Each side's image for light L is ``images_dir/<input_path>/<object_name>_<L><image_ext>``, or
+``<object_name><image_ext>`` when the spec has no input_map. An absolute input_path/golden_path is used as is.
+"""
+
+import os
+from dataclasses import dataclass
+from pathlib import Path
+
+import numpy as np
+import pandas as pd
+
+from tao_siamese_oi.errors import ConfigError, DataError
+
+REQUIRED_COLUMNS = ("input_path", "golden_path", "object_name", "label")
+PASS_LABEL = "PASS"
+
+
+@dataclass(frozen=True)
+class PairTable:
+    """A pair CSV as read: the frame (original order and columns) plus 0/1 labels (1 = defect)."""
+
+    csv_path: Path
+    frame: pd.DataFrame
+    labels: np.ndarray
+
+    def __len__(self) -> int:
+        return len(self.frame)
+
+
+def read_pairs(csv_path: str | os.PathLike) -> PairTable:
+    """Read and check a pair CSV. Labels: ``PASS`` (any case, surrounding spaces ignored) = good, else defect."""
+    path = Path(csv_path)
+    if not path.is_file():
+        raise DataError(f"pair CSV {path} not found; check the dataset.*.csv_path key of your spec")
+    try:
+        frame = pd.read_csv(path, dtype={"object_name": str, "input_path": str, "golden_path": str})
+    except pd.errors.EmptyDataError:
+        raise DataError(f"pair CSV {path} is empty; it needs a header: {', '.join(REQUIRED_COLUMNS)}") from None
+    except (pd.errors.ParserError, UnicodeDecodeError) as exc:
+        raise DataError(f"pair CSV {path} cannot be parsed: {str(exc).splitlines()[0]}") from None
+    missing = [c for c in REQUIRED_COLUMNS if c not in frame.columns]
+    if missing:
+        raise DataError(f"pair CSV {path} lacks column(s) {', '.join(missing)}; the header must name "
+                        f"{', '.join(REQUIRED_COLUMNS)}")
+    if frame.empty:
+        raise DataError(f"pair CSV {path} has a header but no rows")
+    for column in REQUIRED_COLUMNS:
+        blank = frame[column].isna().to_numpy().nonzero()[0]
+        if blank.size:
+            rows = ", ".join(str(i + 2) for i in blank[:5])  # +2: 1-based and the header line
+            raise DataError(f"pair CSV {path} row(s) {rows}: empty {column}")
+    labels = (frame["label"].astype(str).str.strip().str.upper() != PASS_LABEL).to_numpy(dtype=np.int64)
+    return PairTable(path, frame, labels)
+
+
+def light_order(input_map, num_input: int) -> list[str | None]:
+    """Light suffixes in tensor order: sorted by their input_map value. ``[None]`` = one image per side."""
+    if not input_map:
+        if num_input != 1:
+            raise ConfigError(f"dataset.num_input is {num_input} but dataset.input_map is empty; "
+                              "set input_map with one entry per light, or num_input: 1")
+        return [None]
+    if len(input_map) != num_input:
+        raise ConfigError(f"dataset.num_input is {num_input} but dataset.input_map names {len(input_map)} "
+                          "lights; make them agree")
+    positions = sorted(input_map.values())
+    if positions != list(range(num_input)):
+        raise ConfigError(f"dataset.input_map values {positions} must be the positions 0..{num_input - 1}, "
+                          "each once")
+    return sorted(input_map, key=input_map.get)
+
+
+def image_path(images_dir: str | os.PathLike, side_dir: str, object_name: str, light: str | None,
+               image_ext: str) -> Path:
+    stem = f"{object_name}_{light}" if light else str(object_name)
+    return Path(images_dir, side_dir, stem + image_ext)

@@ -1,0 +1,65 @@
+"""Training callbacks: TAO-named checkpoints written atomically, throughput, and status.json epoch lines."""
+
+import time
+
+from lightning.pytorch.callbacks import Checkpoint, ModelCheckpoint
+from lightning.pytorch.plugins.io import TorchCheckpointIO
+
+from tao_siamese_oi.utils.files import atomic_write
+from tao_siamese_oi.utils.status import RUNNING, StatusLogger
+
+LATEST_NAME = "oi_model_latest"
+CHECKPOINT_EXT = ".pth"
+
+
+class AtomicCheckpointIO(TorchCheckpointIO):
+    """Lightning writes checkpoints in place; a kill mid-write would leave a truncated file. Write a temp
+    file beside it and rename, so a checkpoint on disk is always complete."""
+
+    def save_checkpoint(self, checkpoint, path, storage_options=None):
+        import torch
+
+        atomic_write(path, lambda tmp: torch.save(checkpoint, tmp))
+
+
+def tao_checkpoint_callback(results_dir, every_n_epochs: int) -> ModelCheckpoint:
+    """``model_epoch_<NNN>.pth`` (0-based epoch, as TAO) every N epochs, ``oi_model_latest.pth`` every epoch."""
+    callback = ModelCheckpoint(dirpath=results_dir, filename="model_epoch_{epoch:03d}", auto_insert_metric_name=False,
+                               every_n_epochs=every_n_epochs, save_top_k=-1, save_last=True,
+                               save_on_train_epoch_end=True, enable_version_counter=False)
+    callback.CHECKPOINT_NAME_LAST = LATEST_NAME
+    callback.FILE_EXTENSION = CHECKPOINT_EXT
+    return callback
+
+
+class ThroughputAndStatus(Checkpoint):
+    """Measures training pairs/s and appends a RUNNING line with the epoch's KPIs to status.json.
+
+    A ``Checkpoint`` subclass only so Lightning runs its ``on_train_epoch_end`` after the module's, when the
+    epoch's train metrics have been logged (plain callbacks run before the module's hook).
+    """
+
+    def __init__(self, status: StatusLogger):
+        self.status = status
+        self.pairs = 0
+        self.seconds = 0.0
+        self._start = 0.0
+
+    def on_train_epoch_start(self, trainer, pl_module):
+        self._start = time.perf_counter()
+        self._epoch_pairs = 0
+
+    def on_train_batch_end(self, trainer, pl_module, outputs, batch, batch_idx):
+        self._epoch_pairs += len(batch[2])
+
+    def on_train_epoch_end(self, trainer, pl_module):
+        elapsed = time.perf_counter() - self._start
+        self.pairs += self._epoch_pairs
+        self.seconds += elapsed
+        kpi = {k: float(v) for k, v in trainer.callback_metrics.items() if v.numel() == 1}
+        self.status.write(RUNNING, "Train/Eval metrics generated.", kpi=kpi, epoch=trainer.current_epoch,
+                          max_epoch=trainer.max_epochs - 1, time_per_epoch=round(elapsed, 3))
+
+    @property
+    def pairs_per_second(self) -> float:
+        return self.pairs / self.seconds if self.seconds else 0.0

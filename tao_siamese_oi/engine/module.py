@@ -1,0 +1,80 @@
+"""The Lightning module: owns the loss, the steps, the optimiser and the metrics; the network stays plain."""
+
+import lightning as L
+import numpy as np
+import torch
+
+from tao_siamese_oi.model.loss import contrastive_loss
+from tao_siamese_oi.model.metrics import inspection_metrics
+from tao_siamese_oi.model.networks import create_model, pair_distance
+
+
+class SiameseModule(L.LightningModule):
+    def __init__(self, model_type: str, embedding_size: int, input_shape: tuple, margin: float,
+                 optim: dict | None = None, threshold: float | None = None):
+        super().__init__()
+        # Plain values only: the checkpoint then says which network it holds, for a clear mismatch error.
+        self.save_hyperparameters()
+        self.model = create_model(model_type, input_shape=tuple(input_shape), embedding_size=embedding_size)
+        self.margin = margin
+        self.threshold = margin if threshold is None else threshold
+        self._scores: dict[str, list] = {"train": [], "val": []}
+
+    def forward(self, input_1, input_2):
+        return pair_distance(*self.model(input_1, input_2))
+
+    def _step(self, batch, stage: str):
+        image, golden, label, _ = batch
+        distance = self(image, golden)
+        loss = contrastive_loss(distance, label, self.margin)
+        self.log(f"{stage}_loss", loss, on_step=False, on_epoch=True, batch_size=len(label),
+                 prog_bar=stage == "train")
+        self._scores[stage].append(torch.stack([distance.detach(), label]).cpu())
+        return loss
+
+    def training_step(self, batch, batch_idx):
+        return self._step(batch, "train")
+
+    def validation_step(self, batch, batch_idx):
+        return self._step(batch, "val")
+
+    def on_train_epoch_end(self):
+        self._log_metrics("train")
+
+    def on_validation_epoch_end(self):
+        self._log_metrics("val")
+
+    def _log_metrics(self, stage: str):
+        if not self._scores[stage]:
+            return
+        scores, labels = torch.cat(self._scores[stage], dim=1).numpy()
+        self._scores[stage].clear()
+        # TAO hard-codes 2.0 here; we use the decision threshold the model will be judged with.
+        metrics = inspection_metrics(scores, labels, self.threshold)
+        self.log(f"{stage}_acc", metrics["total_accuracy"], prog_bar=stage == "val")
+        self.log(f"{stage}_fpr", metrics["fpr"])
+        self.log(f"{stage}_recall", metrics["recall"])
+        if metrics["auroc"] is not None:
+            self.log(f"{stage}_auroc", metrics["auroc"], prog_bar=stage == "val")
+
+    def predict_step(self, batch, batch_idx):
+        image, golden, _, index = batch
+        return index, self(image, golden)
+
+    def configure_optimizers(self):
+        optim = self.hparams.optim or {"type": "Adam", "lr": 5e-4}
+        if optim["type"] == "Adam":
+            return torch.optim.Adam(self.parameters(), lr=optim["lr"])
+        return torch.optim.SGD(self.parameters(), lr=optim["lr"], momentum=optim["momentum"],
+                               weight_decay=optim["weight_decay"])
+
+
+def ordered_scores(predictions, num_rows: int) -> np.ndarray:
+    """Scores in CSV row order from predict_step outputs, whatever order the batches came back in."""
+    scores = np.full(num_rows, np.nan)
+    for index, distance in predictions:
+        scores[index.cpu().numpy()] = distance.float().cpu().numpy()
+    if np.isnan(scores).any():
+        missing = int(np.isnan(scores).sum())
+        raise RuntimeError(f"{missing} of {num_rows} rows got no score; this is a bug, please report it")
+    return scores

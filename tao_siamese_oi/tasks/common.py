@@ -1,0 +1,119 @@
+"""What every task does: its results directory, resolved config, status.json, device, checkpoint loading."""
+
+import functools
+import logging
+import os
+from pathlib import Path
+
+import torch
+
+from tao_siamese_oi.config import save_resolved_config
+from tao_siamese_oi.errors import CheckpointError, ConfigError
+from tao_siamese_oi.utils.status import FAILURE, STARTED, SUCCESS, StatusLogger
+
+log = logging.getLogger("tao_siamese_oi")
+
+TASK_TITLES = {"train": "train", "evaluate": "evaluation", "inference": "inference", "export": "export"}
+
+
+def task_dir(cfg, task: str) -> Path:
+    path = Path(cfg[task].results_dir)
+    path.mkdir(parents=True, exist_ok=True)
+    return path
+
+
+def tracked_task(task: str):
+    """Decorate ``run(cfg)``: create its results dir, save the resolved config, keep status.json honest."""
+
+    def decorate(run):
+        @functools.wraps(run)
+        def wrapper(cfg):
+            out = task_dir(cfg, task)
+            save_resolved_config(cfg, out)
+            status = StatusLogger(out)
+            status.write(STARTED, f"Starting Optical Inspection {TASK_TITLES.get(task, task)}.")
+            try:
+                result = run(cfg, out=out, status=status)
+            except BaseException as exc:
+                message = str(exc) or type(exc).__name__
+                if isinstance(exc, KeyboardInterrupt):
+                    message = "Interrupted by the user (KeyboardInterrupt)."
+                status.write(FAILURE, message, verbosity="ERROR")
+                raise
+            kpi = {k: v for k, v in (result or {}).items() if isinstance(v, (int, float))}
+            status.write(SUCCESS, f"{task.capitalize()} finished successfully.", kpi=kpi)
+            return result
+
+        return wrapper
+
+    return decorate
+
+
+def accelerator() -> str:
+    if torch.cuda.is_available():
+        return "gpu"
+    log.info("No CUDA device found: running on the CPU.")
+    return "cpu"
+
+
+def require(value, key: str, what: str) -> str:
+    if not value:
+        raise ConfigError(f"{key} is not set; give {what} (example: {key}=/path/to/file)")
+    return str(value)
+
+
+def read_checkpoint(path: str | os.PathLike) -> dict:
+    path = Path(path)
+    if not path.is_file():
+        raise CheckpointError(f"checkpoint {path} not found; train first or fix the path")
+    try:
+        return torch.load(path, map_location="cpu", weights_only=False)
+    except Exception as exc:  # torch raises many kinds for a corrupt or foreign file
+        raise CheckpointError(f"checkpoint {path} cannot be read ({type(exc).__name__}); "
+                              "it is truncated, encrypted or not a PyTorch file") from None
+
+
+def model_state(checkpoint: dict) -> dict:
+    """Network weights from a Lightning checkpoint (keys ``model.*``, TAO's layout too) or a bare state dict."""
+    state = checkpoint.get("state_dict", checkpoint)
+    if any(k.startswith("model.") for k in state):
+        state = {k[len("model."):]: v for k, v in state.items() if k.startswith("model.")}
+    return state
+
+
+def load_module(cfg, path):
+    """Build the spec's model and load a checkpoint into it, with a one-line error when they disagree."""
+    from tao_siamese_oi.data.transforms import layout_from_config
+    from tao_siamese_oi.engine.module import SiameseModule
+
+    checkpoint = read_checkpoint(path)
+    shape = layout_from_config(cfg.dataset).shape
+    module = SiameseModule(cfg.model.model_type, cfg.model.embedding_vectors, shape, cfg.model.margin)
+    try:
+        module.model.load_state_dict(model_state(checkpoint))
+    except RuntimeError as exc:
+        trained = checkpoint.get("hyper_parameters", {})
+        detail = (f"it was trained as {trained.get('model_type')} with input shape "
+                  f"{tuple(trained['input_shape'])} and embedding {trained.get('embedding_size')}"
+                  if "input_shape" in trained else str(exc).splitlines()[0])
+        raise CheckpointError(f"checkpoint {path} does not fit the spec's model ({cfg.model.model_type}, input "
+                              f"shape {shape}, embedding {cfg.model.embedding_vectors}): {detail}; use the "
+                              "spec it was trained with") from None
+    return module.eval()
+
+
+def quiet_trainer(**kwargs):
+    """A Lightning Trainer for scoring: no logger, no checkpoints, the progress bar kept."""
+    import lightning as L
+
+    return L.Trainer(accelerator=accelerator(), devices=1, logger=False, enable_checkpointing=False,
+                     enable_model_summary=False, **kwargs)
+
+
+def predict_scores(module, datamodule, split: str):
+    """Distances for every row of a split, in CSV row order."""
+    from tao_siamese_oi.engine.module import ordered_scores
+
+    dataset = datamodule.dataset(split)
+    predictions = quiet_trainer().predict(module, datamodule=datamodule)
+    return dataset, ordered_scores(predictions, len(dataset))

@@ -1,0 +1,37 @@
+"""evaluate: score the test split with a checkpoint; write metrics.json and evaluate.csv."""
+
+import json
+import logging
+from pathlib import Path
+
+from tao_siamese_oi.data.datamodule import PairDataModule
+from tao_siamese_oi.model.metrics import inspection_metrics
+from tao_siamese_oi.tasks.common import load_module, predict_scores, require, tracked_task
+from tao_siamese_oi.utils.files import atomic_write, atomic_write_text
+
+log = logging.getLogger("tao_siamese_oi")
+
+
+@tracked_task("evaluate")
+def run(cfg, out: Path, status) -> dict:
+    checkpoint = require(cfg.evaluate.checkpoint, "evaluate.checkpoint", "the .pth file written by train")
+    module = load_module(cfg, checkpoint)
+    datamodule = PairDataModule(cfg.dataset, eval_batch_size=cfg.evaluate.batch_size, eval_split="test")
+    dataset, scores = predict_scores(module, datamodule, "test")
+    labels = dataset.table.labels
+    threshold = cfg.model.margin
+    metrics = inspection_metrics(scores, labels, threshold)
+
+    frame = dataset.table.frame.copy()
+    frame["siamese_score"] = scores
+    frame["decision"] = ["FAIL" if s > threshold else "PASS" for s in scores]
+    atomic_write(out / "evaluate.csv", lambda tmp: frame.to_csv(tmp, index=False))
+    atomic_write_text(out / "metrics.json", json.dumps(metrics, indent=2) + "\n")
+
+    log.info("Tot Comp %d Total Accuracy %.2f False Negative %.2f False Alarm %.2f Defect Correctly Captured "
+             "%.2f for Margin %s", metrics["num_pairs"], metrics["total_accuracy"], metrics["false_negative"],
+             metrics["false_alarm"], metrics["defect_accuracy"], threshold)
+    auroc = "n/a (one class only)" if metrics["auroc"] is None else f"{metrics['auroc']:.4f}"
+    log.info("FPR over PASS %.2f %%, recall over FAIL %.2f %%, AUROC %s; wrote %s", metrics["fpr"],
+             metrics["recall"], auroc, out / "metrics.json")
+    return metrics

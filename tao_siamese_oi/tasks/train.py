@@ -1,0 +1,76 @@
+"""train: fit a Siamese model on the train split, validate, write TAO-named checkpoints."""
+
+import logging
+from pathlib import Path
+
+import lightning as L
+from lightning.pytorch.loggers import CSVLogger
+
+from tao_siamese_oi.data.datamodule import PairDataModule
+from tao_siamese_oi.data.transforms import layout_from_config
+from tao_siamese_oi.engine.callbacks import (
+    CHECKPOINT_EXT,
+    LATEST_NAME,
+    AtomicCheckpointIO,
+    ThroughputAndStatus,
+    tao_checkpoint_callback,
+)
+from tao_siamese_oi.engine.module import SiameseModule
+from tao_siamese_oi.errors import ConfigError
+from tao_siamese_oi.tasks.common import accelerator, model_state, read_checkpoint, tracked_task
+
+log = logging.getLogger("tao_siamese_oi")
+
+
+@tracked_task("train")
+def run(cfg, out: Path, status) -> dict:
+    train_cfg = cfg.train
+    if cfg.dataset.augmentation_config.augment:
+        raise ConfigError("dataset.augmentation_config.augment=true is not available yet; set it to false")
+    if train_cfg.validation_interval > train_cfg.num_epochs:
+        raise ConfigError(f"train.validation_interval ({train_cfg.validation_interval}) exceeds "
+                          f"train.num_epochs ({train_cfg.num_epochs}); lower it")
+    if train_cfg.seed >= 0:
+        L.seed_everything(train_cfg.seed, workers=True, verbose=False)
+
+    datamodule = PairDataModule(cfg.dataset, seed=train_cfg.seed)
+    module = SiameseModule(cfg.model.model_type, cfg.model.embedding_vectors,
+                           layout_from_config(cfg.dataset).shape, cfg.model.margin,
+                           optim=dict(train_cfg.optim))
+    if train_cfg.pretrained_model_path:
+        module.model.load_state_dict(model_state(read_checkpoint(train_cfg.pretrained_model_path)))
+    has_validation = bool(cfg.dataset.validation_dataset.csv_path)
+    if not has_validation:
+        log.warning("dataset.validation_dataset is not set: training without validation.")
+
+    throughput = ThroughputAndStatus(status)
+    trainer = L.Trainer(
+        accelerator=accelerator(), devices=1, max_epochs=train_cfg.num_epochs, default_root_dir=out,
+        logger=CSVLogger(out, name="lightning_logs"), plugins=[AtomicCheckpointIO()],
+        callbacks=[tao_checkpoint_callback(out, train_cfg.checkpoint_interval), throughput],
+        check_val_every_n_epoch=train_cfg.validation_interval, limit_val_batches=1.0 if has_validation else 0,
+        num_sanity_val_steps=0, gradient_clip_val=train_cfg.clip_grad_norm or None,
+        deterministic=train_cfg.cudnn.deterministic, benchmark=train_cfg.cudnn.benchmark, log_every_n_steps=1,
+    )
+    resume = resume_checkpoint(cfg, out)
+    if resume:
+        log.info("Resuming training from checkpoint: %s", resume)
+    trainer.fit(module, datamodule=datamodule, ckpt_path=resume)
+
+    metrics = {k: round(float(v), 6) for k, v in trainer.callback_metrics.items() if v.numel() == 1}
+    result = {"epochs": trainer.current_epoch, "train_pairs_per_second": round(throughput.pairs_per_second, 1),
+              **metrics, "checkpoint": str(out / f"{LATEST_NAME}{CHECKPOINT_EXT}")}
+    log.info("Trained %d epochs at %.1f pairs/s; latest checkpoint %s", result["epochs"],
+             throughput.pairs_per_second, result["checkpoint"])
+    return result
+
+
+def resume_checkpoint(cfg, out: Path) -> str | None:
+    """train.resume_training_checkpoint_path, else the latest checkpoint already in the results dir."""
+    if cfg.train.resume_training_checkpoint_path:
+        path = Path(cfg.train.resume_training_checkpoint_path)
+        if not path.is_file():
+            raise ConfigError(f"train.resume_training_checkpoint_path {path} not found")
+        return str(path)
+    latest = out / f"{LATEST_NAME}{CHECKPOINT_EXT}"
+    return str(latest) if latest.is_file() else None

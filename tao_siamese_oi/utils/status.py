@@ -1,0 +1,32 @@
+"""status.json: TAO's JSON-lines progress file, one object per line, appended.
+
+Fields as TAO writes them (date M/D/YYYY, time H:M:S, status, verbosity, message, optional kpi and epoch
+fields), except that a finished task says SUCCESS (TAO logs success as RUNNING) and any exception, Ctrl-C
+included, ends with FAILURE. The kpi dict is sticky: each line repeats the latest KPIs.
+"""
+
+import json
+import os
+from datetime import datetime
+from pathlib import Path
+
+STARTED, RUNNING, SUCCESS, FAILURE, SKIPPED = "STARTED", "RUNNING", "SUCCESS", "FAILURE", "SKIPPED"
+
+
+class StatusLogger:
+    def __init__(self, results_dir: str | os.PathLike, filename: str = "status.json"):
+        self.path = Path(results_dir) / filename
+        self.path.parent.mkdir(parents=True, exist_ok=True)
+        self.kpi: dict = {}
+
+    def write(self, status: str, message: str, kpi: dict | None = None, verbosity: str = "INFO", **fields):
+        if kpi:
+            self.kpi.update({k: v for k, v in kpi.items() if v is not None})
+        now = datetime.now()
+        record = {"date": f"{now.month}/{now.day}/{now.year}", "time": f"{now.hour}:{now.minute}:{now.second}",
+                  "status": status, "verbosity": verbosity, "message": message}
+        if self.kpi:
+            record["kpi"] = dict(self.kpi)
+        record.update(fields)
+        with self.path.open("a") as handle:
+            handle.write(json.dumps(record) + "\n")
