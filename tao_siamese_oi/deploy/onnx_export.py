@@ -23,6 +23,7 @@ def export_onnx(model: torch.nn.Module, example: tuple[torch.Tensor, torch.Tenso
         # The TorchScript exporter is deprecated in favour of torch.export, which needs onnxscript and still
         # handles named dynamic axes less predictably; this small static graph exports cleanly either way.
         warnings.simplefilter("ignore", DeprecationWarning)
+        warnings.filterwarnings("ignore", message="Constant folding", category=UserWarning)
         torch.onnx.export(model, example, str(path), input_names=INPUT_NAMES, output_names=OUTPUT_NAMES,
                           dynamic_axes=dynamic_axes, opset_version=opset, do_constant_folding=constant_folding,
                           dynamo=False)

@@ -3,6 +3,7 @@
 import functools
 import logging
 import os
+import warnings
 from pathlib import Path
 
 import torch
@@ -22,12 +23,25 @@ def task_dir(cfg, task: str) -> Path:
     return path
 
 
+class _DropAdverts(logging.Filter):
+    def filter(self, record: logging.LogRecord) -> bool:
+        return not str(record.msg).startswith("💡 Tip")
+
+
+def quiet_libraries() -> None:
+    """Drop library chatter that says nothing about the user's run (adverts, internal deprecations)."""
+    logging.getLogger("lightning.pytorch.utilities.rank_zero").addFilter(_DropAdverts())
+    warnings.filterwarnings("ignore", message=r".*isinstance\(treespec, LeafSpec\)")
+    warnings.filterwarnings("ignore", message=r".*does not have many workers")
+
+
 def tracked_task(task: str):
     """Decorate ``run(cfg)``: create its results dir, save the resolved config, keep status.json honest."""
 
     def decorate(run):
         @functools.wraps(run)
         def wrapper(cfg):
+            quiet_libraries()
             out = task_dir(cfg, task)
             save_resolved_config(cfg, out)
             status = StatusLogger(out)
