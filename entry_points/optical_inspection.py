@@ -19,10 +19,11 @@ from tao_siamese_oi.plugin import ACTIONS
 EXAMPLES = {
     "train": "optical_inspection train -e specs/train.yaml train.num_epochs=20",
     "evaluate": "optical_inspection evaluate -e specs/evaluate.yaml "
-                "evaluate.checkpoint=results/train/oi_model_latest.pth",
+    "evaluate.checkpoint=results/sample/train/oi_model_latest.pth",
     "inference": "optical_inspection inference -e specs/inference.yaml "
-                 "inference.checkpoint=results/train/oi_model_latest.pth",
-    "export": "optical_inspection export -e specs/export.yaml export.checkpoint=results/train/oi_model_latest.pth",
+    "inference.checkpoint=results/sample/train/oi_model_latest.pth",
+    "export": "optical_inspection export -e specs/export.yaml "
+    "export.checkpoint=results/sample/train/oi_model_latest.pth",
     "gen_trt_engine": "optical_inspection gen_trt_engine -e specs/gen_trt_engine.yaml",
     "dataset_convert": "optical_inspection dataset_convert -e specs/dataset_convert.yaml",
 }
@@ -68,22 +69,34 @@ def _action_command(action: str):
     help_text = ACTIONS[action] + f"\n\n\b\nExample:\n  {EXAMPLES[action]}"
 
     @click.command(action, help=help_text, context_settings={"ignore_unknown_options": True})
-    @click.option("-e", "--experiment_spec", "spec", required=available, type=click.Path(dir_okay=False),
-                  help="YAML experiment spec.")
+    @click.option(
+        "-e",
+        "--experiment_spec",
+        "spec",
+        required=available,
+        type=click.Path(dir_okay=False),
+        help="YAML experiment spec.",
+    )
     @click.option("--debug", is_flag=True, help="Show the full traceback on errors.")
     @click.argument("overrides", nargs=-1, type=click.UNPROCESSED)
     def command(spec, debug, overrides):
         if not available:
-            _fail(f"{action} is not available yet in tao_siamese_oi {__version__}; "
-                  "see README.md for what each release supports", 2, False)
+            _fail(
+                f"{action} is not available yet in tao_siamese_oi {__version__}; "
+                "see README.md for what each release supports",
+                2,
+                False,
+            )
         result = run_task(action, spec, overrides, debug)
         click.echo(json.dumps(result, default=str))
 
     return command
 
 
-@click.group(help="SiameseOI optical inspection: train, evaluate, infer and export PCB-component models.\n\n"
-                  "\b\nExample:\n  optical_inspection train -e specs/train.yaml train.num_epochs=20")
+@click.group(
+    help="SiameseOI optical inspection: train, evaluate, infer and export PCB-component models.\n\n"
+    "\b\nExample:\n  optical_inspection train -e specs/train.yaml train.num_epochs=20"
+)
 @click.version_option(__version__)
 def cli():
     pass
@@ -93,8 +106,11 @@ for _action in ACTIONS:
     cli.add_command(_action_command(_action))
 
 
-@cli.command("get-job-schema", help="Print an action's full default spec as JSON.\n\n\b\nExample:\n"
-                                    "  optical_inspection get-job-schema --action train")
+@cli.command(
+    "get-job-schema",
+    help="Print an action's full default spec as JSON.\n\n\b\nExample:\n"
+    "  optical_inspection get-job-schema --action train",
+)
 @click.option("--action", required=True, type=click.Choice(list(ACTIONS)))
 def get_job_schema(action):
     from tao_siamese_oi.config import default_spec
@@ -102,8 +118,11 @@ def get_job_schema(action):
     click.echo(json.dumps({"action": action, "default": default_spec(action)}, indent=2))
 
 
-@cli.command("make_sample_data", help="Write the synthetic sample dataset the shipped specs use.\n\n\b\n"
-                                      "Example:\n  optical_inspection make_sample_data --out data/sample")
+@cli.command(
+    "make_sample_data",
+    help="Write the synthetic sample dataset the shipped specs use.\n\n\b\n"
+    "Example:\n  optical_inspection make_sample_data --out data/sample",
+)
 @click.option("--out", default="data/sample", show_default=True, type=click.Path(file_okay=False))
 @click.option("--size", default=40, show_default=True, help="Image side in pixels.")
 def make_sample_data(out, size):

@@ -46,10 +46,11 @@ def main(argv=None) -> None:
         click.echo(f"usage: tao model {task} <action> [args ...]\n\nactions:")
         for action, meta in plugin["actions"].items():
             click.echo(f"  {action:<18} {meta['help']}")
+        first = next(iter(plugin["actions"]))
+        click.echo(f"\nexample:\n  tao model {task} {first} -e spec.yaml [key=value ...]")
         sys.exit(0)
     if rest[0] not in plugin["actions"]:
-        click.echo(f"error: {task} has no action '{rest[0]}'; choose one of {', '.join(plugin['actions'])}",
-                   err=True)
+        click.echo(f"error: {task} has no action '{rest[0]}'; choose one of {', '.join(plugin['actions'])}", err=True)
         sys.exit(2)
     module_name, func = plugin["actions"][rest[0]]["handler"].split(":")
     sys.exit(getattr(importlib.import_module(module_name), func)(rest))

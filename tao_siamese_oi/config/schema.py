@@ -24,8 +24,11 @@ def section(cls):
 
 @dataclass
 class ModelConfig:
-    model_type: str = opt("Siamese_3", choices=["Siamese_3", "Siamese_1", "Siamese"],
-                          help="Siamese_3 (TAO default, BN head) or Siamese_1 (TAO 'Siamese', no BN)")
+    model_type: str = opt(
+        "Siamese_3",
+        choices=["Siamese_3", "Siamese_1", "Siamese"],
+        help="Siamese_3 (TAO default, BN head) or Siamese_1 (TAO 'Siamese', no BN)",
+    )
     margin: float = opt(2.0, min=0.0, help="contrastive-loss margin; also the evaluate decision threshold")
     model_backbone: str = opt("custom", choices=["custom"], help="feature tower; TAO offers only 'custom'")
     embedding_vectors: int = opt(5, min=1, help="embedding size E")

@@ -9,8 +9,12 @@ from tao_siamese_oi.data.sampler import build_train_sampler
 from tao_siamese_oi.data.transforms import SidePreprocessor
 from tao_siamese_oi.errors import ConfigError, DataError
 
-SPLIT_KEYS = {"train": "train_dataset", "validation": "validation_dataset", "test": "test_dataset",
-              "infer": "infer_dataset"}
+SPLIT_KEYS = {
+    "train": "train_dataset",
+    "validation": "validation_dataset",
+    "test": "test_dataset",
+    "infer": "infer_dataset",
+}
 
 
 def build_dataset(dataset_cfg, split: str) -> PairDataset:
@@ -44,10 +48,11 @@ class PairDataModule(L.LightningDataModule):
         if batch < 2:
             raise ConfigError("dataset.batch_size must be > 1 for training (batch norm needs two samples)")
         if len(data) < batch:
-            raise DataError(f"{data.table.csv_path} has {len(data)} rows, fewer than dataset.batch_size={batch}; "
-                            "lower the batch size or add pairs")
-        sampler = build_train_sampler(data.table.labels, self.cfg.fpratio_sampling, self.seed,
-                                      data.table.csv_path)
+            raise DataError(
+                f"{data.table.csv_path} has {len(data)} rows, fewer than dataset.batch_size={batch}; "
+                "lower the batch size or add pairs"
+            )
+        sampler = build_train_sampler(data.table.labels, self.cfg.fpratio_sampling, self.seed, data.table.csv_path)
         return self._loader(data, batch, sampler=sampler, drop_last=True)
 
     def val_dataloader(self):
@@ -61,5 +66,12 @@ class PairDataModule(L.LightningDataModule):
 
     def _loader(self, data, batch_size, sampler=None, drop_last=False):
         workers = self.cfg.workers
-        return DataLoader(data, batch_size=batch_size, sampler=sampler, shuffle=False, drop_last=drop_last,
-                          num_workers=workers, persistent_workers=workers > 0)
+        return DataLoader(
+            data,
+            batch_size=batch_size,
+            sampler=sampler,
+            shuffle=False,
+            drop_last=drop_last,
+            num_workers=workers,
+            persistent_workers=workers > 0,
+        )

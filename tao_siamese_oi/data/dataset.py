@@ -23,5 +23,9 @@ class PairDataset(Dataset):
         input_dir, golden_dir, object_name = self._rows[index]
         image = self.preprocessor.load(self.images_dir, input_dir, object_name)
         golden = self.preprocessor.load(self.images_dir, golden_dir, object_name)
-        return (torch.from_numpy(image), torch.from_numpy(golden),
-                torch.tensor(float(self.table.labels[index])), torch.tensor(index))
+        return (
+            torch.from_numpy(image),
+            torch.from_numpy(golden),
+            torch.tensor(float(self.table.labels[index])),
+            torch.tensor(index),
+        )

@@ -43,8 +43,9 @@ def read_pairs(csv_path: str | os.PathLike) -> PairTable:
         raise DataError(f"pair CSV {path} cannot be parsed: {str(exc).splitlines()[0]}") from None
     missing = [c for c in REQUIRED_COLUMNS if c not in frame.columns]
     if missing:
-        raise DataError(f"pair CSV {path} lacks column(s) {', '.join(missing)}; the header must name "
-                        f"{', '.join(REQUIRED_COLUMNS)}")
+        raise DataError(
+            f"pair CSV {path} lacks column(s) {', '.join(missing)}; the header must name {', '.join(REQUIRED_COLUMNS)}"
+        )
     if frame.empty:
         raise DataError(f"pair CSV {path} has a header but no rows")
     for column in REQUIRED_COLUMNS:
@@ -60,20 +61,23 @@ def light_order(input_map, num_input: int) -> list[str | None]:
     """Light suffixes in tensor order: sorted by their input_map value. ``[None]`` = one image per side."""
     if not input_map:
         if num_input != 1:
-            raise ConfigError(f"dataset.num_input is {num_input} but dataset.input_map is empty; "
-                              "set input_map with one entry per light, or num_input: 1")
+            raise ConfigError(
+                f"dataset.num_input is {num_input} but dataset.input_map is empty; "
+                "set input_map with one entry per light, or num_input: 1"
+            )
         return [None]
     if len(input_map) != num_input:
-        raise ConfigError(f"dataset.num_input is {num_input} but dataset.input_map names {len(input_map)} "
-                          "lights; make them agree")
+        raise ConfigError(
+            f"dataset.num_input is {num_input} but dataset.input_map names {len(input_map)} lights; make them agree"
+        )
     positions = sorted(input_map.values())
     if positions != list(range(num_input)):
-        raise ConfigError(f"dataset.input_map values {positions} must be the positions 0..{num_input - 1}, "
-                          "each once")
+        raise ConfigError(f"dataset.input_map values {positions} must be the positions 0..{num_input - 1}, each once")
     return sorted(input_map, key=input_map.get)
 
 
-def image_path(images_dir: str | os.PathLike, side_dir: str, object_name: str, light: str | None,
-               image_ext: str) -> Path:
+def image_path(
+    images_dir: str | os.PathLike, side_dir: str, object_name: str, light: str | None, image_ext: str
+) -> Path:
     stem = f"{object_name}_{light}" if light else str(object_name)
     return Path(images_dir, side_dir, stem + image_ext)

@@ -12,8 +12,12 @@ import numpy as np
 import pandas as pd
 from PIL import Image, ImageDraw
 
-LIGHTS = {"LowAngleLight": (0.55, (0.9, 0.8, 0.6)), "SolderLight": (0.9, (1.0, 0.9, 0.7)),
-          "UniformLight": (1.0, (1.0, 1.0, 1.0)), "WhiteLight": (1.1, (0.95, 1.0, 1.05))}
+LIGHTS = {
+    "LowAngleLight": (0.55, (0.9, 0.8, 0.6)),
+    "SolderLight": (0.9, (1.0, 0.9, 0.7)),
+    "UniformLight": (1.0, (1.0, 1.0, 1.0)),
+    "WhiteLight": (1.1, (0.95, 1.0, 1.05)),
+}
 DEFECTS = ("missing", "shifted", "bridge")
 COMPONENTS = ("R", "C", "U")
 SLOTS_PER_BOARD = 8
@@ -43,13 +47,18 @@ def _draw_component(kind: str, size: int, defect: str | None, offset: tuple[int,
     dx, dy = offset
     if defect == "shifted":
         dx, dy = dx + size // 6, dy + size // 8
-    body = {"R": (size // 3, size // 6, (30, 30, 30)), "C": (size // 3, size // 5, (170, 120, 60)),
-            "U": (size // 2 - 2, size // 3, (45, 45, 50))}[kind]
+    body = {
+        "R": (size // 3, size // 6, (30, 30, 30)),
+        "C": (size // 3, size // 5, (170, 120, 60)),
+        "U": (size // 2 - 2, size // 3, (45, 45, 50)),
+    }[kind]
     half_w, half_h, colour = body
     d.rectangle([c - half_w + dx, c - half_h + dy, c + half_w + dx, c + half_h + dy], fill=colour)
     if kind == "U":
-        d.ellipse([c - half_w + dx + 2, c - half_h + dy + 2, c - half_w + dx + 5, c - half_h + dy + 5],
-                  fill=(120, 120, 120))
+        d.ellipse(
+            [c - half_w + dx + 2, c - half_h + dy + 2, c - half_w + dx + 5, c - half_h + dy + 5],
+            fill=(120, 120, 120),
+        )
     return img
 
 
@@ -89,7 +98,14 @@ def make_sample_dataset(out_dir, size: int = 40, seed: int = 0, splits: dict | N
                 path.parent.mkdir(parents=True, exist_ok=True)
                 lit = _light(part, light, rng, 4.0)
                 Image.fromarray(np.clip(np.asarray(lit) * gain, 0, 255).astype(np.uint8)).save(path, quality=95)
-            rows.append({"input_path": board, "golden_path": "golden", "object_name": _designator(slot), "label": label})
+            rows.append(
+                {
+                    "input_path": board,
+                    "golden_path": "golden",
+                    "object_name": _designator(slot),
+                    "label": label,
+                }
+            )
         csvs[split] = out / f"{split}.csv"
         pd.DataFrame(rows).to_csv(csvs[split], index=False)
     csvs["infer"] = csvs["test"]

@@ -18,8 +18,9 @@ def fpratio_weights(labels: np.ndarray, fpratio_sampling: float, csv_path="train
     num_fail = int(labels.sum())
     num_pass = len(labels) - num_fail
     if num_fail == 0:
-        raise DataError(f"{csv_path} has no FAIL rows; the training sampler needs defects "
-                        "(label anything other than PASS)")
+        raise DataError(
+            f"{csv_path} has no FAIL rows; the training sampler needs defects (label anything other than PASS)"
+        )
     if num_pass == 0:
         raise DataError(f"{csv_path} has no PASS rows; training needs good (PASS) pairs too")
     fail_weight = num_pass / num_fail * fpratio_sampling
@@ -29,5 +30,9 @@ def fpratio_weights(labels: np.ndarray, fpratio_sampling: float, csv_path="train
 def build_train_sampler(labels, fpratio_sampling: float, seed: int, csv_path="training CSV"):
     weights = fpratio_weights(labels, fpratio_sampling, csv_path)
     generator = torch.Generator().manual_seed(seed if seed >= 0 else torch.seed())
-    return WeightedRandomSampler(torch.as_tensor(weights, dtype=torch.double), num_samples=len(weights),
-                                 replacement=True, generator=generator)
+    return WeightedRandomSampler(
+        torch.as_tensor(weights, dtype=torch.double),
+        num_samples=len(weights),
+        replacement=True,
+        generator=generator,
+    )

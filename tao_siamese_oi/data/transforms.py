@@ -34,8 +34,10 @@ def layout_from_config(dataset_cfg) -> Layout:
     if dataset_cfg.concat_type == "grid":
         cols, rows = dataset_cfg.grid_map.x, dataset_cfg.grid_map.y
         if cols * rows != n:
-            raise ConfigError(f"dataset.grid_map x*y = {cols}*{rows} = {cols * rows} but there are {n} lights; "
-                              "make x*y equal dataset.num_input")
+            raise ConfigError(
+                f"dataset.grid_map x*y = {cols}*{rows} = {cols * rows} but there are {n} lights; "
+                "make x*y equal dataset.num_input"
+            )
     else:
         cols, rows = 1, n
     return Layout(lights, dataset_cfg.image_height, dataset_cfg.image_width, rows, cols)
@@ -43,7 +45,7 @@ def layout_from_config(dataset_cfg) -> Layout:
 
 def concat_lights(images: list[np.ndarray], layout: Layout) -> np.ndarray:
     """Place CHW light images row-major in the grid (linear: stacked along height, TAO's layout)."""
-    rows = [np.concatenate(images[r * layout.cols:(r + 1) * layout.cols], axis=2) for r in range(layout.rows)]
+    rows = [np.concatenate(images[r * layout.cols : (r + 1) * layout.cols], axis=2) for r in range(layout.rows)]
     return np.concatenate(rows, axis=1)
 
 
@@ -62,8 +64,10 @@ class SidePreprocessor:
         self.std = np.asarray(aug.rgb_input_std, dtype=np.float32).reshape(3, 1, 1)
 
     def load(self, images_dir, side_dir: str, object_name: str) -> np.ndarray:
-        images = [self._load_light(image_path(images_dir, side_dir, object_name, light, self.image_ext))
-                  for light in self.layout.lights]
+        images = [
+            self._load_light(image_path(images_dir, side_dir, object_name, light, self.image_ext))
+            for light in self.layout.lights
+        ]
         return concat_lights(images, self.layout)
 
     def _load_light(self, path) -> np.ndarray:
@@ -71,8 +75,7 @@ class SidePreprocessor:
             with Image.open(path) as img:
                 rgb = img.convert("RGB").resize((self.layout.width, self.layout.height), Image.BILINEAR)
         except FileNotFoundError:
-            raise DataError(f"image {path} not found; check images_dir, the CSV paths and dataset.image_ext") \
-                from None
+            raise DataError(f"image {path} not found; check images_dir, the CSV paths and dataset.image_ext") from None
         except (UnidentifiedImageError, OSError) as exc:
             raise DataError(f"image {path} cannot be decoded ({exc}); replace or remove it") from None
         chw = np.asarray(rgb, dtype=np.float32).transpose(2, 0, 1) / 255.0

@@ -15,8 +15,15 @@ OUTPUT_NAMES = ["output_1", "output_2"]
 PARITY_TOLERANCE = 1e-4
 
 
-def export_onnx(model: torch.nn.Module, example: tuple[torch.Tensor, torch.Tensor], path, *, opset: int,
-                dynamic_batch: bool, constant_folding: bool) -> None:
+def export_onnx(
+    model: torch.nn.Module,
+    example: tuple[torch.Tensor, torch.Tensor],
+    path,
+    *,
+    opset: int,
+    dynamic_batch: bool,
+    constant_folding: bool,
+) -> None:
     names = INPUT_NAMES + OUTPUT_NAMES
     dynamic_axes = {name: {0: "batch"} for name in names} if dynamic_batch else None
     with warnings.catch_warnings():
@@ -24,9 +31,17 @@ def export_onnx(model: torch.nn.Module, example: tuple[torch.Tensor, torch.Tenso
         # handles named dynamic axes less predictably; this small static graph exports cleanly either way.
         warnings.simplefilter("ignore", DeprecationWarning)
         warnings.filterwarnings("ignore", message="Constant folding", category=UserWarning)
-        torch.onnx.export(model, example, str(path), input_names=INPUT_NAMES, output_names=OUTPUT_NAMES,
-                          dynamic_axes=dynamic_axes, opset_version=opset, do_constant_folding=constant_folding,
-                          dynamo=False)
+        torch.onnx.export(
+            model,
+            example,
+            str(path),
+            input_names=INPUT_NAMES,
+            output_names=OUTPUT_NAMES,
+            dynamic_axes=dynamic_axes,
+            opset_version=opset,
+            do_constant_folding=constant_folding,
+            dynamo=False,
+        )
 
 
 def check_onnx(path) -> None:

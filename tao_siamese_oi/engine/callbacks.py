@@ -24,9 +24,16 @@ class AtomicCheckpointIO(TorchCheckpointIO):
 
 def tao_checkpoint_callback(results_dir, every_n_epochs: int) -> ModelCheckpoint:
     """``model_epoch_<NNN>.pth`` (0-based epoch, as TAO) every N epochs, ``oi_model_latest.pth`` every epoch."""
-    callback = ModelCheckpoint(dirpath=results_dir, filename="model_epoch_{epoch:03d}", auto_insert_metric_name=False,
-                               every_n_epochs=every_n_epochs, save_top_k=-1, save_last=True,
-                               save_on_train_epoch_end=True, enable_version_counter=False)
+    callback = ModelCheckpoint(
+        dirpath=results_dir,
+        filename="model_epoch_{epoch:03d}",
+        auto_insert_metric_name=False,
+        every_n_epochs=every_n_epochs,
+        save_top_k=-1,
+        save_last=True,
+        save_on_train_epoch_end=True,
+        enable_version_counter=False,
+    )
     callback.CHECKPOINT_NAME_LAST = LATEST_NAME
     callback.FILE_EXTENSION = CHECKPOINT_EXT
     return callback
@@ -57,8 +64,14 @@ class ThroughputAndStatus(Checkpoint):
         self.pairs += self._epoch_pairs
         self.seconds += elapsed
         kpi = {k: float(v) for k, v in trainer.callback_metrics.items() if v.numel() == 1}
-        self.status.write(RUNNING, "Train/Eval metrics generated.", kpi=kpi, epoch=trainer.current_epoch,
-                          max_epoch=trainer.max_epochs - 1, time_per_epoch=round(elapsed, 3))
+        self.status.write(
+            RUNNING,
+            "Train/Eval metrics generated.",
+            kpi=kpi,
+            epoch=trainer.current_epoch,
+            max_epoch=trainer.max_epochs - 1,
+            time_per_epoch=round(elapsed, 3),
+        )
 
     @property
     def pairs_per_second(self) -> float:

@@ -10,8 +10,15 @@ from tao_siamese_oi.model.networks import create_model, pair_distance
 
 
 class SiameseModule(L.LightningModule):
-    def __init__(self, model_type: str, embedding_size: int, input_shape: tuple, margin: float,
-                 optim: dict | None = None, threshold: float | None = None):
+    def __init__(
+        self,
+        model_type: str,
+        embedding_size: int,
+        input_shape: tuple,
+        margin: float,
+        optim: dict | None = None,
+        threshold: float | None = None,
+    ):
         super().__init__()
         # Plain values only: the checkpoint then says which network it holds, for a clear mismatch error.
         self.save_hyperparameters()
@@ -27,8 +34,14 @@ class SiameseModule(L.LightningModule):
         image, golden, label, _ = batch
         distance = self(image, golden)
         loss = contrastive_loss(distance, label, self.margin)
-        self.log(f"{stage}_loss", loss, on_step=False, on_epoch=True, batch_size=len(label),
-                 prog_bar=stage == "train")
+        self.log(
+            f"{stage}_loss",
+            loss,
+            on_step=False,
+            on_epoch=True,
+            batch_size=len(label),
+            prog_bar=stage == "train",
+        )
         self._scores[stage].append(torch.stack([distance.detach(), label]).cpu())
         return loss
 
@@ -65,8 +78,9 @@ class SiameseModule(L.LightningModule):
         optim = self.hparams.optim or {"type": "Adam", "lr": 5e-4}
         if optim["type"] == "Adam":
             return torch.optim.Adam(self.parameters(), lr=optim["lr"])
-        return torch.optim.SGD(self.parameters(), lr=optim["lr"], momentum=optim["momentum"],
-                               weight_decay=optim["weight_decay"])
+        return torch.optim.SGD(
+            self.parameters(), lr=optim["lr"], momentum=optim["momentum"], weight_decay=optim["weight_decay"]
+        )
 
 
 def ordered_scores(predictions, num_rows: int) -> np.ndarray:

@@ -20,7 +20,6 @@ def inspection_metrics(scores, labels, threshold: float) -> dict:
     tn = int((~flagged & ~labels).sum())
     fp = num_pass - tn
     fn = num_fail - tp
-    pct = (lambda n, d: 100.0 * n / d if d else 0.0)
     return {
         "num_pairs": total,
         "num_pass": num_pass,
@@ -36,10 +35,13 @@ def inspection_metrics(scores, labels, threshold: float) -> dict:
     }
 
 
+def pct(count: int, total: int) -> float:
+    return 100.0 * count / total if total else 0.0
+
+
 def auroc(scores, labels) -> float | None:
     """Area under the ROC curve; None when one class is absent (it is undefined then)."""
     labels = np.asarray(labels).astype(bool)
     if labels.all() or not labels.any():
         return None
-    return float(binary_auroc(torch.as_tensor(scores, dtype=torch.float64),
-                              torch.as_tensor(labels, dtype=torch.long)))
+    return float(binary_auroc(torch.as_tensor(scores, dtype=torch.float64), torch.as_tensor(labels, dtype=torch.long)))

@@ -41,8 +41,12 @@ def conv_tower() -> nn.Sequential:
     """Three ReflectionPad-Conv3x3-ReLU-BatchNorm blocks, channels 3 -> 4 -> 8 -> 8, full resolution."""
     layers = []
     for cin, cout in [(3, 4), (4, 8), (8, 8)]:
-        layers += [nn.ReflectionPad2d(1), nn.Conv2d(cin, cout, kernel_size=3), nn.ReLU(inplace=True),
-                   nn.BatchNorm2d(cout)]
+        layers += [
+            nn.ReflectionPad2d(1),
+            nn.Conv2d(cin, cout, kernel_size=3),
+            nn.ReLU(inplace=True),
+            nn.BatchNorm2d(cout),
+        ]
     return nn.Sequential(*layers)
 
 
@@ -70,8 +74,12 @@ def _flat_features(input_shape) -> int:
 def siamese_3(*, input_shape, embedding_size: int) -> SiameseNetwork:
     """TAO's default: FC 512-ReLU-BN, FC 512-ReLU-BN, FC E. 512*D + 266,248 + 513*E parameters."""
     head = nn.Sequential(
-        nn.Linear(_flat_features(input_shape), 512), nn.ReLU(inplace=True), nn.BatchNorm1d(512),
-        nn.Linear(512, 512), nn.ReLU(inplace=True), nn.BatchNorm1d(512),
+        nn.Linear(_flat_features(input_shape), 512),
+        nn.ReLU(inplace=True),
+        nn.BatchNorm1d(512),
+        nn.Linear(512, 512),
+        nn.ReLU(inplace=True),
+        nn.BatchNorm1d(512),
         nn.Linear(512, embedding_size),
     )
     return SiameseNetwork(conv_tower(), head)
@@ -81,8 +89,10 @@ def siamese_3(*, input_shape, embedding_size: int) -> SiameseNetwork:
 def siamese_1(*, input_shape, embedding_size: int) -> SiameseNetwork:
     """TAO's "Siamese": FC 500-ReLU, FC 500-ReLU, FC E, no batch norm. 500*D + 252,032 + 501*E parameters."""
     head = nn.Sequential(
-        nn.Linear(_flat_features(input_shape), 500), nn.ReLU(inplace=True),
-        nn.Linear(500, 500), nn.ReLU(inplace=True),
+        nn.Linear(_flat_features(input_shape), 500),
+        nn.ReLU(inplace=True),
+        nn.Linear(500, 500),
+        nn.ReLU(inplace=True),
         nn.Linear(500, embedding_size),
     )
     return SiameseNetwork(conv_tower(), head)

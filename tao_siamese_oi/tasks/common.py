@@ -83,15 +83,16 @@ def read_checkpoint(path: str | os.PathLike) -> dict:
     try:
         return torch.load(path, map_location="cpu", weights_only=False)
     except Exception as exc:  # torch raises many kinds for a corrupt or foreign file
-        raise CheckpointError(f"checkpoint {path} cannot be read ({type(exc).__name__}); "
-                              "it is truncated, encrypted or not a PyTorch file") from None
+        raise CheckpointError(
+            f"checkpoint {path} cannot be read ({type(exc).__name__}); it is truncated, encrypted or not a PyTorch file"
+        ) from None
 
 
 def model_state(checkpoint: dict) -> dict:
     """Network weights from a Lightning checkpoint (keys ``model.*``, TAO's layout too) or a bare state dict."""
     state = checkpoint.get("state_dict", checkpoint)
     if any(k.startswith("model.") for k in state):
-        state = {k[len("model."):]: v for k, v in state.items() if k.startswith("model.")}
+        state = {k[len("model.") :]: v for k, v in state.items() if k.startswith("model.")}
     return state
 
 
@@ -107,12 +108,17 @@ def load_module(cfg, path):
         module.model.load_state_dict(model_state(checkpoint))
     except RuntimeError as exc:
         trained = checkpoint.get("hyper_parameters", {})
-        detail = (f"it was trained as {trained.get('model_type')} with input shape "
-                  f"{tuple(trained['input_shape'])} and embedding {trained.get('embedding_size')}"
-                  if "input_shape" in trained else str(exc).splitlines()[0])
-        raise CheckpointError(f"checkpoint {path} does not fit the spec's model ({cfg.model.model_type}, input "
-                              f"shape {shape}, embedding {cfg.model.embedding_vectors}): {detail}; use the "
-                              "spec it was trained with") from None
+        detail = (
+            f"it was trained as {trained.get('model_type')} with input shape "
+            f"{tuple(trained['input_shape'])} and embedding {trained.get('embedding_size')}"
+            if "input_shape" in trained
+            else str(exc).splitlines()[0]
+        )
+        raise CheckpointError(
+            f"checkpoint {path} does not fit the spec's model ({cfg.model.model_type}, input "
+            f"shape {shape}, embedding {cfg.model.embedding_vectors}): {detail}; use the "
+            "spec it was trained with"
+        ) from None
     return module.eval()
 
 
@@ -120,8 +126,14 @@ def quiet_trainer(**kwargs):
     """A Lightning Trainer for scoring: no logger, no checkpoints, the progress bar kept."""
     import lightning as L
 
-    return L.Trainer(accelerator=accelerator(), devices=1, logger=False, enable_checkpointing=False,
-                     enable_model_summary=False, **kwargs)
+    return L.Trainer(
+        accelerator=accelerator(),
+        devices=1,
+        logger=False,
+        enable_checkpointing=False,
+        enable_model_summary=False,
+        **kwargs,
+    )
 
 
 def predict_scores(module, datamodule, split: str):

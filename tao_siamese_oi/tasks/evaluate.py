@@ -28,10 +28,22 @@ def run(cfg, out: Path, status) -> dict:
     atomic_write(out / "evaluate.csv", lambda tmp: frame.to_csv(tmp, index=False))
     atomic_write_text(out / "metrics.json", json.dumps(metrics, indent=2) + "\n")
 
-    log.info("Tot Comp %d Total Accuracy %.2f False Negative %.2f False Alarm %.2f Defect Correctly Captured "
-             "%.2f for Margin %s", metrics["num_pairs"], metrics["total_accuracy"], metrics["false_negative"],
-             metrics["false_alarm"], metrics["defect_accuracy"], threshold)
+    log.info(
+        "Tot Comp %d Total Accuracy %.2f False Negative %.2f False Alarm %.2f Defect Correctly Captured "
+        "%.2f for Margin %s",
+        metrics["num_pairs"],
+        metrics["total_accuracy"],
+        metrics["false_negative"],
+        metrics["false_alarm"],
+        metrics["defect_accuracy"],
+        threshold,
+    )
     auroc = "n/a (one class only)" if metrics["auroc"] is None else f"{metrics['auroc']:.4f}"
-    log.info("FPR over PASS %.2f %%, recall over FAIL %.2f %%, AUROC %s; wrote %s", metrics["fpr"],
-             metrics["recall"], auroc, out / "metrics.json")
+    log.info(
+        "FPR over PASS %.2f %%, recall over FAIL %.2f %%, AUROC %s; wrote %s",
+        metrics["fpr"],
+        metrics["recall"],
+        auroc,
+        out / "metrics.json",
+    )
     return metrics

@@ -21,45 +21,72 @@ def run(cfg, out: Path, status) -> dict:
     checkpoint = require(export_cfg.checkpoint, "export.checkpoint", "the .pth file written by train")
     onnx_file = Path(export_cfg.onnx_file or out / "oi_model.onnx")
     if onnx_file.exists() and not export_cfg.overwrite:
-        raise OutputExistsError(f"{onnx_file} already exists; remove it, choose another export.onnx_file, "
-                                "or pass export.overwrite=true")
+        raise OutputExistsError(
+            f"{onnx_file} already exists; remove it, choose another export.onnx_file, or pass export.overwrite=true"
+        )
     shape = input_shape(cfg)
-    device = torch.device("cuda", export_cfg.gpu_id) if torch.cuda.is_available() and not export_cfg.on_cpu \
+    device = (
+        torch.device("cuda", export_cfg.gpu_id)
+        if torch.cuda.is_available() and not export_cfg.on_cpu
         else torch.device("cpu")
+    )
     model = load_module(cfg, checkpoint).model.to(device).eval()
 
     dynamic = export_cfg.batch_size == -1
     batch = 2 if dynamic else export_cfg.batch_size
     inputs = example_inputs(cfg, shape, batch)
-    example = tuple(x[:1 if dynamic else batch].to(device) for x in inputs)
+    example = tuple(x[: 1 if dynamic else batch].to(device) for x in inputs)
     diffs = []
 
     def write_verified(tmp):
         # Checked on the temp file, so a file that fails never replaces anything.
-        export_onnx(model, example, tmp, opset=export_cfg.opset_version, dynamic_batch=dynamic,
-                    constant_folding=export_cfg.do_constant_folding)
+        export_onnx(
+            model,
+            example,
+            tmp,
+            opset=export_cfg.opset_version,
+            dynamic_batch=dynamic,
+            constant_folding=export_cfg.do_constant_folding,
+        )
         check_onnx(tmp)
         diffs.append(parity(model, Path(tmp), inputs))
         if not diffs[-1] < PARITY_TOLERANCE:
-            raise OIError(f"ONNX output differs from PyTorch by {diffs[-1]:.2e} (limit {PARITY_TOLERANCE:.0e});"
-                          " nothing was written. Try another export.opset_version")
+            raise OIError(
+                f"ONNX output differs from PyTorch by {diffs[-1]:.2e} (limit {PARITY_TOLERANCE:.0e});"
+                " nothing was written. Try another export.opset_version"
+            )
 
     atomic_write(onnx_file, write_verified)
     diff = diffs[-1]
-    log.info("Exported %s: input (%s, %d, %d, %d) x2, max |onnxruntime - pytorch| = %.2e on %d pairs",
-             onnx_file, "batch" if dynamic else batch, *shape, diff, batch)
-    return {"onnx_file": str(onnx_file), "max_abs_diff": diff, "input_shape": list(shape), "dynamic_batch": dynamic}
+    log.info(
+        "Exported %s: input (%s, %d, %d, %d) x2, max |onnxruntime - pytorch| = %.2e on %d pairs",
+        onnx_file,
+        "batch" if dynamic else batch,
+        *shape,
+        diff,
+        batch,
+    )
+    return {
+        "onnx_file": str(onnx_file),
+        "max_abs_diff": diff,
+        "input_shape": list(shape),
+        "dynamic_batch": dynamic,
+    }
 
 
 def input_shape(cfg) -> tuple[int, int, int]:
     """(C, H, W) from the dataset config; export.input_* may restate it but must agree."""
     shape = layout_from_config(cfg.dataset).shape
-    for key, given, derived in [("input_channel", cfg.export.input_channel, shape[0]),
-                                ("input_height", cfg.export.input_height, shape[1]),
-                                ("input_width", cfg.export.input_width, shape[2])]:
+    for key, given, derived in [
+        ("input_channel", cfg.export.input_channel, shape[0]),
+        ("input_height", cfg.export.input_height, shape[1]),
+        ("input_width", cfg.export.input_width, shape[2]),
+    ]:
         if given is not None and given != derived:
-            raise ConfigError(f"export.{key} is {given} but the dataset config gives {derived}; remove "
-                              f"export.{key} (it is derived) or fix the dataset section")
+            raise ConfigError(
+                f"export.{key} is {given} but the dataset config gives {derived}; remove "
+                f"export.{key} (it is derived) or fix the dataset section"
+            )
     return shape
 
 

@@ -28,15 +28,21 @@ def run(cfg, out: Path, status) -> dict:
     if cfg.dataset.augmentation_config.augment:
         raise ConfigError("dataset.augmentation_config.augment=true is not available yet; set it to false")
     if train_cfg.validation_interval > train_cfg.num_epochs:
-        raise ConfigError(f"train.validation_interval ({train_cfg.validation_interval}) exceeds "
-                          f"train.num_epochs ({train_cfg.num_epochs}); lower it")
+        raise ConfigError(
+            f"train.validation_interval ({train_cfg.validation_interval}) exceeds "
+            f"train.num_epochs ({train_cfg.num_epochs}); lower it"
+        )
     if train_cfg.seed >= 0:
         L.seed_everything(train_cfg.seed, workers=True, verbose=False)
 
     datamodule = PairDataModule(cfg.dataset, seed=train_cfg.seed)
-    module = SiameseModule(cfg.model.model_type, cfg.model.embedding_vectors,
-                           layout_from_config(cfg.dataset).shape, cfg.model.margin,
-                           optim=dict(train_cfg.optim))
+    module = SiameseModule(
+        cfg.model.model_type,
+        cfg.model.embedding_vectors,
+        layout_from_config(cfg.dataset).shape,
+        cfg.model.margin,
+        optim=dict(train_cfg.optim),
+    )
     if train_cfg.pretrained_model_path:
         module.model.load_state_dict(model_state(read_checkpoint(train_cfg.pretrained_model_path)))
     has_validation = bool(cfg.dataset.validation_dataset.csv_path)
@@ -45,12 +51,20 @@ def run(cfg, out: Path, status) -> dict:
 
     throughput = ThroughputAndStatus(status)
     trainer = L.Trainer(
-        accelerator=accelerator(), devices=1, max_epochs=train_cfg.num_epochs, default_root_dir=out,
-        logger=CSVLogger(out, name="lightning_logs"), plugins=[AtomicCheckpointIO()],
+        accelerator=accelerator(),
+        devices=1,
+        max_epochs=train_cfg.num_epochs,
+        default_root_dir=out,
+        logger=CSVLogger(out, name="lightning_logs"),
+        plugins=[AtomicCheckpointIO()],
         callbacks=[tao_checkpoint_callback(out, train_cfg.checkpoint_interval), throughput],
-        check_val_every_n_epoch=train_cfg.validation_interval, limit_val_batches=1.0 if has_validation else 0,
-        num_sanity_val_steps=0, gradient_clip_val=train_cfg.clip_grad_norm or None,
-        deterministic=train_cfg.cudnn.deterministic, benchmark=train_cfg.cudnn.benchmark, log_every_n_steps=1,
+        check_val_every_n_epoch=train_cfg.validation_interval,
+        limit_val_batches=1.0 if has_validation else 0,
+        num_sanity_val_steps=0,
+        gradient_clip_val=train_cfg.clip_grad_norm or None,
+        deterministic=train_cfg.cudnn.deterministic,
+        benchmark=train_cfg.cudnn.benchmark,
+        log_every_n_steps=1,
     )
     resume = resume_checkpoint(cfg, out)
     if resume:
@@ -58,10 +72,18 @@ def run(cfg, out: Path, status) -> dict:
     trainer.fit(module, datamodule=datamodule, ckpt_path=resume)
 
     metrics = {k: round(float(v), 6) for k, v in trainer.callback_metrics.items() if v.numel() == 1}
-    result = {"epochs": trainer.current_epoch, "train_pairs_per_second": round(throughput.pairs_per_second, 1),
-              **metrics, "checkpoint": str(out / f"{LATEST_NAME}{CHECKPOINT_EXT}")}
-    log.info("Trained %d epochs at %.1f pairs/s; latest checkpoint %s", result["epochs"],
-             throughput.pairs_per_second, result["checkpoint"])
+    result = {
+        "epochs": trainer.current_epoch,
+        "train_pairs_per_second": round(throughput.pairs_per_second, 1),
+        **metrics,
+        "checkpoint": str(out / f"{LATEST_NAME}{CHECKPOINT_EXT}"),
+    }
+    log.info(
+        "Trained %d epochs at %.1f pairs/s; latest checkpoint %s",
+        result["epochs"],
+        throughput.pairs_per_second,
+        result["checkpoint"],
+    )
     return result
 
 

@@ -23,8 +23,13 @@ class StatusLogger:
         if kpi:
             self.kpi.update({k: v for k, v in kpi.items() if v is not None})
         now = datetime.now()
-        record = {"date": f"{now.month}/{now.day}/{now.year}", "time": f"{now.hour}:{now.minute}:{now.second}",
-                  "status": status, "verbosity": verbosity, "message": message}
+        record = {
+            "date": f"{now.month}/{now.day}/{now.year}",
+            "time": f"{now.hour}:{now.minute}:{now.second}",
+            "status": status,
+            "verbosity": verbosity,
+            "message": message,
+        }
         if self.kpi:
             record["kpi"] = dict(self.kpi)
         record.update(fields)

@@ -1,0 +1,70 @@
+"""Shared fixtures: a tiny synthetic pair dataset made once per session, and spec writers."""
+
+import os
+import sys
+from pathlib import Path
+
+import pytest
+import yaml
+
+from tao_siamese_oi.data.sample import make_sample_dataset
+
+TINY_SPLITS = {"train": (24, 12), "val": (8, 4), "test": (8, 4)}
+BIN = Path(sys.executable).parent
+
+
+def cli(name: str) -> str:
+    """Path of an installed console script in the interpreter's environment."""
+    path = BIN / name
+    return str(path) if path.exists() else name
+
+
+@pytest.fixture(scope="session")
+def tiny_data(tmp_path_factory) -> Path:
+    root = tmp_path_factory.mktemp("tiny_data")
+    make_sample_dataset(root, size=16, seed=3, splits=TINY_SPLITS)
+    return root
+
+
+def tiny_spec_dict(data: Path, results: Path) -> dict:
+    images = str(data / "images")
+    split = {
+        name: {"csv_path": str(data / f"{csv}.csv"), "images_dir": images}
+        for name, csv in [
+            ("train_dataset", "train"),
+            ("validation_dataset", "val"),
+            ("test_dataset", "test"),
+            ("infer_dataset", "test"),
+        ]
+    }
+    return {
+        "results_dir": str(results),
+        "encryption_key": "s3cret-key",
+        "model": {"model_type": "Siamese_3", "embedding_vectors": 4},
+        "dataset": {
+            **split,
+            "batch_size": 8,
+            "workers": 0,
+            "fpratio_sampling": 0.5,
+            "image_width": 12,
+            "image_height": 12,
+        },
+        "train": {"num_epochs": 2, "checkpoint_interval": 1, "seed": 7},
+    }
+
+
+@pytest.fixture
+def write_spec(tmp_path):
+    def write(data: dict, name: str = "spec.yaml") -> Path:
+        path = tmp_path / name
+        path.write_text(yaml.safe_dump(data))
+        return path
+
+    return write
+
+
+@pytest.fixture
+def cli_env() -> dict:
+    env = dict(os.environ)
+    env.setdefault("OMP_NUM_THREADS", "2")
+    return env

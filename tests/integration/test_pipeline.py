@@ -1,0 +1,111 @@
+"""The real CLI, train -> evaluate -> inference -> export, on a tiny generated dataset."""
+
+import json
+import subprocess
+
+import numpy as np
+import pandas as pd
+import pytest
+import torch
+import yaml
+
+from tests.conftest import cli, tiny_spec_dict
+
+
+def run(action, spec, *overrides, env=None):
+    out = subprocess.run(
+        [cli("optical_inspection"), action, "-e", str(spec), *overrides],
+        capture_output=True,
+        text=True,
+        env=env,
+    )
+    assert out.returncode == 0, out.stderr[-3000:]
+    return json.loads(out.stdout.strip().splitlines()[-1])
+
+
+@pytest.fixture(scope="module")
+def pipeline(tiny_data, tmp_path_factory):
+    results = tmp_path_factory.mktemp("results")
+    spec = tmp_path_factory.mktemp("spec") / "spec.yaml"  # the user's own file holds the key; outputs must not
+
+    spec.write_text(yaml.safe_dump(tiny_spec_dict(tiny_data, results)))
+    train = run("train", spec)
+    return {"spec": spec, "results": results, "data": tiny_data, "train": train}
+
+
+def test_train_writes_tao_named_checkpoints_and_status(pipeline):
+    out = pipeline["results"] / "train"
+    assert pipeline["train"]["epochs"] == 2
+    assert pipeline["train"]["train_pairs_per_second"] > 0
+    names = sorted(p.name for p in out.glob("*.pth"))
+    assert names == ["model_epoch_000.pth", "model_epoch_001.pth", "oi_model_latest.pth"]
+    latest = torch.load(out / "oi_model_latest.pth", map_location="cpu", weights_only=False)
+    assert latest["epoch"] == 1
+    assert all(k.startswith("model.") for k in latest["state_dict"])
+    status = [json.loads(line) for line in (out / "status.json").read_text().splitlines()]
+    assert [s["status"] for s in status] == ["STARTED", "RUNNING", "RUNNING", "SUCCESS"]
+    assert {"train_loss", "val_loss", "val_acc", "val_fpr"} <= set(status[-1]["kpi"])
+    assert [s.get("epoch") for s in status[1:3]] == [0, 1]
+
+
+def test_no_task_leaks_the_encryption_key(pipeline):
+    for path in pipeline["results"].rglob("*"):
+        if path.is_file() and path.suffix in {".yaml", ".json", ".csv", ".txt"}:
+            assert "s3cret-key" not in path.read_text(errors="ignore"), path
+    saved = (pipeline["results"] / "train" / "experiment.yaml").read_text()
+    assert "encryption_key: '*****'" in saved
+
+
+def test_evaluate_reports_tao_and_operating_metrics(pipeline):
+    metrics = run("evaluate", pipeline["spec"], f"evaluate.checkpoint={pipeline['results']}/train/oi_model_latest.pth")
+    saved = json.loads((pipeline["results"] / "evaluate" / "metrics.json").read_text())
+    assert saved == metrics
+    for key in ["total_accuracy", "defect_accuracy", "false_alarm", "false_negative", "fpr", "auroc"]:
+        assert key in saved
+    assert saved["num_pass"] == 8 and saved["num_fail"] == 4
+    assert 0.0 <= saved["auroc"] <= 1.0
+    per_pair = pd.read_csv(pipeline["results"] / "evaluate" / "evaluate.csv")
+    flagged = per_pair["siamese_score"] > saved["threshold"]
+    assert (per_pair["decision"] == np.where(flagged, "FAIL", "PASS")).all()
+
+
+def test_inference_keeps_rows_order_and_columns(pipeline):
+    run(
+        "inference",
+        pipeline["spec"],
+        f"inference.checkpoint={pipeline['results']}/train/oi_model_latest.pth",
+        "inference.batch_size=5",
+    )
+    source = pd.read_csv(pipeline["data"] / "test.csv", dtype=str)
+    scored = pd.read_csv(pipeline["results"] / "inference" / "inference.csv", dtype={"object_name": str})
+    assert list(scored.columns) == list(source.columns) + ["siamese_score"]
+    pd.testing.assert_frame_equal(scored[source.columns].astype(str), source)
+    assert scored["siamese_score"].notna().all() and (scored["siamese_score"] >= 0).all()
+    evaluated = pd.read_csv(pipeline["results"] / "evaluate" / "evaluate.csv")
+    np.testing.assert_allclose(scored["siamese_score"], evaluated["siamese_score"], rtol=1e-5)
+
+
+def test_export_is_checked_dynamic_and_matches_pytorch(pipeline):
+    import onnx
+    import onnxruntime as ort
+
+    checkpoint = f"export.checkpoint={pipeline['results']}/train/oi_model_latest.pth"
+    result = run("export", pipeline["spec"], checkpoint)
+    assert result["max_abs_diff"] < 1e-4
+    path = pipeline["results"] / "export" / "oi_model.onnx"
+    model = onnx.load(str(path))
+    onnx.checker.check_model(model)
+    assert [i.name for i in model.graph.input] == ["input_1", "input_2"]
+    assert [o.name for o in model.graph.output] == ["output_1", "output_2"]
+    session = ort.InferenceSession(str(path), providers=["CPUExecutionProvider"])
+    x = np.random.default_rng(0).normal(size=(3, 3, 48, 12)).astype(np.float32)  # 4 lights x 12 px, batch 3
+    out_1, out_2 = session.run(None, {"input_1": x, "input_2": x})
+    assert out_1.shape == out_2.shape == (3, 4)
+
+    again = subprocess.run(
+        [cli("optical_inspection"), "export", "-e", str(pipeline["spec"]), checkpoint],
+        capture_output=True,
+        text=True,
+    )
+    assert again.returncode != 0 and "already exists" in again.stderr
+    assert path.stat().st_size > 0

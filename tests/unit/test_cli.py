@@ -1,0 +1,113 @@
+"""The CLI edge: light imports, help with examples, one-line errors, exit codes, plugin declaration."""
+
+import json
+import subprocess
+import sys
+from importlib.metadata import entry_points
+
+import pytest
+
+from tests.conftest import cli
+
+NO_TORCH = (
+    "import sys, runpy\n"
+    "sys.argv = {argv!r}\n"
+    "try:\n"
+    "    runpy.run_module({module!r}, run_name='__main__')\n"
+    "except SystemExit:\n"
+    "    pass\n"
+    "heavy = sorted(m for m in ('torch', 'lightning', 'onnx', 'pandas') if m in sys.modules)\n"
+    "print('HEAVY=' + ','.join(heavy))\n"
+)
+
+
+@pytest.mark.parametrize(
+    "module, argv",
+    [
+        ("entry_points.tao", ["tao", "--help"]),
+        ("entry_points.tao", ["tao", "model", "optical_inspection", "--help"]),
+        ("entry_points.optical_inspection", ["optical_inspection", "--help"]),
+        ("entry_points.optical_inspection", ["optical_inspection", "train", "--help"]),
+    ],
+)
+def test_help_does_not_import_heavy_libraries(module, argv):
+    out = subprocess.run(
+        [sys.executable, "-c", NO_TORCH.format(argv=argv, module=module)],
+        capture_output=True,
+        text=True,
+        check=True,
+    ).stdout
+    assert "HEAVY=\n" in out, out
+    assert "example" in out.lower()
+
+
+def test_plugin_entry_point_is_declared_and_plain_data():
+    (ep,) = [ep for ep in entry_points(group="tao_launcher.plugins") if ep.name == "optical_inspection"]
+    assert ep.value == "tao_siamese_oi.plugin:PLUGIN"
+    plugin = ep.load()
+    assert plugin["name"] == "optical_inspection"
+    assert {"train", "evaluate", "inference", "export"} <= set(plugin["actions"])
+    json.dumps(plugin)  # nothing but plain data
+
+
+def test_tao_lists_plugins_and_their_actions():
+    out = subprocess.run([cli("tao"), "model", "optical_inspection", "--help"], capture_output=True, text=True)
+    assert out.returncode == 0
+    assert "train" in out.stdout and "export" in out.stdout
+
+
+def run_cli(*args):
+    return subprocess.run([cli("optical_inspection"), *args], capture_output=True, text=True)
+
+
+def test_bad_override_is_one_line_no_traceback_nonzero_exit(tmp_path):
+    out = run_cli("train", "-e", "specs/train.yaml", "train.num_epoch=3")
+    assert out.returncode == 2
+    assert "Traceback" not in out.stderr
+    assert out.stderr.strip().splitlines()[-1] == (
+        "error: command-line overrides: unknown key train.num_epoch; did you mean train.num_epochs?"
+    )
+
+
+def test_missing_data_is_a_one_line_error(tmp_path):
+    out = run_cli(
+        "train",
+        "-e",
+        "specs/train.yaml",
+        f"results_dir={tmp_path}",
+        f"dataset.train_dataset.csv_path={tmp_path}/missing.csv",
+    )
+    assert out.returncode == 3
+    assert "Traceback" not in out.stderr
+    assert f"pair CSV {tmp_path}/missing.csv not found" in out.stderr
+    status = [json.loads(line) for line in (tmp_path / "train" / "status.json").read_text().splitlines()]
+    assert [s["status"] for s in status] == ["STARTED", "FAILURE"]
+
+
+def test_debug_shows_the_traceback(tmp_path):
+    out = run_cli(
+        "train",
+        "-e",
+        "specs/train.yaml",
+        "--debug",
+        f"results_dir={tmp_path}",
+        f"dataset.train_dataset.csv_path={tmp_path}/missing.csv",
+    )
+    assert out.returncode == 3
+    assert "Traceback" in out.stderr
+
+
+@pytest.mark.parametrize("action", ["gen_trt_engine", "dataset_convert"])
+def test_unfinished_actions_say_so(action):
+    out = run_cli(action, "-e", "specs/train.yaml")
+    assert out.returncode == 2
+    assert f"{action} is not available yet" in out.stderr
+
+
+def test_get_job_schema_prints_the_default_spec():
+    out = run_cli("get-job-schema", "--action", "export")
+    assert out.returncode == 0
+    schema = json.loads(out.stdout)
+    assert schema["action"] == "export"
+    assert schema["default"]["export"]["opset_version"] == 17
+    assert schema["default"]["dataset"]["input_map"]["WhiteLight"] == 3

@@ -1,0 +1,157 @@
+from pathlib import Path
+
+import numpy as np
+import pytest
+from PIL import Image
+
+from tao_siamese_oi.config import load_config
+from tao_siamese_oi.data.pairs import image_path, light_order, read_pairs
+from tao_siamese_oi.data.sampler import build_train_sampler, fpratio_weights
+from tao_siamese_oi.data.transforms import SidePreprocessor, concat_lights, layout_from_config
+from tao_siamese_oi.errors import ConfigError, DataError
+
+
+def test_path_rule_with_lights_without_lights_and_absolute():
+    assert image_path("/data", "input1", "C1", "SolderLight", ".jpg") == Path("/data/input1/C1_SolderLight.jpg")
+    assert image_path("/data", "input1", "C1", None, ".png") == Path("/data/input1/C1.png")
+    assert image_path("/data", "/abs/golden", "C1", "WhiteLight", ".jpg") == Path("/abs/golden/C1_WhiteLight.jpg")
+
+
+def test_lights_are_ordered_by_their_input_map_position():
+    assert light_order({"WhiteLight": 1, "SolderLight": 0}, 2) == ["SolderLight", "WhiteLight"]
+    assert light_order(None, 1) == [None]
+
+
+@pytest.mark.parametrize(
+    "input_map, num_input, message",
+    [
+        ({"A": 0, "B": 1}, 3, "num_input is 3 but dataset.input_map names 2"),
+        ({"A": 0, "B": 2}, 2, r"values \[0, 2\] must be the positions 0..1"),
+        (None, 4, "input_map is empty"),
+    ],
+)
+def test_light_config_mismatches_are_config_errors(input_map, num_input, message):
+    with pytest.raises(ConfigError, match=message):
+        light_order(input_map, num_input)
+
+
+def write_csv(tmp_path, text) -> Path:
+    path = tmp_path / "pairs.csv"
+    path.write_text(text)
+    return path
+
+
+def test_labels_pass_is_good_anything_else_is_a_defect_and_extra_columns_survive(tmp_path):
+    path = write_csv(
+        tmp_path,
+        "input_path,golden_path,object_name,label,board\n"
+        "a,g,001,PASS,b1\na,g,002,missing,b1\na,g,003, pass ,b2\na,g,004,FAIL,b2\n",
+    )
+    table = read_pairs(path)
+    assert table.labels.tolist() == [0, 1, 0, 1]
+    assert table.frame["object_name"].tolist() == ["001", "002", "003", "004"]  # kept as text
+    assert table.frame["board"].tolist() == ["b1", "b1", "b2", "b2"]
+
+
+@pytest.mark.parametrize(
+    "text, message",
+    [
+        ("", "is empty"),
+        ("input_path,golden_path,label\na,g,PASS\n", "lacks column.* object_name"),
+        ("input_path,golden_path,object_name,label\n", "has a header but no rows"),
+        (
+            "input_path,golden_path,object_name,label\na,g,C1,PASS\na,g,,PASS\n",
+            r"row\(s\) 3: empty object_name",
+        ),
+    ],
+)
+def test_bad_csvs_name_the_file_and_problem(tmp_path, text, message):
+    with pytest.raises(DataError, match=message) as info:
+        read_pairs(write_csv(tmp_path, text))
+    assert "pairs.csv" in str(info.value)
+
+
+def test_missing_csv(tmp_path):
+    with pytest.raises(DataError, match="not found"):
+        read_pairs(tmp_path / "nope.csv")
+
+
+def light_images(n, h=2, w=3):
+    return [np.full((3, h, w), i, dtype=np.float32) for i in range(n)]
+
+
+def test_linear_concatenation_stacks_lights_along_height_in_order():
+    cfg = load_config(None, ["dataset.image_height=2", "dataset.image_width=3"])
+    layout = layout_from_config(cfg.dataset)
+    out = concat_lights(light_images(4), layout)
+    assert out.shape == layout.shape == (3, 8, 3)
+    assert [out[0, 2 * i, 0] for i in range(4)] == [0, 1, 2, 3]
+
+
+def test_grid_concatenation_is_row_major():
+    cfg = load_config(None, ["dataset.image_height=2", "dataset.image_width=3", "dataset.concat_type=grid"])
+    layout = layout_from_config(cfg.dataset)
+    out = concat_lights(light_images(4), layout)
+    assert out.shape == layout.shape == (3, 4, 6)
+    assert [out[0, 0, 0], out[0, 0, 3], out[0, 2, 0], out[0, 2, 3]] == [0, 1, 2, 3]
+
+
+def test_grid_product_must_match_lights():
+    cfg = load_config(None, ["dataset.concat_type=grid", "dataset.grid_map.x=3"])
+    with pytest.raises(ConfigError, match="x\\*y = 3\\*2 = 6 but there are 4 lights"):
+        layout_from_config(cfg.dataset)
+
+
+def test_preprocessing_resizes_each_light_and_normalises(tmp_path):
+    lights = {"SolderLight": 0, "WhiteLight": 1}
+    for name, value in [("SolderLight", 255), ("WhiteLight", 0)]:
+        (tmp_path / "in").mkdir(exist_ok=True)
+        Image.new("RGB", (20, 10), (value, value, value)).save(tmp_path / "in" / f"C1_{name}.png")
+    cfg = load_config(
+        None,
+        [
+            "dataset.num_input=2",
+            f"dataset.input_map={lights}",
+            "dataset.image_ext=.png",
+            "dataset.image_height=4",
+            "dataset.image_width=5",
+            "dataset.augmentation_config.rgb_input_mean=[0.5,0.5,0.5]",
+            "dataset.augmentation_config.rgb_input_std=[0.25,0.5,1.0]",
+        ],
+    )
+    out = SidePreprocessor(cfg.dataset).load(tmp_path, "in", "C1")
+    assert out.shape == (3, 8, 5)
+    np.testing.assert_allclose(out[:, :4].reshape(3, -1).mean(1), [2.0, 1.0, 0.5], atol=1e-6)  # (1-.5)/std
+    np.testing.assert_allclose(out[:, 4:].reshape(3, -1).mean(1), [-2.0, -1.0, -0.5], atol=1e-6)
+
+
+def test_missing_and_corrupt_images_are_data_errors(tmp_path):
+    cfg = load_config(None, ["dataset.num_input=1", "dataset.input_map=null"])
+    pre = SidePreprocessor(cfg.dataset)
+    with pytest.raises(DataError, match=r"C9\.jpg not found"):
+        pre.load(tmp_path, "in", "C9")
+    (tmp_path / "in").mkdir()
+    (tmp_path / "in" / "C8.jpg").write_bytes(b"\xff\xd8 not really a jpeg")
+    with pytest.raises(DataError, match=r"C8\.jpg cannot be decoded"):
+        pre.load(tmp_path, "in", "C8")
+
+
+def test_sampler_weights_follow_tao_formula():
+    labels = np.array([0] * 30 + [1] * 10)
+    weights = fpratio_weights(labels, 0.1)
+    assert weights[:30].tolist() == [1.0] * 30
+    np.testing.assert_allclose(weights[30:], 30 / 10 * 0.1)
+
+
+def test_sampler_draws_the_expected_fail_share_reproducibly():
+    labels = np.array([0] * 900 + [1] * 100)
+    draws = list(build_train_sampler(labels, 0.25, seed=1))
+    share = labels[draws].mean()
+    assert abs(share - 0.25 / 1.25) < 0.03  # r/(1+r), whatever the class ratio
+    assert draws == list(build_train_sampler(labels, 0.25, seed=1))
+    assert len(draws) == len(labels)
+
+
+def test_sampler_refuses_a_training_set_without_defects():
+    with pytest.raises(DataError, match="no FAIL rows"):
+        fpratio_weights(np.zeros(5), 0.1, "train.csv")

@@ -1,0 +1,91 @@
+import math
+
+import numpy as np
+import pytest
+import torch
+
+from tao_siamese_oi.errors import ConfigError
+from tao_siamese_oi.model.loss import contrastive_loss
+from tao_siamese_oi.model.metrics import inspection_metrics
+from tao_siamese_oi.model.networks import available_models, create_model, pair_distance
+
+
+def count(name, shape, e=5):
+    with torch.device("meta"):  # no memory for the 269 M-parameter case
+        model = create_model(name, input_shape=shape, embedding_size=e)
+    return sum(p.numel() for p in model.parameters())
+
+
+@pytest.mark.parametrize("lights, side", [(4, 128), (4, 100), (1, 64), (2, 24)])
+def test_siamese_3_parameter_count_matches_tao(lights, side):
+    d = 8 * lights * side * side
+    assert count("Siamese_3", (3, lights * side, side)) == 512 * d + 266_248 + 513 * 5
+
+
+def test_siamese_3_at_four_128_lights_is_the_269m_tao_model():
+    assert round(count("Siamese_3", (3, 512, 128)) / 1e6, 1) == 268.7
+    assert round(count("Siamese_3", (3, 400, 100)) / 1e6, 1) == 164.1
+
+
+@pytest.mark.parametrize("name", ["Siamese_1", "Siamese"])
+def test_siamese_1_parameter_count_matches_tao(name):
+    d = 8 * 4 * 32 * 32
+    assert count(name, (3, 128, 32), e=7) == 500 * d + 252_032 + 501 * 7
+
+
+def test_tower_has_1032_parameters_and_keeps_resolution():
+    model = create_model("Siamese_3", input_shape=(3, 8, 6), embedding_size=3)
+    assert sum(p.numel() for p in model.cnn1.parameters()) == 1032
+    assert model.cnn1(torch.zeros(2, 3, 8, 6)).shape == (2, 8, 8, 6)
+    out_1, out_2 = model.eval()(torch.randn(2, 3, 8, 6), torch.randn(2, 3, 8, 6))
+    assert out_1.shape == out_2.shape == (2, 3)
+
+
+def test_unknown_model_lists_the_valid_ones():
+    with pytest.raises(ConfigError, match="Siamese_1, Siamese_3"):
+        create_model("Siamese_9", input_shape=(3, 4, 4), embedding_size=2)
+    assert {"Siamese_1", "Siamese_3"} <= set(available_models())
+
+
+def test_contrastive_loss_by_hand():
+    d = torch.tensor([0.5, 1.0, 3.0, 0.2])
+    y = torch.tensor([0.0, 1.0, 1.0, 0.0])
+    # PASS: d^2 ; FAIL: max(0, 2 - d)^2
+    expected = (0.25 + 1.0 + 0.0 + 0.04) / 4
+    assert contrastive_loss(d, y, margin=2.0).item() == pytest.approx(expected)
+
+
+def test_pair_distance_is_euclidean():
+    a, b = torch.tensor([[0.0, 0.0]]), torch.tensor([[3.0, 4.0]])
+    assert pair_distance(a, b).item() == pytest.approx(5.0, abs=1e-5)
+
+
+def test_metrics_by_hand():
+    scores = np.array([0.1, 0.5, 2.5, 3.0, 1.0, 2.1, 0.3, 0.4])
+    labels = np.array([0, 0, 0, 1, 1, 1, 0, 0])  # 5 PASS, 3 FAIL
+    m = inspection_metrics(scores, labels, threshold=2.0)
+    # flagged: 2.5 (PASS -> FP), 3.0 (TP), 2.1 (TP); 1.0 FAIL missed (FN)
+    assert (m["num_pass"], m["num_fail"]) == (5, 3)
+    assert m["total_accuracy"] == pytest.approx(100 * 6 / 8)
+    assert m["defect_accuracy"] == m["recall"] == pytest.approx(100 * 2 / 3)
+    assert m["false_alarm"] == pytest.approx(100 * 1 / 8)  # TAO: over all pairs
+    assert m["fpr"] == pytest.approx(100 * 1 / 5)  # over PASS pairs
+    assert m["false_negative"] == pytest.approx(100 * 1 / 8)
+    # AUROC = share of (FAIL, PASS) pairs ranked right: 3.0 beats 5 PASS, 1.0 and 2.1 beat 4 each (not 2.5).
+    assert m["auroc"] == pytest.approx(13 / 15)
+
+
+def test_threshold_is_strict():
+    m = inspection_metrics([2.0, 2.0], [0, 1], threshold=2.0)
+    assert m["fpr"] == 0.0 and m["recall"] == 0.0
+
+
+@pytest.mark.parametrize("labels", [[0, 0, 0], [1, 1, 1]])
+def test_single_class_sets_have_no_auroc_but_still_rates(labels):
+    m = inspection_metrics([0.5, 2.5, 3.0], labels, threshold=2.0)
+    assert m["auroc"] is None
+    if labels[0] == 0:
+        assert m["fpr"] == pytest.approx(200 / 3) and m["recall"] == 0.0
+    else:
+        assert m["recall"] == pytest.approx(200 / 3) and m["fpr"] == 0.0
+    assert not any(isinstance(v, float) and math.isnan(v) for v in m.values())
