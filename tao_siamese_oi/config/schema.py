@@ -49,21 +49,21 @@ class GridMapConfig:
 
 @dataclass
 class RandomFlipConfig:
-    enable: bool = opt(True)
+    enable: bool = opt(True, help="used when augment is true (not available yet)")
     hflip_probability: float = opt(0.5, min=0.0, max=1.0)
     vflip_probability: float = opt(0.5, min=0.0, max=1.0)
 
 
 @dataclass
 class RandomRotateConfig:
-    enable: bool = opt(True)
+    enable: bool = opt(True, help="used when augment is true (not available yet)")
     rotate_probability: float = opt(0.5, min=0.0, max=1.0)
     angle_list: list[float] = opt([90.0, 180.0, 270.0])
 
 
 @dataclass
 class RandomColorConfig:
-    enable: bool = opt(True)
+    enable: bool = opt(True, help="used when augment is true (not available yet)")
     brightness: float = opt(0.3, min=0.0, max=2.0)
     contrast: float = opt(0.3, min=0.0, max=2.0)
     saturation: float = opt(0.3, min=0.0, max=2.0)
@@ -79,8 +79,8 @@ class AugmentationConfig:
     random_flip: RandomFlipConfig = section(RandomFlipConfig)
     random_rotate: RandomRotateConfig = section(RandomRotateConfig)
     random_color: RandomColorConfig = section(RandomColorConfig)
-    with_random_crop: bool = opt(True)
-    with_random_blur: bool = opt(True)
+    with_random_crop: bool = opt(True, help="used when augment is true (not available yet)")
+    with_random_blur: bool = opt(True, help="used when augment is true (not available yet)")
 
 
 @dataclass
@@ -104,39 +104,39 @@ class DatasetConfig:
 
 @dataclass
 class OptimConfig:
-    type: str = opt("Adam", choices=["Adam", "SGD"])
-    lr: float = opt(5e-4, min=0.0)
+    type: str = opt("Adam", choices=["Adam", "SGD"], help="optimiser; no LR schedule")
+    lr: float = opt(5e-4, min=0.0, help="learning rate")
     momentum: float = opt(0.9, min=0.0, help="SGD only")
     weight_decay: float = opt(5e-4, min=0.0, help="SGD only")
 
 
 @dataclass
 class TensorboardConfig:
-    enabled: bool = opt(False)
+    enabled: bool = opt(False, help="accepted for TAO specs; scalars go to lightning_logs/ as CSV")
     infrequent_logging_frequency: int = opt(2, min=1)
 
 
 @dataclass
 class CudnnConfig:
-    benchmark: bool = opt(False)
-    deterministic: bool = opt(True)
+    benchmark: bool = opt(False, help="cuDNN autotuner (GPU)")
+    deterministic: bool = opt(True, help="deterministic kernels")
 
 
 @dataclass
 class TrainConfig:
-    num_gpus: int = opt(1, min=0)
-    gpu_ids: list[int] = opt([0])
-    num_nodes: int = opt(1, min=1)
-    seed: int = opt(1234, help="< 0 disables seeding")
+    num_gpus: int = opt(1, min=0, help="this release uses one device (a GPU if present, else the CPU)")
+    gpu_ids: list[int] = opt([0], help="see num_gpus")
+    num_nodes: int = opt(1, min=1, help="see num_gpus")
+    seed: int = opt(1234, help="random seed; < 0 disables seeding")
     cudnn: CudnnConfig = section(CudnnConfig)
     num_epochs: int = opt(10, min=1)
     checkpoint_interval: int = opt(1, min=1, help="epochs between model_epoch_<NNN>.pth files")
     checkpoint_interval_unit: str = opt("epoch", choices=["epoch"])
     validation_interval: int = opt(1, min=1, help="epochs between validation passes")
-    resume_training_checkpoint_path: str | None = opt(None)
+    resume_training_checkpoint_path: str | None = opt(None, help="default: oi_model_latest.pth in results_dir")
     pretrained_model_path: str | None = opt(None, help="start from these weights (no optimizer state)")
-    results_dir: str = opt("${results_dir}/train")
-    loss: str = opt("contrastive", choices=["contrastive"])
+    results_dir: str = opt("${results_dir}/train", help="checkpoints, experiment.yaml, status.json, logs")
+    loss: str = opt("contrastive", choices=["contrastive"], help="contrastive loss with model.margin")
     clip_grad_norm: float = opt(0.0, min=0.0, help="0 = off")
     optim: OptimConfig = section(OptimConfig)
     tensorboard: TensorboardConfig = section(TensorboardConfig)
@@ -144,22 +144,22 @@ class TrainConfig:
 
 @dataclass
 class EvaluateConfig:
-    num_gpus: int = opt(1, min=0)
-    gpu_ids: list[int] = opt([0])
-    num_nodes: int = opt(1, min=1)
+    num_gpus: int = opt(1, min=0, help="this release uses one device (a GPU if present, else the CPU)")
+    gpu_ids: list[int] = opt([0], help="see num_gpus")
+    num_nodes: int = opt(1, min=1, help="see num_gpus")
     checkpoint: str | None = opt(None, help="a .pth written by train")
-    trt_engine: str | None = opt(None)
+    trt_engine: str | None = opt(None, help="TensorRT backend (not available yet)")
     results_dir: str = opt("${results_dir}/evaluate")
     batch_size: int = opt(-1, help="-1 = dataset.batch_size")
 
 
 @dataclass
 class InferenceConfig:
-    num_gpus: int = opt(1, min=0)
-    gpu_ids: list[int] = opt([0])
-    num_nodes: int = opt(1, min=1)
+    num_gpus: int = opt(1, min=0, help="this release uses one device (a GPU if present, else the CPU)")
+    gpu_ids: list[int] = opt([0], help="see num_gpus")
+    num_nodes: int = opt(1, min=1, help="see num_gpus")
     checkpoint: str | None = opt(None, help="a .pth written by train")
-    trt_engine: str | None = opt(None)
+    trt_engine: str | None = opt(None, help="TensorRT backend (not available yet)")
     results_dir: str = opt("${results_dir}/inference")
     batch_size: int = opt(-1, help="-1 = dataset.batch_size")
 
@@ -171,9 +171,9 @@ class ExportConfig:
     checkpoint: str | None = opt(None, help="a .pth written by train")
     onnx_file: str | None = opt(None, help="default: <export.results_dir>/oi_model.onnx")
     overwrite: bool = opt(False, help="replace an existing onnx_file")
-    opset_version: int = opt(17, min=7)
+    opset_version: int = opt(17, min=7, help="ONNX opset")
     on_cpu: bool = opt(False, help="export on the CPU even when a GPU is present")
-    do_constant_folding: bool = opt(False)
+    do_constant_folding: bool = opt(False, help="fold constants at export")
     input_channel: int = opt(3, choices=[3])
     input_height: int | None = opt(None, help="derived from dataset; if set it must match")
     input_width: int | None = opt(None, help="derived from dataset; if set it must match")
@@ -201,7 +201,7 @@ class TensorRTConfig:
 
 @dataclass
 class GenTrtEngineConfig:
-    results_dir: str = opt("${results_dir}/gen_trt_engine")
+    results_dir: str = opt("${results_dir}/gen_trt_engine", help="gen_trt_engine is not available yet")
     gpu_id: int = opt(0, min=0)
     onnx_file: str | None = opt(None)
     trt_engine: str | None = opt(None)
@@ -213,7 +213,7 @@ class GenTrtEngineConfig:
 
 @dataclass
 class DatasetConvertConfig:
-    results_dir: str = opt("${results_dir}/dataset_convert")
+    results_dir: str = opt("${results_dir}/dataset_convert", help="dataset_convert is not available yet")
     root_dataset_dir: str | None = opt(None)
     train_pcb_dataset_dir: str | None = opt(None)
     val_pcb_dataset_dir: str | None = opt(None)
@@ -226,7 +226,7 @@ class DatasetConvertConfig:
 
 @dataclass
 class ExperimentConfig:
-    model_name: str = opt("optical_inspection")
+    model_name: str = opt("optical_inspection", help="accepted for TAO specs")
     encryption_key: str | None = opt(None, help="never written to saved configs or logs")
     results_dir: str = opt("results", help="root of every task's outputs")
     model: ModelConfig = section(ModelConfig)
