@@ -4,6 +4,7 @@ import logging
 from pathlib import Path
 
 import lightning as L
+import torch
 from lightning.pytorch.loggers import CSVLogger
 
 from tao_siamese_oi.data.datamodule import PairDataModule
@@ -18,57 +19,35 @@ from tao_siamese_oi.engine.callbacks import (
 from tao_siamese_oi.engine.module import SiameseModule
 from tao_siamese_oi.errors import ConfigError
 from tao_siamese_oi.tasks.common import accelerator, model_state, read_checkpoint, tracked_task
+from tao_siamese_oi.utils.status import RUNNING
 
 log = logging.getLogger("tao_siamese_oi")
 
 
 @tracked_task("train")
 def run(cfg, out: Path, status) -> dict:
-    train_cfg = cfg.train
-    if cfg.dataset.augmentation_config.augment:
-        raise ConfigError("dataset.augmentation_config.augment=true is not available yet; set it to false")
-    if train_cfg.validation_interval > train_cfg.num_epochs:
-        raise ConfigError(
-            f"train.validation_interval ({train_cfg.validation_interval}) exceeds "
-            f"train.num_epochs ({train_cfg.num_epochs}); lower it"
-        )
-    if train_cfg.seed >= 0:
-        L.seed_everything(train_cfg.seed, workers=True, verbose=False)
-
-    datamodule = PairDataModule(cfg.dataset, seed=train_cfg.seed)
-    module = SiameseModule(
-        cfg.model.model_type,
-        cfg.model.embedding_vectors,
-        layout_from_config(cfg.dataset).shape,
-        cfg.model.margin,
-        optim=dict(train_cfg.optim),
-    )
-    if train_cfg.pretrained_model_path:
-        module.model.load_state_dict(model_state(read_checkpoint(train_cfg.pretrained_model_path)))
-    has_validation = bool(cfg.dataset.validation_dataset.csv_path)
-    if not has_validation:
-        log.warning("dataset.validation_dataset is not set: training without validation.")
-
-    throughput = ThroughputAndStatus(status)
-    trainer = L.Trainer(
-        accelerator=accelerator(),
-        devices=1,
-        max_epochs=train_cfg.num_epochs,
-        default_root_dir=out,
-        logger=CSVLogger(out, name="lightning_logs"),
-        plugins=[AtomicCheckpointIO()],
-        callbacks=[tao_checkpoint_callback(out, train_cfg.checkpoint_interval), throughput],
-        check_val_every_n_epoch=train_cfg.validation_interval,
-        limit_val_batches=1.0 if has_validation else 0,
-        num_sanity_val_steps=0,
-        gradient_clip_val=train_cfg.clip_grad_norm or None,
-        deterministic=train_cfg.cudnn.deterministic,
-        benchmark=train_cfg.cudnn.benchmark,
-        log_every_n_steps=1,
-    )
+    check_train_config(cfg.train, cfg.dataset)
     resume = resume_checkpoint(cfg, out)
+    done = epochs_done(resume) if resume else 0
+    if done >= cfg.train.num_epochs:
+        log.info(
+            "Training already finished (%d of %d epochs) in %s; nothing to do. Raise train.num_epochs to continue "
+            "or use another results_dir.",
+            done,
+            cfg.train.num_epochs,
+            out,
+        )
+        return {"epochs": done, "checkpoint": resume, "already_finished": True}
+    if cfg.train.seed >= 0:
+        L.seed_everything(cfg.train.seed, workers=True, verbose=False)
+
+    datamodule = PairDataModule(cfg.dataset, seed=cfg.train.seed)
+    module = build_module(cfg)
+    throughput = ThroughputAndStatus(status)
+    trainer = build_trainer(cfg.train, out, throughput, has_validation=bool(cfg.dataset.validation_dataset.csv_path))
     if resume:
-        log.info("Resuming training from checkpoint: %s", resume)
+        log.info("Resuming training from checkpoint: %s (%d of %d epochs done)", resume, done, cfg.train.num_epochs)
+        status.write(RUNNING, f"Resuming training from checkpoint: {resume}")
     trainer.fit(module, datamodule=datamodule, ckpt_path=resume)
 
     metrics = {k: round(float(v), 6) for k, v in trainer.callback_metrics.items() if v.numel() == 1}
@@ -85,6 +64,56 @@ def run(cfg, out: Path, status) -> dict:
         result["checkpoint"],
     )
     return result
+
+
+def check_train_config(train_cfg, dataset_cfg) -> None:
+    if dataset_cfg.augmentation_config.augment:
+        raise ConfigError("dataset.augmentation_config.augment=true is not available yet; set it to false")
+    if train_cfg.validation_interval > train_cfg.num_epochs:
+        raise ConfigError(
+            f"train.validation_interval ({train_cfg.validation_interval}) exceeds "
+            f"train.num_epochs ({train_cfg.num_epochs}); lower it"
+        )
+    if not dataset_cfg.validation_dataset.csv_path:
+        log.warning("dataset.validation_dataset is not set: training without validation.")
+
+
+def build_module(cfg) -> SiameseModule:
+    module = SiameseModule(
+        cfg.model.model_type,
+        cfg.model.embedding_vectors,
+        layout_from_config(cfg.dataset).shape,
+        cfg.model.margin,
+        optim=dict(cfg.train.optim),
+    )
+    if cfg.train.pretrained_model_path:
+        module.model.load_state_dict(model_state(read_checkpoint(cfg.train.pretrained_model_path)))
+    return module
+
+
+def build_trainer(train_cfg, out: Path, throughput: ThroughputAndStatus, has_validation: bool) -> L.Trainer:
+    return L.Trainer(
+        accelerator=accelerator(),
+        devices=1,
+        max_epochs=train_cfg.num_epochs,
+        default_root_dir=out,
+        logger=CSVLogger(out, name="lightning_logs"),
+        plugins=[AtomicCheckpointIO()],
+        callbacks=[tao_checkpoint_callback(out, train_cfg.checkpoint_interval), throughput],
+        check_val_every_n_epoch=train_cfg.validation_interval,
+        limit_val_batches=None if has_validation else 0,
+        num_sanity_val_steps=0,
+        gradient_clip_val=train_cfg.clip_grad_norm or None,
+        deterministic=train_cfg.cudnn.deterministic,
+        benchmark=train_cfg.cudnn.benchmark,
+        log_every_n_steps=1,
+    )
+
+
+def epochs_done(checkpoint_path: str) -> int:
+    """Completed epochs recorded in a Lightning checkpoint (memory-mapped: the weights are not read)."""
+    checkpoint = torch.load(checkpoint_path, map_location="cpu", mmap=True, weights_only=False)
+    return int(checkpoint.get("epoch", -1)) + 1
 
 
 def resume_checkpoint(cfg, out: Path) -> str | None:

@@ -109,3 +109,30 @@ def test_export_is_checked_dynamic_and_matches_pytorch(pipeline):
     )
     assert again.returncode != 0 and "already exists" in again.stderr
     assert path.stat().st_size > 0
+
+
+def test_checkpoint_that_does_not_fit_the_spec_is_a_one_line_error(pipeline):
+    out = subprocess.run(
+        [
+            cli("optical_inspection"),
+            "evaluate",
+            "-e",
+            str(pipeline["spec"]),
+            "dataset.image_width=16",
+            f"evaluate.checkpoint={pipeline['results']}/train/oi_model_latest.pth",
+        ],
+        capture_output=True,
+        text=True,
+    )
+    assert out.returncode == 4
+    assert "Traceback" not in out.stderr
+    assert "does not fit the spec's model" in out.stderr
+    assert "it was trained as Siamese_3 with input shape (3, 48, 12)" in out.stderr
+
+
+def test_rerun_of_a_finished_training_changes_nothing(pipeline):
+    latest = pipeline["results"] / "train" / "oi_model_latest.pth"
+    before = latest.stat().st_mtime_ns
+    again = run("train", pipeline["spec"])
+    assert again["epochs"] == 2
+    assert latest.stat().st_mtime_ns == before
