@@ -24,8 +24,8 @@ EXAMPLES = {
     "inference.checkpoint=results/sample/train/oi_model_latest.pth",
     "export": "optical_inspection export -e specs/export.yaml "
     "export.checkpoint=results/sample/train/oi_model_latest.pth",
-    "gen_trt_engine": "optical_inspection gen_trt_engine -e specs/gen_trt_engine.yaml",
-    "dataset_convert": "optical_inspection dataset_convert -e specs/dataset_convert.yaml",
+    "gen_trt_engine": "(not available yet in this release)",
+    "dataset_convert": "(not available yet in this release)",
 }
 AVAILABLE = {"train", "evaluate", "inference", "export"}
 

@@ -143,7 +143,9 @@ class TrainConfig:
 
 
 @dataclass
-class EvaluateConfig:
+class ScoringConfig:
+    """What evaluate and inference share; they differ only in their results directory."""
+
     num_gpus: int = opt(1, min=0, help="this release uses one device (a GPU if present, else the CPU)")
     gpu_ids: list[int] = opt([0], help="see num_gpus")
     num_nodes: int = opt(1, min=1, help="see num_gpus")
@@ -154,14 +156,13 @@ class EvaluateConfig:
 
 
 @dataclass
-class InferenceConfig:
-    num_gpus: int = opt(1, min=0, help="this release uses one device (a GPU if present, else the CPU)")
-    gpu_ids: list[int] = opt([0], help="see num_gpus")
-    num_nodes: int = opt(1, min=1, help="see num_gpus")
-    checkpoint: str | None = opt(None, help="a .pth written by train")
-    trt_engine: str | None = opt(None, help="TensorRT backend (not available yet)")
+class EvaluateConfig(ScoringConfig):
+    pass
+
+
+@dataclass
+class InferenceConfig(ScoringConfig):
     results_dir: str = opt("${results_dir}/inference")
-    batch_size: int = opt(-1, help="-1 = dataset.batch_size")
 
 
 @dataclass

@@ -136,10 +136,15 @@ def quiet_trainer(**kwargs):
     )
 
 
-def predict_scores(module, datamodule, split: str):
-    """Distances for every row of a split, in CSV row order."""
+def score_split(cfg, task: str, split: str):
+    """Load ``<task>.checkpoint`` and score every row of a split; returns (dataset, scores in CSV row order)."""
+    from tao_siamese_oi.data.datamodule import PairDataModule
     from tao_siamese_oi.engine.module import ordered_scores
 
+    task_cfg = cfg[task]
+    checkpoint = require(task_cfg.checkpoint, f"{task}.checkpoint", "the .pth file written by train")
+    module = load_module(cfg, checkpoint)
+    datamodule = PairDataModule(cfg.dataset, eval_batch_size=task_cfg.batch_size, eval_split=split)
     dataset = datamodule.dataset(split)
     predictions = quiet_trainer().predict(module, datamodule=datamodule)
     return dataset, ordered_scores(predictions, len(dataset))

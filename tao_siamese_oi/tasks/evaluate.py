@@ -4,9 +4,8 @@ import json
 import logging
 from pathlib import Path
 
-from tao_siamese_oi.data.datamodule import PairDataModule
 from tao_siamese_oi.model.metrics import inspection_metrics
-from tao_siamese_oi.tasks.common import load_module, predict_scores, require, tracked_task
+from tao_siamese_oi.tasks.common import score_split, tracked_task
 from tao_siamese_oi.utils.files import atomic_write, atomic_write_text
 
 log = logging.getLogger("tao_siamese_oi")
@@ -14,10 +13,7 @@ log = logging.getLogger("tao_siamese_oi")
 
 @tracked_task("evaluate")
 def run(cfg, out: Path, status) -> dict:
-    checkpoint = require(cfg.evaluate.checkpoint, "evaluate.checkpoint", "the .pth file written by train")
-    module = load_module(cfg, checkpoint)
-    datamodule = PairDataModule(cfg.dataset, eval_batch_size=cfg.evaluate.batch_size, eval_split="test")
-    dataset, scores = predict_scores(module, datamodule, "test")
+    dataset, scores = score_split(cfg, "evaluate", "test")
     labels = dataset.table.labels
     threshold = cfg.model.margin
     metrics = inspection_metrics(scores, labels, threshold)

@@ -3,8 +3,7 @@
 import logging
 from pathlib import Path
 
-from tao_siamese_oi.data.datamodule import PairDataModule
-from tao_siamese_oi.tasks.common import load_module, predict_scores, require, tracked_task
+from tao_siamese_oi.tasks.common import score_split, tracked_task
 from tao_siamese_oi.utils.files import atomic_write
 
 log = logging.getLogger("tao_siamese_oi")
@@ -12,10 +11,7 @@ log = logging.getLogger("tao_siamese_oi")
 
 @tracked_task("inference")
 def run(cfg, out: Path, status) -> dict:
-    checkpoint = require(cfg.inference.checkpoint, "inference.checkpoint", "the .pth file written by train")
-    module = load_module(cfg, checkpoint)
-    datamodule = PairDataModule(cfg.dataset, eval_batch_size=cfg.inference.batch_size, eval_split="infer")
-    dataset, scores = predict_scores(module, datamodule, "infer")
+    dataset, scores = score_split(cfg, "inference", "infer")
     frame = dataset.table.frame.copy()
     frame["siamese_score"] = scores
     path = atomic_write(out / "inference.csv", lambda tmp: frame.to_csv(tmp, index=False))
