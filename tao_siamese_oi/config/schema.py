@@ -49,38 +49,42 @@ class GridMapConfig:
 
 @dataclass
 class RandomFlipConfig:
-    enable: bool = opt(True, help="used when augment is true (not available yet)")
+    enable: bool = opt(True, help="used when augment is true")
     hflip_probability: float = opt(0.5, min=0.0, max=1.0)
     vflip_probability: float = opt(0.5, min=0.0, max=1.0)
 
 
 @dataclass
 class RandomRotateConfig:
-    enable: bool = opt(True, help="used when augment is true (not available yet)")
+    enable: bool = opt(True, help="used when augment is true")
     rotate_probability: float = opt(0.5, min=0.0, max=1.0)
-    angle_list: list[float] = opt([90.0, 180.0, 270.0])
+    angle_list: list[float] = opt([90.0, 180.0, 270.0], help="one angle drawn uniformly from all of them")
 
 
 @dataclass
 class RandomColorConfig:
-    enable: bool = opt(True, help="used when augment is true (not available yet)")
+    enable: bool = opt(True, help="used when augment is true")
     brightness: float = opt(0.3, min=0.0, max=2.0)
     contrast: float = opt(0.3, min=0.0, max=2.0)
     saturation: float = opt(0.3, min=0.0, max=2.0)
     hue: float = opt(0.3, min=0.0, max=0.5)
-    color_probability: float = opt(0.5, min=0.0, max=1.0)
+    color_probability: float = opt(0.5, min=0.0, max=1.0, help="chance of the colour change (TAO inverts it)")
 
 
 @dataclass
 class AugmentationConfig:
     rgb_input_mean: list[float] = opt([0.485, 0.456, 0.406], help="per-channel mean, every split")
     rgb_input_std: list[float] = opt([0.229, 0.224, 0.225], help="per-channel std, every split")
-    augment: bool = opt(False, help="paired training augmentation (not available yet)")
+    augment: bool = opt(False, help="paired training augmentation: one draw per pair, every light, both sides")
     random_flip: RandomFlipConfig = section(RandomFlipConfig)
     random_rotate: RandomRotateConfig = section(RandomRotateConfig)
     random_color: RandomColorConfig = section(RandomColorConfig)
-    with_random_crop: bool = opt(True, help="used when augment is true (not available yet)")
-    with_random_blur: bool = opt(True, help="used when augment is true (not available yet)")
+    with_random_crop: bool = opt(True, help="random square-ish crop, resized back (TAO: always on)")
+    crop_probability: float = opt(0.5, min=0.0, max=1.0, help="chance of the crop per pair")
+    crop_scale: list[float] = opt([0.8, 1.0], help="[min, max] kept area fraction of the crop")
+    with_random_blur: bool = opt(True, help="random Gaussian blur (TAO: always on)")
+    blur_probability: float = opt(0.5, min=0.0, max=1.0, help="chance of the blur per pair")
+    blur_max_radius: float = opt(1.0, min=0.0, help="blur radius drawn from U(0, this)")
 
 
 @dataclass
@@ -99,6 +103,9 @@ class DatasetConfig:
     concat_type: str = opt("linear", choices=["linear", "grid"], help="how lights are joined")
     image_width: int = opt(128, min=1, help="per-light resize width")
     image_height: int = opt(128, min=1, help="per-light resize height")
+    num_golden: int = opt(1, min=1, help="golden references per input; the score is the minimum distance")
+    allow_absolute_paths: bool = opt(False, help="accept absolute or ../ paths in CSVs (outside images_dir)")
+    validate_images: bool = opt(True, help="decode every image before a task starts (false: existence only)")
     augmentation_config: AugmentationConfig = section(AugmentationConfig)
 
 
@@ -214,15 +221,20 @@ class GenTrtEngineConfig:
 
 @dataclass
 class DatasetConvertConfig:
-    results_dir: str = opt("${results_dir}/dataset_convert", help="dataset_convert is not available yet")
-    root_dataset_dir: str | None = opt(None)
-    train_pcb_dataset_dir: str | None = opt(None)
-    val_pcb_dataset_dir: str | None = opt(None)
-    all_pcb_dataset_dir: str | None = opt(None)
-    golden_csv_dir: str | None = opt(None)
-    data_convert_output_dir: str | None = opt(None)
-    project_name: str | None = opt(None)
-    bot_top: str | None = opt(None)
+    source: str = opt("aoi", choices=["aoi", "deeppcb", "synthetic"], help="layout of the data to convert")
+    results_dir: str = opt("${results_dir}/dataset_convert", help="status.json and experiment.yaml")
+    root_dataset_dir: str | None = opt(None, help="aoi: image root; deeppcb: the folder holding PCBData/")
+    train_pcb_dataset_dir: str | None = opt(None, help="aoi: folder of per-board CSVs -> train_combined.csv")
+    val_pcb_dataset_dir: str | None = opt(None, help="aoi: folder of per-board CSVs -> valid_combined.csv")
+    all_pcb_dataset_dir: str | None = opt(None, help="aoi: folder of per-board CSVs -> all_combined.csv")
+    golden_csv_dir: str | None = opt(None, help="aoi: folder of <project><TOP|BOT>.csv golden tables")
+    data_convert_output_dir: str | None = opt(None, help="where pair CSVs (and crops) are written")
+    project_name: str | None = opt("all", help="aoi: keep one project, or all")
+    bot_top: str | None = opt("all", choices=["TOP", "BOT", "all"], help="aoi: keep one board side, or all")
+    crop_size: int = opt(64, min=8, help="deeppcb: side of the component-sized crops, px")
+    pass_crops_per_image: int = opt(6, min=0, help="deeppcb: defect-free crops drawn per board image")
+    val_fraction: float = opt(0.15, min=0.0, max=0.9, help="deeppcb: share of trainval images kept for validation")
+    seed: int = opt(0, help="deeppcb/synthetic: random seed of crops and splits")
 
 
 @dataclass

@@ -4,9 +4,8 @@ import lightning as L
 from torch.utils.data import DataLoader
 
 from tao_siamese_oi.data.dataset import PairDataset
-from tao_siamese_oi.data.pairs import read_pairs
 from tao_siamese_oi.data.sampler import build_train_sampler
-from tao_siamese_oi.data.transforms import SidePreprocessor
+from tao_siamese_oi.data.validate import validate_split
 from tao_siamese_oi.errors import ConfigError, DataError
 
 SPLIT_KEYS = {
@@ -17,15 +16,17 @@ SPLIT_KEYS = {
 }
 
 
-def build_dataset(dataset_cfg, split: str) -> PairDataset:
+def build_dataset(dataset_cfg, split: str, seed: int = 0) -> PairDataset:
+    """Validate a split (every problem reported at once) and wrap it as a dataset."""
     key = SPLIT_KEYS[split]
     paths = dataset_cfg[key]
     if not paths.csv_path:
         raise ConfigError(f"dataset.{key}.csv_path is not set; point it at the {split} pair CSV")
     if not paths.images_dir:
         raise ConfigError(f"dataset.{key}.images_dir is not set; point it at the image root of that CSV")
-    table = read_pairs(paths.csv_path)
-    return PairDataset(table, paths.images_dir, SidePreprocessor(dataset_cfg))
+    table = validate_split(dataset_cfg, key, training=split == "train", seed=max(seed, 0))
+    augment = split == "train" and dataset_cfg.augmentation_config.augment
+    return PairDataset(table, paths.images_dir, dataset_cfg, augment=augment, seed=max(seed, 0))
 
 
 class PairDataModule(L.LightningDataModule):
@@ -39,7 +40,7 @@ class PairDataModule(L.LightningDataModule):
 
     def dataset(self, split: str) -> PairDataset:
         if split not in self.datasets:
-            self.datasets[split] = build_dataset(self.cfg, split)
+            self.datasets[split] = build_dataset(self.cfg, split, self.seed)
         return self.datasets[split]
 
     def train_dataloader(self):

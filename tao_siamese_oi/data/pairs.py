@@ -48,11 +48,6 @@ def read_pairs(csv_path: str | os.PathLike) -> PairTable:
         )
     if frame.empty:
         raise DataError(f"pair CSV {path} has a header but no rows")
-    for column in REQUIRED_COLUMNS:
-        blank = frame[column].isna().to_numpy().nonzero()[0]
-        if blank.size:
-            rows = ", ".join(str(i + 2) for i in blank[:5])  # +2: 1-based and the header line
-            raise DataError(f"pair CSV {path} row(s) {rows}: empty {column}")
     labels = (frame["label"].astype(str).str.strip().str.upper() != PASS_LABEL).to_numpy(dtype=np.int64)
     return PairTable(path, frame, labels)
 

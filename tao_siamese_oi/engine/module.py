@@ -4,18 +4,24 @@ import lightning as L
 import numpy as np
 import torch
 
+from tao_siamese_oi.data.transforms import Normalizer, layout_from_config
 from tao_siamese_oi.model.loss import contrastive_loss
 from tao_siamese_oi.model.metrics import inspection_metrics
 from tao_siamese_oi.model.networks import create_model, pair_distance
 
 
 class SiameseModule(L.LightningModule):
+    """Batches arrive as uint8 images (input (B, 3, H, W), goldens (B, G, 3, H, W)); they are normalised here, on
+    the training device, and each input is scored by its distance to the nearest of its goldens."""
+
     def __init__(
         self,
         model_type: str,
         embedding_size: int,
         input_shape: tuple,
         margin: float,
+        mean: tuple = (0.485, 0.456, 0.406),
+        std: tuple = (0.229, 0.224, 0.225),
         optim: dict | None = None,
         threshold: float | None = None,
     ):
@@ -23,12 +29,34 @@ class SiameseModule(L.LightningModule):
         # Plain values only: the checkpoint then says which network it holds, for a clear mismatch error.
         self.save_hyperparameters()
         self.model = create_model(model_type, input_shape=tuple(input_shape), embedding_size=embedding_size)
+        self.normalize = Normalizer(list(mean), list(std))
         self.margin = margin
         self.threshold = margin if threshold is None else threshold
         self._scores: dict[str, list] = {"train": [], "val": []}
 
-    def forward(self, input_1, input_2):
-        return pair_distance(*self.model(input_1, input_2))
+    @classmethod
+    def from_config(cls, cfg, optim: dict | None = None) -> "SiameseModule":
+        aug = cfg.dataset.augmentation_config
+        return cls(
+            cfg.model.model_type,
+            cfg.model.embedding_vectors,
+            layout_from_config(cfg.dataset).shape,
+            cfg.model.margin,
+            mean=tuple(aug.rgb_input_mean),
+            std=tuple(aug.rgb_input_std),
+            optim=optim,
+        )
+
+    def on_after_batch_transfer(self, batch, dataloader_idx):
+        image, goldens, label, index = batch
+        return self.normalize(image), self.normalize(goldens), label, index
+
+    def forward(self, image, goldens):
+        """Distance of each normalised input (B, 3, H, W) to the nearest of its goldens (B, G, 3, H, W)."""
+        batch, num_golden = goldens.shape[:2]
+        image_embedding = self.model.embed(image)
+        golden_embedding = self.model.embed(goldens.flatten(0, 1)).view(batch, num_golden, -1)
+        return pair_distance(image_embedding.unsqueeze(1).expand_as(golden_embedding), golden_embedding).amin(1)
 
     def _step(self, batch, stage: str):
         image, golden, label, _ = batch
@@ -65,8 +93,9 @@ class SiameseModule(L.LightningModule):
         # TAO hard-codes 2.0 here; we use the decision threshold the model will be judged with.
         metrics = inspection_metrics(scores, labels, self.threshold)
         self.log(f"{stage}_acc", metrics["total_accuracy"], prog_bar=stage == "val")
-        self.log(f"{stage}_fpr", metrics["fpr"])
-        self.log(f"{stage}_recall", metrics["recall"])
+        for name in ("fpr", "recall"):
+            if metrics[name] is not None:
+                self.log(f"{stage}_{name}", metrics[name])
         if metrics["auroc"] is not None:
             self.log(f"{stage}_auroc", metrics["auroc"], prog_bar=stage == "val")
 

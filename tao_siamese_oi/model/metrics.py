@@ -29,8 +29,9 @@ def inspection_metrics(scores, labels, threshold: float) -> dict:
         "defect_accuracy": pct(tp, num_fail),
         "false_alarm": pct(fp, total),
         "false_negative": pct(fn, total),
-        "fpr": pct(fp, num_pass),
-        "recall": pct(tp, num_fail),
+        # None, not 0, when the class is absent: an evaluation set without FAIL rows reports FPR only.
+        "fpr": pct(fp, num_pass) if num_pass else None,
+        "recall": pct(tp, num_fail) if num_fail else None,
         "auroc": auroc(scores, labels),
     }
 

@@ -98,12 +98,11 @@ def model_state(checkpoint: dict) -> dict:
 
 def load_module(cfg, path):
     """Build the spec's model and load a checkpoint into it, with a one-line error when they disagree."""
-    from tao_siamese_oi.data.transforms import layout_from_config
     from tao_siamese_oi.engine.module import SiameseModule
 
     checkpoint = read_checkpoint(path)
-    shape = layout_from_config(cfg.dataset).shape
-    module = SiameseModule(cfg.model.model_type, cfg.model.embedding_vectors, shape, cfg.model.margin)
+    module = SiameseModule.from_config(cfg)
+    shape = module.hparams.input_shape
     try:
         module.model.load_state_dict(model_state(checkpoint))
     except RuntimeError as exc:
@@ -144,7 +143,7 @@ def score_split(cfg, task: str, split: str):
     task_cfg = cfg[task]
     checkpoint = require(task_cfg.checkpoint, f"{task}.checkpoint", "the .pth file written by train")
     module = load_module(cfg, checkpoint)
-    datamodule = PairDataModule(cfg.dataset, eval_batch_size=task_cfg.batch_size, eval_split=split)
+    datamodule = PairDataModule(cfg.dataset, seed=cfg.train.seed, eval_batch_size=task_cfg.batch_size, eval_split=split)
     dataset = datamodule.dataset(split)
     predictions = quiet_trainer().predict(module, datamodule=datamodule)
     return dataset, ordered_scores(predictions, len(dataset))

@@ -34,12 +34,15 @@ def run(cfg, out: Path, status) -> dict:
         metrics["defect_accuracy"],
         threshold,
     )
-    auroc = "n/a (one class only)" if metrics["auroc"] is None else f"{metrics['auroc']:.4f}"
     log.info(
-        "FPR over PASS %.2f %%, recall over FAIL %.2f %%, AUROC %s; wrote %s",
-        metrics["fpr"],
-        metrics["recall"],
-        auroc,
+        "FPR over PASS %s, recall over FAIL %s, AUROC %s; wrote %s",
+        _shown(metrics["fpr"], "{:.2f} %", "n/a (no PASS rows)"),
+        _shown(metrics["recall"], "{:.2f} %", "n/a (no FAIL rows: FPR only)"),
+        _shown(metrics["auroc"], "{:.4f}", "n/a (one class only)"),
         out / "metrics.json",
     )
     return metrics
+
+
+def _shown(value, fmt: str, missing: str) -> str:
+    return missing if value is None else fmt.format(value)

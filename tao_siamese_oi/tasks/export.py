@@ -6,7 +6,7 @@ from pathlib import Path
 import torch
 
 from tao_siamese_oi.data.datamodule import SPLIT_KEYS, build_dataset
-from tao_siamese_oi.data.transforms import layout_from_config
+from tao_siamese_oi.data.transforms import Normalizer, layout_from_config
 from tao_siamese_oi.deploy.onnx_export import PARITY_TOLERANCE, check_onnx, export_onnx, parity
 from tao_siamese_oi.errors import ConfigError, OIError, OutputExistsError
 from tao_siamese_oi.tasks.common import load_module, require, tracked_task
@@ -91,12 +91,14 @@ def input_shape(cfg) -> tuple[int, int, int]:
 
 
 def example_inputs(cfg, shape, batch: int) -> tuple[torch.Tensor, torch.Tensor]:
-    """Real pairs from the first configured split, so parity is measured on data like production's."""
+    """Real pairs (each input with its first golden) from the first configured split, normalised as in training,
+    so parity is measured on data like production's."""
     for split, key in SPLIT_KEYS.items():
         if cfg.dataset[key].csv_path:
-            dataset = build_dataset(cfg.dataset, split)
+            dataset = build_dataset(cfg.dataset, split, cfg.train.seed)
             items = [dataset[i % len(dataset)] for i in range(batch)]
-            return torch.stack([i[0] for i in items]), torch.stack([i[1] for i in items])
+            normalize = Normalizer.from_config(cfg.dataset)
+            return normalize(torch.stack([i[0] for i in items])), normalize(torch.stack([i[1][0] for i in items]))
     log.warning("No dataset split is configured: checking the export on random inputs.")
     generator = torch.Generator().manual_seed(0)
     return torch.randn(batch, *shape, generator=generator), torch.randn(batch, *shape, generator=generator)

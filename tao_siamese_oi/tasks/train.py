@@ -8,7 +8,6 @@ import torch
 from lightning.pytorch.loggers import CSVLogger
 
 from tao_siamese_oi.data.datamodule import PairDataModule
-from tao_siamese_oi.data.transforms import layout_from_config
 from tao_siamese_oi.engine.callbacks import (
     CHECKPOINT_EXT,
     LATEST_NAME,
@@ -67,8 +66,6 @@ def run(cfg, out: Path, status) -> dict:
 
 
 def check_train_config(train_cfg, dataset_cfg) -> None:
-    if dataset_cfg.augmentation_config.augment:
-        raise ConfigError("dataset.augmentation_config.augment=true is not available yet; set it to false")
     if train_cfg.validation_interval > train_cfg.num_epochs:
         raise ConfigError(
             f"train.validation_interval ({train_cfg.validation_interval}) exceeds "
@@ -79,13 +76,7 @@ def check_train_config(train_cfg, dataset_cfg) -> None:
 
 
 def build_module(cfg) -> SiameseModule:
-    module = SiameseModule(
-        cfg.model.model_type,
-        cfg.model.embedding_vectors,
-        layout_from_config(cfg.dataset).shape,
-        cfg.model.margin,
-        optim=dict(cfg.train.optim),
-    )
+    module = SiameseModule.from_config(cfg, optim=dict(cfg.train.optim))
     if cfg.train.pretrained_model_path:
         module.model.load_state_dict(model_state(read_checkpoint(cfg.train.pretrained_model_path)))
     return module

@@ -1,0 +1,141 @@
+"""Check a split before any work starts, and report every problem at once with its CSV line number.
+
+Run at the start of every task (and on its own by ``optical_inspection validate``), so a bad row fails in seconds
+instead of mid-epoch. Row numbers are line numbers of the CSV file (the header is line 1).
+"""
+
+import os
+from collections import defaultdict
+from concurrent.futures import ThreadPoolExecutor
+from pathlib import Path, PurePath
+
+from PIL import Image, UnidentifiedImageError
+
+from tao_siamese_oi.data.goldens import GoldenIndex
+from tao_siamese_oi.data.pairs import REQUIRED_COLUMNS, PairTable, image_path, read_pairs
+from tao_siamese_oi.data.transforms import layout_from_config
+from tao_siamese_oi.errors import DataError
+
+MAX_LISTED = 20
+MIN_SIDE = 4  # px; anything smaller is a broken crop, not a component
+
+
+def line(index: int) -> int:
+    return index + 2
+
+
+def validate_split(dataset_cfg, key: str, *, training: bool = False, seed: int = 0) -> PairTable:
+    """Read ``dataset.<key>`` and check it; raise one DataError listing every problem found."""
+    paths = dataset_cfg[key]
+    table = read_pairs(paths.csv_path)
+    problems: list[tuple[int, str]] = []
+    problems += _cell_problems(table, dataset_cfg.allow_absolute_paths)
+    if not problems:  # image checks need well-formed rows
+        problems += _image_problems(table, paths.images_dir, dataset_cfg, seed)
+    if training:
+        problems += _class_problems(table)
+    if problems:
+        raise DataError(_report(table.csv_path, problems))
+    return table
+
+
+def _cell_problems(table: PairTable, allow_outside: bool) -> list[tuple[int, str]]:
+    problems = []
+    frame = table.frame
+    for column in REQUIRED_COLUMNS:
+        for i in frame.index[frame[column].isna() | (frame[column].astype(str).str.strip() == "")]:
+            problems.append((line(i), f"empty {column}"))
+    if allow_outside:
+        return problems
+    for column in ("input_path", "golden_path", "object_name"):
+        for i, value in frame[column].dropna().items():
+            parts = PurePath(str(value)).parts
+            if PurePath(str(value)).is_absolute() or ".." in parts or (column == "object_name" and len(parts) > 1):
+                problems.append(
+                    (
+                        line(i),
+                        f"{column} '{value}' leaves images_dir; use paths relative to it, or set "
+                        "dataset.allow_absolute_paths=true",
+                    )
+                )
+    return problems
+
+
+def _class_problems(table: PairTable) -> list[tuple[int, str]]:
+    num_fail = int(table.labels.sum())
+    if num_fail == 0:
+        return [
+            (
+                0,
+                "no FAIL rows: training needs defects for the contrastive loss and the sampler "
+                "(label them with the defect name, anything other than PASS)",
+            )
+        ]
+    if num_fail == len(table):
+        return [(0, "no PASS rows: training needs good pairs too (label PASS)")]
+    return []
+
+
+def _image_problems(table: PairTable, images_dir, dataset_cfg, seed: int) -> list[tuple[int, str]]:
+    layout = layout_from_config(dataset_cfg)
+    goldens = GoldenIndex(images_dir, layout.lights, dataset_cfg.image_ext, dataset_cfg.num_golden, seed)
+    rows_of: dict[Path, list[int]] = defaultdict(list)
+    problems = []
+    frame = table.frame
+    for i, (input_dir, golden_dir, name) in enumerate(
+        zip(frame["input_path"], frame["golden_path"], frame["object_name"])
+    ):
+        try:
+            stems = goldens.for_row(i, golden_dir, name)
+        except DataError as exc:
+            problems.append((line(i), str(exc)))
+            stems = []
+        sides = [(input_dir, name)] + [(golden_dir, stem) for stem in stems]
+        for side_dir, stem in sides:
+            for light in layout.lights:
+                rows_of[image_path(images_dir, side_dir, stem, light, dataset_cfg.image_ext)].append(line(i))
+    check = _decode_problem if dataset_cfg.validate_images else _exists_problem
+    with ThreadPoolExecutor(max_workers=min(8, (os.cpu_count() or 1) * 2)) as pool:
+        for path, problem in zip(rows_of, pool.map(check, rows_of)):
+            if problem:
+                rows = rows_of[path]
+                problems += [
+                    (rows[0], f"image {path} {problem}" + (f" (also rows {_span(rows[1:])})" if len(rows) > 1 else ""))
+                ]
+    return problems
+
+
+def _exists_problem(path: Path) -> str | None:
+    return None if path.is_file() else "not found"
+
+
+def _decode_problem(path: Path) -> str | None:
+    try:
+        with Image.open(path) as img:
+            img.load()  # a full decode: truncated JPEGs fail here, not at open
+            width, height = img.size
+    except FileNotFoundError:
+        return "not found"
+    except (UnidentifiedImageError, OSError, SyntaxError, ValueError) as exc:
+        return f"cannot be decoded ({exc})"
+    if min(width, height) < MIN_SIDE:
+        return f"is {width}x{height} px, too small to be a component crop"
+    return None
+
+
+def _span(rows: list[int], most: int = 5) -> str:
+    shown = ", ".join(map(str, rows[:most]))
+    return shown + (f" and {len(rows) - most} more" if len(rows) > most else "")
+
+
+def _report(csv_path, problems: list[tuple[int, str]]) -> str:
+    problems = sorted(problems)
+    lines = [
+        f"pair CSV {csv_path}: {len(problems)} problem(s); fix them and rerun "
+        "(optical_inspection validate -e SPEC checks without running a task)"
+    ]
+    for row, text in problems[:MAX_LISTED]:
+        lines.append(f"  row {row}: {text}" if row else f"  {text}")
+    if len(problems) > MAX_LISTED:
+        lines.append(f"  ... and {len(problems) - MAX_LISTED} more")
+    return "\n".join(lines)
