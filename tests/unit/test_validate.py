@@ -1,0 +1,109 @@
+"""Validation reports every problem of a split at once, by CSV line, before any work starts."""
+
+import pytest
+from PIL import Image
+
+from tao_siamese_oi.config import load_config
+from tao_siamese_oi.data.validate import MAX_LISTED, validate_split
+from tao_siamese_oi.errors import DataError
+
+HEADER = "input_path,golden_path,object_name,label\n"
+
+
+def make(tmp_path, rows: str, images=("in/C1", "gold/C1", "in/C2", "gold/C2"), extra=()):
+    for stem in images:
+        path = tmp_path / "images" / f"{stem}.png"
+        path.parent.mkdir(parents=True, exist_ok=True)
+        Image.new("RGB", (16, 16), (90, 90, 90)).save(path)
+    csv = tmp_path / "pairs.csv"
+    csv.write_text(HEADER + rows)
+    cfg = load_config(
+        None,
+        [
+            "dataset.num_input=1",
+            "dataset.input_map=null",
+            "dataset.image_ext=.png",
+            f"dataset.train_dataset.csv_path={csv}",
+            f"dataset.train_dataset.images_dir={tmp_path / 'images'}",
+            *extra,
+        ],
+    )
+    return cfg.dataset
+
+
+def problems(dataset_cfg, training=False) -> list[str]:
+    with pytest.raises(DataError) as info:
+        validate_split(dataset_cfg, "train_dataset", training=training)
+    return str(info.value).splitlines()
+
+
+def test_a_clean_split_passes(tmp_path):
+    table = validate_split(make(tmp_path, "in,gold,C1,PASS\nin,gold,C2,short\n"), "train_dataset", training=True)
+    assert table.labels.tolist() == [0, 1]
+
+
+def test_all_problems_are_reported_together_with_line_numbers(tmp_path):
+    rows = "in,gold,C1,PASS\nin,gold,C9,short\nin,gold,,PASS\nin,gold,C2,\n"
+    lines = problems(make(tmp_path, rows))
+    assert lines[0].startswith(f"pair CSV {tmp_path}/pairs.csv: 2 problem(s)")
+    assert lines[1:] == ["  row 4: empty object_name", "  row 5: empty label"]
+
+
+def test_missing_images_are_reported_by_row_after_cells_are_clean(tmp_path):
+    lines = problems(make(tmp_path, "in,gold,C1,PASS\nin,gold,C9,short\nin,gold,C9,PASS\n"))
+    assert len(lines) == 3  # summary + input C9 + golden C9
+    assert lines[1] == f"  row 3: image {tmp_path}/images/gold/C9.png not found (also rows 4)"
+    assert lines[2] == f"  row 3: image {tmp_path}/images/in/C9.png not found (also rows 4)"
+
+
+def test_corrupt_and_truncated_images_are_reported_by_row(tmp_path):
+    cfg = make(tmp_path, "in,gold,C1,PASS\nin,gold,C2,short\n", extra=["dataset.image_ext=.jpg"])
+    for stem, data in [("in/C1", b"junk"), ("gold/C1", None), ("in/C2", None), ("gold/C2", None)]:
+        path = tmp_path / "images" / f"{stem}.jpg"
+        if data is None:
+            Image.new("RGB", (64, 64), (10, 200, 30)).save(path, quality=90)
+        else:
+            path.write_bytes(data)
+    truncated = (tmp_path / "images" / "in" / "C2.jpg").read_bytes()
+    (tmp_path / "images" / "in" / "C2.jpg").write_bytes(truncated[: len(truncated) // 2])
+    lines = problems(cfg)
+    assert any(line.startswith("  row 2: image") and "in/C1.jpg cannot be decoded" in line for line in lines)
+    assert any(line.startswith("  row 3: image") and "in/C2.jpg cannot be decoded" in line for line in lines)
+
+
+def test_existence_only_mode_skips_decoding(tmp_path):
+    cfg = make(tmp_path, "in,gold,C1,PASS\nin,gold,C2,short\n", extra=["dataset.validate_images=false"])
+    (tmp_path / "images" / "in" / "C1.png").write_bytes(b"junk")
+    validate_split(cfg, "train_dataset")  # decoding errors would surface later, at load time
+
+
+def test_tiny_images_are_not_sane(tmp_path):
+    cfg = make(tmp_path, "in,gold,C1,PASS\n")
+    Image.new("RGB", (3, 40)).save(tmp_path / "images" / "in" / "C1.png")
+    assert "is 3x40 px, too small to be a component crop" in problems(cfg)[1]
+
+
+@pytest.mark.parametrize(
+    "column, value", [("input_path", "../outside"), ("golden_path", "/abs/gold"), ("object_name", "../../etc/C1")]
+)
+def test_paths_may_not_leave_images_dir_unless_allowed(tmp_path, column, value):
+    row = {"input_path": "in", "golden_path": "gold", "object_name": "C1", "label": "PASS"} | {column: value}
+    cfg = make(tmp_path, ",".join(row.values()) + "\n")
+    assert f"row 2: {column} '{value}' leaves images_dir" in problems(cfg)[1]
+    allowed = make(tmp_path, ",".join(row.values()) + "\n", extra=["dataset.allow_absolute_paths=true"])
+    assert "leaves images_dir" not in "\n".join(problems(allowed))  # now only the missing files are reported
+
+
+def test_training_needs_both_classes(tmp_path):
+    lines = problems(make(tmp_path, "in,gold,C1,PASS\nin,gold,C2,pass\n"), training=True)
+    assert "no FAIL rows: training needs defects" in lines[1]
+    lines = problems(make(tmp_path, "in,gold,C1,short\nin,gold,C2,open\n"), training=True)
+    assert "no PASS rows" in lines[1]
+    validate_split(make(tmp_path, "in,gold,C1,PASS\n"), "train_dataset")  # evaluation sets may be one class
+
+
+def test_long_reports_are_capped(tmp_path):
+    rows = "".join(f"in,gold,X{i},PASS\n" for i in range(40))
+    lines = problems(make(tmp_path, rows))
+    assert len(lines) == 1 + MAX_LISTED + 1
+    assert lines[-1] == f"  ... and {80 - MAX_LISTED} more"
