@@ -25,9 +25,10 @@ EXAMPLES = {
     "export": "optical_inspection export -e specs/export.yaml "
     "export.checkpoint=results/sample/train/oi_model_latest.pth",
     "gen_trt_engine": "(not available yet in this release)",
-    "dataset_convert": "(not available yet in this release)",
+    "dataset_convert": "optical_inspection dataset_convert -e specs/dataset_convert_deeppcb.yaml",
+    "validate": "optical_inspection validate -e specs/train.yaml",
 }
-AVAILABLE = {"train", "evaluate", "inference", "export"}
+AVAILABLE = {"train", "evaluate", "inference", "export", "dataset_convert", "validate"}
 
 
 def _setup_logging() -> None:

@@ -15,7 +15,8 @@ ACTIONS = {
     "inference": "Score the infer split and write inference.csv (input CSV + siamese_score).",
     "export": "Export a checkpoint to ONNX, verified against PyTorch with onnxruntime.",
     "gen_trt_engine": "Build a TensorRT engine from the ONNX file (not available yet).",
-    "dataset_convert": "Convert factory AOI CSVs to pair CSVs (not available yet).",
+    "dataset_convert": "Convert factory AOI CSVs, DeepPCB or synthetic data to pair CSVs.",
+    "validate": "Check every configured split (CSV, paths, images, classes) and report all problems at once.",
 }
 
 PLUGIN = {

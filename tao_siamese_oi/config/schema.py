@@ -232,9 +232,15 @@ class DatasetConvertConfig:
     project_name: str | None = opt("all", help="aoi: keep one project, or all")
     bot_top: str | None = opt("all", choices=["TOP", "BOT", "all"], help="aoi: keep one board side, or all")
     crop_size: int = opt(64, min=8, help="deeppcb: side of the component-sized crops, px")
-    pass_crops_per_image: int = opt(6, min=0, help="deeppcb: defect-free crops drawn per board image")
+    pass_crops_per_image: int = opt(20, min=0, help="deeppcb: defect-free crops drawn per board image")
+    max_images: int = opt(0, min=0, help="deeppcb: convert at most this many board images per list (0 = all)")
     val_fraction: float = opt(0.15, min=0.0, max=0.9, help="deeppcb: share of trainval images kept for validation")
     seed: int = opt(0, help="deeppcb/synthetic: random seed of crops and splits")
+
+
+@dataclass
+class ValidateConfig:
+    results_dir: str = opt("${results_dir}/validate", help="status.json and experiment.yaml of a validate run")
 
 
 @dataclass
@@ -250,6 +256,7 @@ class ExperimentConfig:
     export: ExportConfig = section(ExportConfig)
     gen_trt_engine: GenTrtEngineConfig = section(GenTrtEngineConfig)
     dataset_convert: DatasetConvertConfig = section(DatasetConvertConfig)
+    validate: ValidateConfig = section(ValidateConfig)
 
 
 # Sections each action reads, for get-job-schema.
@@ -259,6 +266,7 @@ ACTION_SECTIONS = {
     "inference": ["model", "dataset", "inference"],
     "export": ["model", "dataset", "export"],
     "gen_trt_engine": ["dataset", "gen_trt_engine"],
-    "dataset_convert": ["dataset_convert"],
+    "dataset_convert": ["dataset", "dataset_convert"],
+    "validate": ["dataset", "validate"],
 }
 TOP_LEVEL_KEYS = ["model_name", "encryption_key", "results_dir"]

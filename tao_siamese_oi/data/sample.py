@@ -20,6 +20,8 @@ LIGHTS = {
 }
 DEFECTS = ("missing", "shifted", "bridge")
 COMPONENTS = ("R", "C", "U")
+# Any other light name gets one of these looks, by its position in the light list.
+OTHER_LOOKS = [(0.7, (1.0, 0.85, 0.85)), (1.2, (0.9, 0.95, 1.1)), (0.8, (0.85, 1.05, 0.9))]
 SLOTS_PER_BOARD = 8
 SPLITS = {"train": (120, 40), "val": (30, 12), "test": (30, 12)}  # (PASS, FAIL) pairs per split
 
@@ -62,8 +64,12 @@ def _draw_component(kind: str, size: int, defect: str | None, offset: tuple[int,
     return img
 
 
-def _light(img: Image.Image, light: str, rng: np.random.Generator, noise: float) -> Image.Image:
-    gain, tint = LIGHTS[light]
+def _file_name(designator: str, light: str | None, image_ext: str) -> str:
+    return f"{designator}_{light}{image_ext}" if light else f"{designator}{image_ext}"
+
+
+def _light(img: Image.Image, light: str | None, position: int, rng, noise: float) -> Image.Image:
+    gain, tint = LIGHTS.get(light) or OTHER_LOOKS[position % len(OTHER_LOOKS)]
     arr = np.asarray(img, dtype=np.float32) * gain * np.asarray(tint, dtype=np.float32)
     ramp = np.linspace(0.85, 1.15, arr.shape[1], dtype=np.float32)[None, :, None]  # light comes from one side
     arr = arr * (ramp if light == "LowAngleLight" else 1.0)
@@ -71,16 +77,22 @@ def _light(img: Image.Image, light: str, rng: np.random.Generator, noise: float)
     return Image.fromarray(np.clip(arr, 0, 255).astype(np.uint8))
 
 
-def make_sample_dataset(out_dir, size: int = 40, seed: int = 0, splits: dict | None = None) -> dict:
-    """Write images and train/val/test/infer pair CSVs under ``out_dir``; return the CSV paths."""
+def make_sample_dataset(
+    out_dir, size: int = 40, seed: int = 0, splits: dict | None = None, lights=None, image_ext: str = ".jpg"
+) -> dict:
+    """Write images and train/val/test/infer pair CSVs under ``out_dir``; return the CSV paths.
+
+    ``lights``: light suffixes in order (default TAO's four); ``[None]`` writes one unsuffixed image per side.
+    """
+    lights = list(lights or LIGHTS)
     out = Path(out_dir)
     rng = np.random.default_rng(seed)
     images = out / "images"
     for slot in range(SLOTS_PER_BOARD):  # one golden per component of the design
-        for light in LIGHTS:
-            path = images / "golden" / f"{_designator(slot)}_{light}.jpg"
+        for position, light in enumerate(lights):
+            path = images / "golden" / _file_name(_designator(slot), light, image_ext)
             path.parent.mkdir(parents=True, exist_ok=True)
-            _light(_draw_component(_kind(slot), size, None, (0, 0)), light, rng, 0.0).save(path, quality=95)
+            _light(_draw_component(_kind(slot), size, None, (0, 0)), light, position, rng, 0.0).save(path, quality=95)
     csvs = {}
     for split, (num_pass, num_fail) in (splits or SPLITS).items():
         rows = []
@@ -93,10 +105,10 @@ def make_sample_dataset(out_dir, size: int = 40, seed: int = 0, splits: dict | N
             defect = None if label == "PASS" else label
             gain = float(rng.uniform(0.95, 1.05))
             part = _draw_component(_kind(slot), size, defect, offset)
-            for light in LIGHTS:
-                path = images / board / f"{_designator(slot)}_{light}.jpg"
+            for position, light in enumerate(lights):
+                path = images / board / _file_name(_designator(slot), light, image_ext)
                 path.parent.mkdir(parents=True, exist_ok=True)
-                lit = _light(part, light, rng, 4.0)
+                lit = _light(part, light, position, rng, 4.0)
                 Image.fromarray(np.clip(np.asarray(lit) * gain, 0, 255).astype(np.uint8)).save(path, quality=95)
             rows.append(
                 {
@@ -104,6 +116,7 @@ def make_sample_dataset(out_dir, size: int = 40, seed: int = 0, splits: dict | N
                     "golden_path": "golden",
                     "object_name": _designator(slot),
                     "label": label,
+                    "defect_type": "" if label == "PASS" else label,
                 }
             )
         csvs[split] = out / f"{split}.csv"

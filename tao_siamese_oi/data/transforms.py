@@ -2,8 +2,9 @@
 
 One code path for training, evaluation, inference and export parity. Loading stops at uint8 (C, H, W):
 decoded with Pillow's JPEG draft mode (the DCT scales down by 2/4/8 while decoding, far cheaper than a full
-decode for crops much larger than the target), resized bilinearly, concatenated. :class:`Normalizer` then turns whole batches into
-floats on the training device, which keeps the loader workers' output 4x smaller and the float work vectorised.
+decode for crops much larger than the target), resized bilinearly, concatenated. :class:`Normalizer` then
+turns whole batches into floats on the training device, which keeps the loader workers' output 4x smaller and
+the float work vectorised.
 """
 
 from collections import OrderedDict

@@ -14,7 +14,7 @@ from tao_siamese_oi.utils.status import FAILURE, STARTED, SUCCESS, StatusLogger
 
 log = logging.getLogger("tao_siamese_oi")
 
-TASK_TITLES = {"train": "train", "evaluate": "evaluation", "inference": "inference", "export": "export"}
+TASK_TITLES = {"evaluate": "evaluation", "dataset_convert": "dataset conversion", "validate": "data validation"}
 
 
 def task_dir(cfg, task: str) -> Path:

@@ -41,6 +41,9 @@ def run(cfg, out: Path, status) -> dict:
         L.seed_everything(cfg.train.seed, workers=True, verbose=False)
 
     datamodule = PairDataModule(cfg.dataset, seed=cfg.train.seed)
+    datamodule.dataset("train")  # validated now, not when the loaders first need them (mid-epoch for validation)
+    if cfg.dataset.validation_dataset.csv_path:
+        datamodule.dataset("validation")
     module = build_module(cfg)
     throughput = ThroughputAndStatus(status)
     trainer = build_trainer(cfg.train, out, throughput, has_validation=bool(cfg.dataset.validation_dataset.csv_path))

@@ -6,9 +6,9 @@ import torch
 from PIL import Image
 
 from tao_siamese_oi.config import load_config
+from tao_siamese_oi.data import transforms
 from tao_siamese_oi.data.pairs import image_path, light_order, read_pairs
 from tao_siamese_oi.data.sampler import build_train_sampler, fpratio_weights
-from tao_siamese_oi.data import transforms
 from tao_siamese_oi.data.transforms import Normalizer, SideLoader, concat_lights, decode_resized, layout_from_config
 from tao_siamese_oi.errors import ConfigError, DataError
 

@@ -1,0 +1,40 @@
+"""dataset_convert: turn factory AOI exports, DeepPCB or the synthetic generator into TAO pair CSVs."""
+
+import json
+import logging
+from pathlib import Path
+
+from tao_siamese_oi.data.pairs import light_order
+from tao_siamese_oi.errors import ConfigError, OutputExistsError
+from tao_siamese_oi.tasks.common import tracked_task
+
+log = logging.getLogger("tao_siamese_oi")
+
+
+@tracked_task("dataset_convert")
+def run(cfg, out: Path, status) -> dict:
+    convert = cfg.dataset_convert
+    if not convert.data_convert_output_dir:
+        raise ConfigError("dataset_convert.data_convert_output_dir is not set; name a folder for the pair CSVs")
+    target = Path(convert.data_convert_output_dir)
+    if any(target.glob("*.csv")):
+        raise OutputExistsError(f"{target} already holds CSV files; choose an empty data_convert_output_dir")
+    target.mkdir(parents=True, exist_ok=True)
+    lights = [x for x in light_order(cfg.dataset.input_map, cfg.dataset.num_input) if x]
+    if convert.source == "deeppcb":
+        from tao_siamese_oi.data.convert_deeppcb import convert_deeppcb
+
+        if not convert.root_dataset_dir:
+            raise ConfigError("dataset_convert.root_dataset_dir is not set; point it at the folder holding PCBData/")
+        summary = convert_deeppcb(convert, target)
+    elif convert.source == "aoi":
+        from tao_siamese_oi.data.convert_aoi import convert_aoi
+
+        summary = convert_aoi(convert, lights or None, target)
+    else:
+        from tao_siamese_oi.data.sample import make_sample_dataset
+
+        csvs = make_sample_dataset(target, seed=convert.seed, lights=lights or [None], image_ext=cfg.dataset.image_ext)
+        summary = {split: str(path) for split, path in csvs.items()}
+    log.info("Wrote pair CSVs to %s: %s", target, json.dumps(summary))
+    return summary
