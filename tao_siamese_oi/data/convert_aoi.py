@@ -5,8 +5,8 @@ Input: folders of per-board AOI CSVs, one row per component per lighting, with t
 ``Project, TOP_BOT, BoardSN`` (otherwise parsed from a ``<project>_<TOP|BOT>_<serial>.csv`` file name).
 Goldens: ``<golden_csv_dir>/<project><TOP|BOT>.csv`` with ``CompName, TOP_BOT, TB_Panel, directory``.
 
-A component (project, board, side, CompName, TB_Panel) becomes one pair when it has a row for every light
-(the spec's ``dataset.input_map`` lights, or else the full set of lights in the data, any number) and a golden.
+A component (project, board, side, CompName, TB_Panel) becomes one pair when it has exactly one row for every
+light (the spec's ``dataset.input_map`` lights, or else every light seen in the data, any number) and a golden.
 Its label is PASS when every light's ConfirmDefect is empty or PASS, else the distinct defect names joined with
 ``_``. object_name is image_name up to its first ``_``; any image extension works. Components dropped (missing
 lights, no golden) are counted in the summary, never silently. Unlike TAO, ``bot_top: TOP``/``BOT`` filters
@@ -89,7 +89,8 @@ def convert_folder(folder: Path, convert_cfg, lights: list[str] | None, golden_d
     pairs, goldens = [], {}
     for key, comp in rows.groupby(KEY, sort=False):
         counts["components"] += 1
-        if set(comp["LightingCondition"]) != wanted or len(comp) != len(wanted):
+        present = comp["LightingCondition"]
+        if not wanted <= set(present) or present[present.isin(wanted)].duplicated().any():
             counts["missing_lights"] += 1
             continue
         project, board, side, name, panel = key

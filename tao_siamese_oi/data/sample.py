@@ -121,5 +121,6 @@ def make_sample_dataset(
             )
         csvs[split] = out / f"{split}.csv"
         pd.DataFrame(rows).to_csv(csvs[split], index=False)
-    csvs["infer"] = csvs["test"]
+    if "test" in csvs:
+        csvs["infer"] = csvs["test"]
     return csvs
