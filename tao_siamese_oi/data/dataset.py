@@ -9,7 +9,7 @@ from tao_siamese_oi.data.goldens import GoldenIndex
 from tao_siamese_oi.data.pairs import PairTable
 from tao_siamese_oi.data.transforms import SideLoader
 
-# Decoded golden light sets kept per worker: about 200 MB at 4 lights of 128 x 128.
+# Decoded goldens kept per worker: about 200 MB at 4 lights of 128 x 128.
 GOLDEN_CACHE_SIZE = 1024
 
 
