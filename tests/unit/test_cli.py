@@ -97,11 +97,33 @@ def test_debug_shows_the_traceback(tmp_path):
     assert "Traceback" in out.stderr
 
 
-@pytest.mark.parametrize("action", ["gen_trt_engine", "dataset_convert"])
-def test_unfinished_actions_say_so(action):
-    out = run_cli(action, "-e", "specs/train.yaml")
+def test_unfinished_actions_say_so():
+    out = run_cli("gen_trt_engine", "-e", "specs/train.yaml")
     assert out.returncode == 2
-    assert f"{action} is not available yet" in out.stderr
+    assert "gen_trt_engine is not available yet" in out.stderr
+
+
+def test_validate_reports_every_problem_of_a_split(tmp_path):
+    csv = tmp_path / "pairs.csv"
+    csv.write_text("input_path,golden_path,object_name,label\nin,gold,C1,PASS\n../x,gold,C2,\n")
+    out = run_cli(
+        "validate",
+        "-e",
+        "specs/train.yaml",
+        f"results_dir={tmp_path}",
+        f"dataset.train_dataset.csv_path={csv}",
+        f"dataset.train_dataset.images_dir={tmp_path}",
+        "dataset.validation_dataset.csv_path=null",
+    )
+    assert out.returncode == 3
+    assert "Traceback" not in out.stderr
+    lines = out.stderr.strip().splitlines()[-3:]
+    assert lines[0].endswith(
+        "pairs.csv: 2 problem(s); fix them and rerun "
+        "(optical_inspection validate -e SPEC checks without running a task)"
+    )
+    assert lines[1] == "  row 3: empty label"
+    assert lines[2].startswith("  row 3: input_path '../x' leaves images_dir")
 
 
 def test_get_job_schema_prints_the_default_spec():
