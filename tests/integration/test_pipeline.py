@@ -136,3 +136,19 @@ def test_rerun_of_a_finished_training_changes_nothing(pipeline):
     again = run("train", pipeline["spec"])
     assert again["epochs"] == 2
     assert latest.stat().st_mtime_ns == before
+
+
+def test_evaluation_without_fail_rows_reports_fpr_only(pipeline, tmp_path):
+    source = pd.read_csv(pipeline["data"] / "test.csv", dtype=str)
+    passes = tmp_path / "pass_only.csv"
+    source[source["label"] == "PASS"].to_csv(passes, index=False)
+    metrics = run(
+        "evaluate",
+        pipeline["spec"],
+        f"dataset.test_dataset.csv_path={passes}",
+        f"evaluate.results_dir={tmp_path}/eval",
+        f"evaluate.checkpoint={pipeline['results']}/train/oi_model_latest.pth",
+    )
+    assert metrics["num_fail"] == 0 and metrics["num_pass"] == 8
+    assert metrics["recall"] is None and metrics["auroc"] is None
+    assert 0.0 <= metrics["fpr"] <= 100.0

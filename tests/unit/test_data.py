@@ -181,3 +181,24 @@ def test_sampler_draws_the_expected_fail_share_reproducibly():
 def test_sampler_refuses_a_training_set_without_defects():
     with pytest.raises(DataError, match="no FAIL rows"):
         fpratio_weights(np.zeros(5), 0.1, "train.csv")
+
+
+@pytest.mark.parametrize("x, y", [(3, 1), (1, 3)])
+def test_grid_works_for_an_odd_number_of_lights(x, y):
+    lights = "{A: 0, B: 1, C: 2}"
+    cfg = load_config(
+        None,
+        [
+            "dataset.num_input=3",
+            f"dataset.input_map={lights}",
+            "dataset.concat_type=grid",
+            f"dataset.grid_map.x={x}",
+            f"dataset.grid_map.y={y}",
+            "dataset.image_height=2",
+            "dataset.image_width=3",
+        ],
+    )
+    layout = layout_from_config(cfg.dataset)
+    out = concat_lights(light_images(3), layout)
+    assert out.shape == layout.shape == (3, 2 * y, 3 * x)  # TAO falls back to linear for odd N
+    assert sorted({int(v) for v in out[0].ravel()}) == [0, 1, 2]
