@@ -118,8 +118,9 @@ def main(argv=None):
     parser.add_argument("--workers", type=int, default=2)
     parser.add_argument("--batch-size", type=int, default=32)
     parser.add_argument("--rounds", type=int, default=4, help="passes over the data per mode, interleaved")
+    parser.add_argument("--main-threads", type=int, default=1, help="torch threads of the main process")
     args = parser.parse_args(argv)
-    torch.set_num_threads(1)
+    torch.set_num_threads(args.main_threads)
 
     with tempfile.TemporaryDirectory() as tmp:
         root = Path(tmp)
