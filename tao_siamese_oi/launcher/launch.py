@@ -1,0 +1,77 @@
+"""What ``tao model <task> <action> ...`` does: pick the runner, translate paths, run, return the exit code."""
+
+import importlib
+import os
+import tempfile
+from pathlib import Path
+
+import yaml
+
+from tao_siamese_oi.launcher import LauncherError
+from tao_siamese_oi.launcher.mounts import Mount, MountsConfig, load_mounts
+from tao_siamese_oi.launcher.paths import PathMapper, translate_override, translate_spec
+from tao_siamese_oi.launcher.plugins import Plugin
+
+SPEC_MOUNT = "/tao_launcher/spec"
+LOCAL_ENV = "TAO_LAUNCHER_LOCAL"
+
+
+def image_for(plugin: Plugin, override: str | None = None) -> str:
+    env_key = f"TAO_{plugin.name.upper()}_IMAGE"
+    return override or os.environ.get(env_key) or plugin.data["image"]
+
+
+def run_local(plugin: Plugin, argv: list[str]) -> int:
+    """Run the action in this Python environment: same argv contract, same exit codes."""
+    action = argv[0] if argv else ""
+    if action not in plugin.actions:
+        raise LauncherError(f"{plugin.name} has no action '{action}'; choose one of {', '.join(plugin.actions)}")
+    module_name, func = plugin.actions[action]["handler"].split(":")
+    return int(getattr(importlib.import_module(module_name), func)(list(argv)) or 0)
+
+
+def container_argv(plugin: Plugin, argv: list[str], config: MountsConfig, workdir: Path):
+    """The argv to run in the container and the extra mounts it needs (the translated spec)."""
+    mapper = PathMapper(config.mounts)
+    patterns = plugin.data.get("path_keys", [])
+    spec_options = set(plugin.data.get("path_options", []))
+    out, extra = [], []
+    args = iter(argv)
+    for arg in args:
+        if arg in spec_options:
+            host_spec = Path(next(args, ""))
+            out += [arg, f"{SPEC_MOUNT}/{_write_translated_spec(host_spec, mapper, patterns, workdir)}"]
+            extra = [Mount(workdir, SPEC_MOUNT, read_only=True)]
+        else:
+            out.append(translate_override(arg, mapper, patterns))
+    return [*plugin.data["argv_prefix"], *out], extra
+
+
+def _write_translated_spec(host_spec: Path, mapper: PathMapper, patterns, workdir: Path) -> str:
+    if not host_spec.is_file():
+        raise LauncherError(f"spec file {host_spec} not found")
+    try:
+        data = yaml.safe_load(host_spec.read_text()) or {}
+    except yaml.YAMLError as exc:
+        raise LauncherError(f"spec file {host_spec}: invalid YAML ({exc})") from None
+    target = workdir / host_spec.name
+    target.write_text(yaml.safe_dump(translate_spec(data, mapper, patterns), sort_keys=False))
+    target.chmod(0o644)
+    return host_spec.name
+
+
+def run_docker(plugin: Plugin, argv: list[str], image: str | None = None, dry_run: bool = False) -> int:
+    from tao_siamese_oi.launcher.docker_runner import container_spec, docker_command_line, run_container
+
+    config = load_mounts()
+    with tempfile.TemporaryDirectory(prefix="tao_launcher_") as tmp:
+        workdir = Path(tmp)
+        workdir.chmod(0o755)  # readable by the container's (non-root) user
+        command, extra = container_argv(plugin, argv, config, workdir)
+        spec = container_spec(
+            image_for(plugin, image), command, config, extra, plugin_options=plugin.data.get("docker_options")
+        )
+        if dry_run:
+            print(docker_command_line(spec))
+            return 0
+        return run_container(spec)
