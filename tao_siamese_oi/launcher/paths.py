@@ -4,6 +4,7 @@ Paths on the command line (``-e``, ``key=/host/path`` for the plugin's path keys
 file are rewritten; a host path outside every mount is an error naming the nearest mount.
 """
 
+import difflib
 import fnmatch
 import os
 from pathlib import Path
@@ -27,7 +28,11 @@ class PathMapper:
     def _nearest(self, path: Path) -> str:
         if not self.mounts:
             return "add a Mounts entry for it to the mounts file ($LAUNCHER_MOUNTS or ~/.tao_mounts.json)"
-        best = max(self.mounts, key=lambda m: len(os.path.commonpath([str(m.source), str(path)])))
+        def closeness(mount):  # shared leading folders first, then textual likeness (data vs datasets)
+            common = len(os.path.commonpath([str(mount.source), str(path)]))
+            return common, difflib.SequenceMatcher(None, str(mount.source), str(path)).ratio()
+
+        best = max(self.mounts, key=closeness)
         return f"the nearest mount is {best.source} -> {best.destination}; add a mount that holds it"
 
 

@@ -1,0 +1,171 @@
+"""Launcher pieces without Docker: mounts file, path translation, container spec, local routing."""
+
+import json
+import os
+from pathlib import Path
+
+import pytest
+import yaml
+
+from tao_siamese_oi.launcher import LauncherError
+from tao_siamese_oi.launcher.docker_runner import LABEL, container_spec, docker_command_line
+from tao_siamese_oi.launcher.launch import SPEC_MOUNT, container_argv
+from tao_siamese_oi.launcher.mounts import Mount, MountsConfig, load_mounts
+from tao_siamese_oi.launcher.paths import PathMapper, translate_override, translate_spec
+from tao_siamese_oi.launcher.plugins import Plugin
+from tao_siamese_oi.plugin import PLUGIN
+
+
+def write(tmp_path, data, name="mounts.json") -> Path:
+    path = tmp_path / name
+    path.write_text(data if isinstance(data, str) else json.dumps(data))
+    return path
+
+
+def test_a_full_mounts_file_parses(tmp_path):
+    (tmp_path / "data").mkdir()
+    path = write(
+        tmp_path,
+        {
+            "Mounts": [{"source": str(tmp_path / "data"), "destination": "/data/", "read_only": True}],
+            "Envs": [{"variable": "WANDB_MODE", "value": "offline"}],
+            "DockerOptions": {"shm_size": "16G", "gpus": [0, 2], "user": "1000:1000"},
+        },
+    )
+    config = load_mounts(path)
+    assert config.mounts == (Mount(tmp_path / "data", "/data", True),)
+    assert config.envs == {"WANDB_MODE": "offline"}
+    assert config.options["gpus"] == [0, 2]
+
+
+@pytest.mark.parametrize(
+    "data, message",
+    [
+        ({"Env": []}, "unknown key 'Env'; did you mean Envs?"),
+        ({"Mounts": [{"source": "/nonexistent/x", "destination": "/d"}]}, "source /nonexistent/x does not exist"),
+        ({"Mounts": [{"source": "/", "destination": "rel"}]}, "destination 'rel' must be an absolute path"),
+        ({"Mounts": [{"src": "/", "destination": "/d"}]}, "Mounts\\[0\\]: unknown key 'src'; did you mean source?"),
+        ({"Envs": [{"variable": "A"}]}, "Envs\\[0\\] lacks value"),
+        ({"DockerOptions": {"shmsize": "1G"}}, "unknown key 'shmsize'; did you mean shm_size?"),
+        ({"DockerOptions": {"gpus": "some"}}, 'gpus must be "all", "none" or a list'),
+        ({"DockerOptions": {"privileged": "yes"}}, "DockerOptions.privileged has the wrong type"),
+        ('{"Mounts": [\n  {"source": "/x" "destination": "/y"}]}', "line 2, column 19: invalid JSON"),
+    ],
+)
+def test_bad_mounts_files_say_what_to_fix(tmp_path, data, message):
+    with pytest.raises(LauncherError, match=message):
+        load_mounts(write(tmp_path, data))
+
+
+def test_mounts_file_location(tmp_path, monkeypatch):
+    monkeypatch.setenv("HOME", str(tmp_path))
+    monkeypatch.delenv("LAUNCHER_MOUNTS", raising=False)
+    assert load_mounts() == MountsConfig()  # no ~/.tao_mounts.json: no mounts
+    monkeypatch.setenv("LAUNCHER_MOUNTS", str(tmp_path / "missing.json"))
+    with pytest.raises(LauncherError, match="missing.json not found"):
+        load_mounts()
+    monkeypatch.setenv("LAUNCHER_MOUNTS", str(write(tmp_path, {"Envs": [{"variable": "A", "value": 1}]})))
+    assert load_mounts().envs == {"A": "1"}
+
+
+@pytest.fixture
+def mapper(tmp_path):
+    for name in ("data", "data/deep", "results"):
+        (tmp_path / name).mkdir(exist_ok=True)
+    return PathMapper(
+        (
+            Mount(tmp_path / "data", "/data"),
+            Mount(tmp_path / "data" / "deep", "/deep"),
+            Mount(tmp_path / "results", "/results"),
+        )
+    )
+
+
+def test_paths_map_through_the_longest_mount(mapper, tmp_path):
+    assert mapper.to_container(str(tmp_path / "data" / "a.csv"), "x") == "/data/a.csv"
+    assert mapper.to_container(str(tmp_path / "data" / "deep" / "b"), "x") == "/deep/b"
+    assert mapper.to_container(str(tmp_path / "results"), "x") == "/results"
+
+
+def test_a_path_outside_every_mount_names_the_nearest(mapper, tmp_path):
+    with pytest.raises(
+        LauncherError,
+        match=f"override x {tmp_path}/datasets/c.csv is outside every mount; the "
+        f"nearest mount is {tmp_path}/data -> /data",
+    ):
+        mapper.to_container(str(tmp_path / "datasets" / "c.csv"), "override x")
+
+
+def test_relative_paths_are_relative_to_the_current_directory(mapper, tmp_path, monkeypatch):
+    monkeypatch.chdir(tmp_path / "data")
+    assert mapper.to_container("sub/x.csv", "x") == "/data/sub/x.csv"
+
+
+def test_spec_and_override_paths_are_translated_only_for_path_keys(mapper, tmp_path):
+    spec = {
+        "results_dir": str(tmp_path / "results"),
+        "model": {"margin": 2.0},
+        "dataset": {"train_dataset": {"csv_path": str(tmp_path / "data" / "t.csv")}, "image_ext": ".jpg"},
+        "train": {"results_dir": "${results_dir}/train"},
+    }
+    out = translate_spec(spec, mapper, PLUGIN["path_keys"])
+    assert out["results_dir"] == "/results"
+    assert out["dataset"]["train_dataset"]["csv_path"] == "/data/t.csv"
+    assert out["train"]["results_dir"] == "${results_dir}/train"  # interpolation resolved in the container
+    assert out["model"] == {"margin": 2.0} and out["dataset"]["image_ext"] == ".jpg"
+    ckpt = f"evaluate.checkpoint={tmp_path}/results/train/oi_model_latest.pth"
+    assert translate_override(ckpt, mapper, PLUGIN["path_keys"]) == (
+        "evaluate.checkpoint=/results/train/oi_model_latest.pth"
+    )
+    assert translate_override("train.num_epochs=3", mapper, PLUGIN["path_keys"]) == "train.num_epochs=3"
+
+
+def test_container_argv_writes_a_translated_spec(mapper, tmp_path):
+    spec = tmp_path / "spec.yaml"
+    spec.write_text(yaml.safe_dump({"results_dir": str(tmp_path / "results")}))
+    plugin = Plugin("optical_inspection", "tao_siamese_oi", PLUGIN)
+    workdir = tmp_path / "work"
+    workdir.mkdir()
+    argv, extra = container_argv(
+        plugin, ["train", "-e", str(spec), "train.num_epochs=1"], MountsConfig(mounts=tuple(mapper.mounts)), workdir
+    )
+    assert argv == ["optical_inspection", "train", "-e", f"{SPEC_MOUNT}/spec.yaml", "train.num_epochs=1"]
+    assert extra == [Mount(workdir, SPEC_MOUNT, True)]
+    assert yaml.safe_load((workdir / "spec.yaml").read_text()) == {"results_dir": "/results"}
+
+
+def test_container_spec_defaults(tmp_path):
+    config = MountsConfig(mounts=(Mount(tmp_path, "/data", True),), envs={"A": "1"})
+    spec = container_spec(
+        "img:1",
+        ["optical_inspection", "train", "-e", "/s.yaml"],
+        config,
+        uid=1000,
+        gid=50,
+        plugin_options={"shm_size": "16G", "ipc_mode": "host"},
+    )
+    assert spec["command"] == ["optical_inspection", "train", "-e", "/s.yaml"]  # a list, never a shell string
+    assert spec["init"] is True
+    assert spec["user"] == "1000:50" and spec["environment"] == {"A": "1", "HOME": "/tmp"}
+    assert spec["volumes"] == {str(tmp_path): {"bind": "/data", "mode": "ro"}}
+    assert spec["device_requests"] == [{"count": -1, "capabilities": [["gpu"]]}]
+    assert spec["shm_size"] == "16G" and spec["ipc_mode"] == "host"
+    assert spec["labels"][LABEL] != container_spec("img:1", [], config)["labels"][LABEL]
+
+
+def test_container_spec_options_win(tmp_path):
+    config = MountsConfig(options={"user": "root", "gpus": [1, 3], "shm_size": "2G", "ulimits": {"nofile": 4096}})
+    spec = container_spec("img:1", ["x"], config, uid=1000, gid=50, plugin_options={"shm_size": "16G"})
+    assert spec["user"] == "root" and "HOME" not in spec["environment"]
+    assert spec["device_requests"] == [{"device_ids": ["1", "3"], "capabilities": [["gpu"]]}]
+    assert spec["shm_size"] == "2G" and spec["ulimits"] == {"nofile": 4096}
+    assert container_spec("img", ["x"], MountsConfig(options={"gpus": "none"}))["device_requests"] == []
+    line = docker_command_line(spec)
+    assert line.startswith("docker run --rm --init --user root ")
+    assert "--gpus '\"device=1,3\"'" in line and "--shm-size 2G" in line and "--ulimit=nofile=4096" in line
+    assert line.endswith(" img:1 x")
+
+
+def test_default_user_is_the_caller():
+    spec = container_spec("img", ["x"], MountsConfig())
+    assert spec["user"] == f"{os.getuid()}:{os.getgid()}"
