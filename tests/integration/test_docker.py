@@ -1,0 +1,197 @@
+"""End to end through a real Docker engine: `tao model optical_inspection ...` in a one-shot container.
+
+The engine is the private dockerd of ../shared/tools/docker-engine (started by .ci/run). The image is built here
+from its Debian python3.11 image: the test's own Python environment and checkout are bind-mounted read-only, so
+the container runs exactly the code under test. Skipped, with the reason, where no engine answers.
+"""
+
+import io
+import json
+import os
+import signal
+import subprocess
+import sys
+import sysconfig
+import tarfile
+import time
+from pathlib import Path
+
+import pytest
+import yaml
+
+from tests.conftest import cli, tiny_spec_dict
+
+pytestmark = pytest.mark.docker
+ROOT = Path(__file__).resolve().parents[2]
+IMAGE = "local/tao-siamese-oi:test"
+LIBSTDCXX = Path("/usr/lib/x86_64-linux-gnu/libstdc++.so.6")
+WRAPPER = """#!/bin/sh
+exec python3 -c 'import os, site, sys; site.addsitedir(os.environ["OI_SITE"]); sys.argv[0] = "optical_inspection"; \
+from entry_points.optical_inspection import main; main()' "$@"
+"""
+
+
+@pytest.fixture(scope="module")
+def client():
+    docker = pytest.importorskip("docker")
+    try:
+        engine = docker.from_env(timeout=10)
+        engine.ping()
+    except Exception as exc:  # noqa: BLE001
+        pytest.skip(f"no Docker engine reachable ({type(exc).__name__}); .ci/run starts one")
+    return engine
+
+
+@pytest.fixture(scope="module")
+def image(client):
+    base = os.environ.get("PY_IMAGE", "local/python:test")
+    try:
+        client.images.get(base)
+    except Exception:  # noqa: BLE001
+        pytest.skip(f"base image {base} missing; ../shared/tools/docker-engine/start_engine.sh builds it")
+    if not LIBSTDCXX.exists():
+        pytest.skip(f"{LIBSTDCXX} (needed by torch in the test image) is not on this machine")
+    context = io.BytesIO()
+    with tarfile.open(fileobj=context, mode="w") as tar:
+        dockerfile = (
+            f"FROM {base}\nCOPY libstdc++.so.6 {LIBSTDCXX}\nCOPY optical_inspection /usr/local/bin/optical_inspection\n"
+        ).encode()
+        for name, data, mode in [
+            ("Dockerfile", dockerfile, 0o644),
+            ("optical_inspection", WRAPPER.encode(), 0o755),
+            ("libstdc++.so.6", LIBSTDCXX.resolve().read_bytes(), 0o644),
+        ]:
+            info = tarfile.TarInfo(name)
+            info.size, info.mode = len(data), mode
+            tar.addfile(info, io.BytesIO(data))
+    context.seek(0)
+    client.images.build(fileobj=context, custom_context=True, tag=IMAGE, rm=True)
+    return IMAGE
+
+
+@pytest.fixture
+def setup(tmp_path, tiny_data, image):
+    results = tmp_path / "results"
+    results.mkdir()
+    mounts = [
+        {"source": str(ROOT), "destination": str(ROOT), "read_only": True},
+        {"source": str(tiny_data), "destination": "/data", "read_only": True},
+        {"source": str(results), "destination": "/results"},
+    ]
+    if ROOT not in Path(sys.prefix).parents:
+        mounts.append({"source": sys.prefix, "destination": sys.prefix, "read_only": True})
+    mounts_file = tmp_path / "mounts.json"
+    mounts_file.write_text(
+        json.dumps(
+            {
+                "Mounts": mounts,
+                "Envs": [
+                    {"variable": "OI_SITE", "value": sysconfig.get_paths()["purelib"]},
+                    {"variable": "OI_RESULTS", "value": "/results/run"},
+                ],
+                "DockerOptions": {"gpus": "none", "network": "none"},
+            }
+        )
+    )
+    spec = tiny_spec_dict(tiny_data, results)
+    spec["results_dir"] = "${oc.env:OI_RESULTS}"  # resolved in the container: proves Envs reach the task
+    spec_file = tmp_path / "spec.yaml"
+    spec_file.write_text(yaml.safe_dump(spec))
+    env = {**os.environ, "LAUNCHER_MOUNTS": str(mounts_file), "TAO_OPTICAL_INSPECTION_IMAGE": image}
+    return {"spec": spec_file, "results": results, "env": env, "mounts": mounts_file}
+
+
+def tao(setup, *args, **kwargs):
+    return subprocess.run(
+        [cli("tao"), "model", "optical_inspection", *args],
+        capture_output=True,
+        text=True,
+        env=setup["env"],
+        timeout=600,
+        **kwargs,
+    )
+
+
+def leftover_containers(client) -> list:
+    return client.containers.list(all=True, filters={"label": "tao_launcher.run"})
+
+
+def test_train_in_a_container_writes_caller_owned_files_on_the_host(setup, client):
+    out = tao(setup, "train", "-e", str(setup["spec"]), "train.num_epochs=1")
+    assert out.returncode == 0, out.stdout[-2000:] + out.stderr[-2000:]
+    latest = setup["results"] / "run" / "train" / "oi_model_latest.pth"  # ${oc.env:OI_RESULTS} = /results/run
+    assert latest.is_file()
+    assert latest.stat().st_uid == os.getuid() and latest.stat().st_gid == os.getgid()
+    status = [json.loads(line) for line in (latest.parent / "status.json").read_text().splitlines()]
+    assert status[-1]["status"] == "SUCCESS"
+    assert "Trained 1 epochs" in out.stdout + out.stderr  # the task's log, streamed through the launcher
+    assert leftover_containers(client) == []
+
+
+def test_a_failing_spec_gives_the_tasks_exit_code(setup, client):
+    out = tao(setup, "train", "-e", str(setup["spec"]), "train.num_epoch=1")
+    assert out.returncode == 2
+    assert "unknown key train.num_epoch; did you mean train.num_epochs?" in out.stdout + out.stderr
+    assert leftover_containers(client) == []
+
+
+def test_ctrl_c_stops_and_removes_the_container(setup, client):
+    proc = subprocess.Popen(
+        [
+            cli("tao"),
+            "model",
+            "optical_inspection",
+            "train",
+            "-e",
+            str(setup["spec"]),
+            "train.num_epochs=500",
+            f"results_dir={setup['results']}/interrupted",
+        ],
+        env=setup["env"],
+        stdout=subprocess.PIPE,
+        stderr=subprocess.STDOUT,
+        text=True,
+    )
+    status = setup["results"] / "interrupted" / "train" / "status.json"
+    deadline = time.time() + 120
+    while time.time() < deadline and proc.poll() is None and not (status.exists() and "RUNNING" in status.read_text()):
+        time.sleep(0.5)
+    if not status.exists():
+        proc.kill()
+        pytest.fail("training never started in the container: " + proc.communicate()[0][-2000:])
+    proc.send_signal(signal.SIGINT)
+    output, _ = proc.communicate(timeout=120)
+    assert proc.returncode != 0, output[-2000:]
+    assert "forwarding SIGINT to the task" in output
+    assert json.loads(status.read_text().splitlines()[-1])["status"] == "FAILURE"
+    assert leftover_containers(client) == []
+
+
+def test_no_gpu_runtime_is_a_one_line_error_with_the_cpu_hint(setup, client):
+    mounts = json.loads(setup["mounts"].read_text())
+    mounts["DockerOptions"]["gpus"] = "all"
+    setup["mounts"].write_text(json.dumps(mounts))
+    out = tao(setup, "train", "-e", str(setup["spec"]))
+    assert out.returncode == 2
+    assert "Docker has no GPU runtime here" in out.stderr and '"gpus": "none"' in out.stderr
+    assert leftover_containers(client) == []
+
+
+def test_missing_image_and_dry_run(setup):
+    env = {**setup["env"], "TAO_OPTICAL_INSPECTION_IMAGE": "local/not-built:nope"}
+    out = subprocess.run(
+        [cli("tao"), "model", "optical_inspection", "train", "-e", str(setup["spec"])],
+        capture_output=True,
+        text=True,
+        env=env,
+    )
+    assert out.returncode == 2 and "image local/not-built:nope is not on this machine; build it" in out.stderr
+    dry = subprocess.run(
+        [cli("tao"), "--dry-run", "model", "optical_inspection", "evaluate", "-e", str(setup["spec"])],
+        capture_output=True,
+        text=True,
+        env=setup["env"],
+    )
+    assert dry.returncode == 0
+    assert dry.stdout.startswith("docker run --rm --init --user ")
+    assert f"--volume {setup['results']}:/results:rw" in dry.stdout
