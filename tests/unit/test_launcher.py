@@ -169,3 +169,20 @@ def test_container_spec_options_win(tmp_path):
 def test_default_user_is_the_caller():
     spec = container_spec("img", ["x"], MountsConfig())
     assert spec["user"] == f"{os.getuid()}:{os.getgid()}"
+
+
+def test_permission_denied_on_the_socket_is_explained(monkeypatch):
+    docker = pytest.importorskip("docker")
+    from tao_siamese_oi.launcher import docker_runner
+
+    def refuse(**kwargs):
+        raise docker.errors.DockerException(
+            "Error while fetching server API version: ('Connection aborted.', PermissionError(13, 'Permission denied'))"
+        )
+
+    monkeypatch.setattr(docker, "from_env", refuse)
+    with pytest.raises(
+        LauncherError,
+        match="permission denied on the Docker socket .*add your user to the 'docker' group .*tao --local",
+    ):
+        docker_runner._client()

@@ -1,5 +1,6 @@
 """The launcher is multi-model for real: throw-away plugin distributions on sys.path are found and routed to."""
 
+import json
 import os
 import subprocess
 import sys
@@ -92,3 +93,21 @@ def test_without_a_docker_engine_the_error_points_to_local_mode(site, tmp_path):
         f"error: cannot reach the Docker daemon at unix://{tmp_path}/no.sock; start Docker (or set DOCKER_HOST), "
         "or run the action in this Python environment with: tao --local ..."
     )
+
+
+def test_local_mode_by_environment_and_mounts_validation(site, tmp_path):
+    env = {**os.environ, "PYTHONPATH": str(site), "TAO_LAUNCHER_LOCAL": "1"}
+    code = "import sys; from entry_points.tao import main; main(sys.argv[1:])"
+    out = subprocess.run(
+        [sys.executable, "-c", code, "model", "fake_task", "hello"], capture_output=True, text=True, env=env
+    )
+    assert out.returncode == 7 and "fakeplug got ['hello']" in out.stdout
+    good = tmp_path / "good.json"
+    mounts = {"Mounts": [{"source": str(tmp_path), "destination": "/d"}], "DockerOptions": {"gpus": "none"}}
+    good.write_text(json.dumps(mounts))
+    out = tao(site, "mounts", "validate", str(good))
+    assert out.returncode == 0 and "valid (1 mounts, 0 env variables, Docker options: gpus)" in out.stdout
+    bad = tmp_path / "bad.json"
+    bad.write_text('{"Env": []}')
+    out = tao(site, "mounts", "validate", str(bad))
+    assert out.returncode == 2 and "unknown key 'Env'; did you mean Envs?" in out.stderr
