@@ -3,8 +3,9 @@
 Compares, in one run on the same files:
 - reference: what TAO's loader does per pair: full decode of all 8 images, resize, float normalisation in the
   worker, float tensors sent to the main process;
-- ours: tao_siamese_oi's PairDataset: JPEG draft decode, goldens decoded once per worker (cache), uint8 sent to
-  the main process and normalised there per batch.
+- ours: tao_siamese_oi's PairDataset: simplejpeg decode, goldens decoded once per worker (cache), uint8 sent to
+  the main process and normalised there per batch (what CPU training does);
+- ours_to_device: the same up to the hand-over of uint8 batches (on a GPU the normalisation runs there).
 
     python -m bench.data_path                      # 4 lights, 128 x 128 target, 2 workers
     python -m bench.data_path --source-size 256    # crops stored larger than the target
@@ -127,9 +128,11 @@ def main(argv=None):
         csv = make_dataset(root, args.pairs, args.inputs_per_golden, args.source_size)
         cfg = load_config(None, [f"dataset.image_height={args.size}", f"dataset.image_width={args.size}"]).dataset
         table = read_pairs(csv)
+        ours = OursDataset(table, root, cfg)
         modes = {
             "reference": (ReferenceDataset(table.frame, root, args.size, args.size), None),
-            "ours": (OursDataset(table, root, cfg), Normalizer.from_config(cfg)),
+            "ours": (ours, Normalizer.from_config(cfg)),  # CPU training: normalised in the main process
+            "ours_to_device": (ours, None),  # GPU training: uint8 handed over, normalised on the GPU
         }
         loaders = {
             name: DataLoader(
@@ -152,7 +155,10 @@ def main(argv=None):
     for name, value in results.items():
         rounds = " ".join(f"{v:.0f}" for v in runs[name])
         print(f"  {name:<10} {value:6.0f} pairs/s  (median of warm rounds; every round: {rounds})")
-    print(f"  ratio ours/reference: {results['ours'] / results['reference']:.2f}x")
+    print(
+        f"  ratio ours/reference: {results['ours'] / results['reference']:.2f}x, "
+        f"ours_to_device/reference: {results['ours_to_device'] / results['reference']:.2f}x"
+    )
 
 
 if __name__ == "__main__":

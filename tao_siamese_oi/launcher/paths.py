@@ -28,6 +28,7 @@ class PathMapper:
     def _nearest(self, path: Path) -> str:
         if not self.mounts:
             return "add a Mounts entry for it to the mounts file ($LAUNCHER_MOUNTS or ~/.tao_mounts.json)"
+
         def closeness(mount):  # shared leading folders first, then textual likeness (data vs datasets)
             common = len(os.path.commonpath([str(mount.source), str(path)]))
             return common, difflib.SequenceMatcher(None, str(mount.source), str(path)).ratio()
