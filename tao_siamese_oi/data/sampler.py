@@ -27,12 +27,23 @@ def fpratio_weights(labels: np.ndarray, fpratio_sampling: float, csv_path="train
     return np.where(labels == 1, fail_weight, 1.0)
 
 
+class EpochSeededSampler(WeightedRandomSampler):
+    """WeightedRandomSampler whose draw depends only on (seed, epoch): Lightning calls ``set_epoch`` before each
+    epoch, so a run resumed from a checkpoint draws exactly the pairs an uninterrupted run would have."""
+
+    def __init__(self, weights, seed: int):
+        super().__init__(torch.as_tensor(weights, dtype=torch.double), num_samples=len(weights), replacement=True)
+        self.seed = seed
+        self.epoch = 0
+
+    def set_epoch(self, epoch: int) -> None:
+        self.epoch = epoch
+
+    def __iter__(self):
+        self.generator = torch.Generator().manual_seed(self.seed * 1_000_003 + self.epoch)
+        return super().__iter__()
+
+
 def build_train_sampler(labels, fpratio_sampling: float, seed: int, csv_path="training CSV"):
     weights = fpratio_weights(labels, fpratio_sampling, csv_path)
-    generator = torch.Generator().manual_seed(seed if seed >= 0 else torch.seed())
-    return WeightedRandomSampler(
-        torch.as_tensor(weights, dtype=torch.double),
-        num_samples=len(weights),
-        replacement=True,
-        generator=generator,
-    )
+    return EpochSeededSampler(weights, seed if seed >= 0 else int(torch.seed() % 2**31))

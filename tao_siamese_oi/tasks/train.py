@@ -26,6 +26,9 @@ log = logging.getLogger("tao_siamese_oi")
 @tracked_task("train")
 def run(cfg, out: Path, status) -> dict:
     check_train_config(cfg.train, cfg.dataset)
+    for stale in out.glob(".*.tmp"):  # a write that a killed run left half-done; the file it meant to replace is intact
+        log.warning("Removing %s, left by an interrupted checkpoint write.", stale)
+        stale.unlink()
     resume = resume_checkpoint(cfg, out)
     done = epochs_done(resume) if resume else 0
     if done >= cfg.train.num_epochs:

@@ -178,6 +178,18 @@ def test_sampler_draws_the_expected_fail_share_reproducibly():
     assert len(draws) == len(labels)
 
 
+def test_sampler_draw_depends_only_on_seed_and_epoch():
+    labels = np.array([0] * 90 + [1] * 10)
+    sampler = build_train_sampler(labels, 0.5, seed=3)
+    first = list(sampler)
+    sampler.set_epoch(1)
+    second = list(sampler)
+    assert first != second  # a new draw each epoch
+    resumed = build_train_sampler(labels, 0.5, seed=3)  # as after a restart: straight to epoch 1
+    resumed.set_epoch(1)
+    assert list(resumed) == second
+
+
 def test_sampler_refuses_a_training_set_without_defects():
     with pytest.raises(DataError, match="no FAIL rows"):
         fpratio_weights(np.zeros(5), 0.1, "train.csv")
