@@ -9,6 +9,7 @@ import yaml
 
 from tao_siamese_oi.data.sample import make_sample_dataset
 
+TINY_KEY = "s3cret-key"  # the tiny spec encrypts its checkpoints and exports with this
 TINY_SPLITS = {"train": (24, 12), "val": (8, 4), "test": (8, 4)}
 BIN = Path(sys.executable).parent
 
@@ -17,6 +18,12 @@ def cli(name: str) -> str:
     """Path of an installed console script in the interpreter's environment."""
     path = BIN / name
     return str(path) if path.exists() else name
+
+
+def load_tiny_checkpoint(path: Path) -> dict:
+    from tao_siamese_oi.utils.files import load_checkpoint_file
+
+    return load_checkpoint_file(path, TINY_KEY)
 
 
 @pytest.fixture(scope="session")
@@ -39,7 +46,7 @@ def tiny_spec_dict(data: Path, results: Path) -> dict:
     }
     return {
         "results_dir": str(results),
-        "encryption_key": "s3cret-key",
+        "encryption_key": TINY_KEY,
         "model": {"model_type": "Siamese_3", "embedding_vectors": 4},
         "dataset": {
             **split,

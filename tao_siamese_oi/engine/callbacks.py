@@ -1,11 +1,15 @@
 """Training callbacks: TAO-named checkpoints written atomically, throughput, and status.json epoch lines."""
 
+import io
 import time
+from pathlib import Path
 
+import torch
 from lightning.pytorch.callbacks import Checkpoint, ModelCheckpoint
 from lightning.pytorch.plugins.io import TorchCheckpointIO
 
-from tao_siamese_oi.utils.files import atomic_write
+from tao_siamese_oi.utils.crypto import encrypt
+from tao_siamese_oi.utils.files import atomic_write, load_checkpoint_file
 from tao_siamese_oi.utils.status import RUNNING, StatusLogger
 
 LATEST_NAME = "oi_model_latest"
@@ -14,12 +18,20 @@ CHECKPOINT_EXT = ".pth"
 
 class AtomicCheckpointIO(TorchCheckpointIO):
     """Lightning writes checkpoints in place; a kill mid-write would leave a truncated file. Write a temp
-    file beside it and rename, so a checkpoint on disk is always complete."""
+    file beside it and rename, so a checkpoint on disk is always complete; encrypt it when a key is set."""
+
+    def __init__(self, encryption_key: str | None = None):
+        super().__init__()
+        self._key = encryption_key
 
     def save_checkpoint(self, checkpoint, path, storage_options=None):
-        import torch
+        buffer = io.BytesIO()
+        torch.save(checkpoint, buffer)
+        data = encrypt(buffer.getvalue(), self._key) if self._key else buffer.getvalue()
+        atomic_write(path, lambda tmp: Path(tmp).write_bytes(data))
 
-        atomic_write(path, lambda tmp: torch.save(checkpoint, tmp))
+    def load_checkpoint(self, path, map_location=None, **kwargs):
+        return load_checkpoint_file(path, self._key, map_location)
 
 
 def tao_checkpoint_callback(results_dir, every_n_epochs: int) -> ModelCheckpoint:

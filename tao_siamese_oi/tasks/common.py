@@ -10,6 +10,7 @@ import torch
 
 from tao_siamese_oi.config import save_resolved_config
 from tao_siamese_oi.errors import CheckpointError, ConfigError
+from tao_siamese_oi.utils.files import load_checkpoint_file
 from tao_siamese_oi.utils.status import FAILURE, STARTED, SUCCESS, StatusLogger
 
 log = logging.getLogger("tao_siamese_oi")
@@ -76,15 +77,17 @@ def require(value, key: str, what: str) -> str:
     return str(value)
 
 
-def read_checkpoint(path: str | os.PathLike) -> dict:
+def read_checkpoint(path: str | os.PathLike, encryption_key: str | None = None) -> dict:
     path = Path(path)
     if not path.is_file():
         raise CheckpointError(f"checkpoint {path} not found; train first or fix the path")
     try:
-        return torch.load(path, map_location="cpu", weights_only=False)
+        return load_checkpoint_file(path, encryption_key)
+    except CheckpointError:
+        raise
     except Exception as exc:  # torch raises many kinds for a corrupt or foreign file
         raise CheckpointError(
-            f"checkpoint {path} cannot be read ({type(exc).__name__}); it is truncated, encrypted or not a PyTorch file"
+            f"checkpoint {path} cannot be read ({type(exc).__name__}); it is truncated or not a PyTorch file"
         ) from None
 
 
@@ -100,7 +103,7 @@ def load_module(cfg, path):
     """Build the spec's model and load a checkpoint into it, with a one-line error when they disagree."""
     from tao_siamese_oi.engine.module import SiameseModule
 
-    checkpoint = read_checkpoint(path)
+    checkpoint = read_checkpoint(path, cfg.encryption_key)
     module = SiameseModule.from_config(cfg)
     shape = module.hparams.input_shape
     try:

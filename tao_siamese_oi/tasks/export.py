@@ -10,6 +10,7 @@ from tao_siamese_oi.data.transforms import Normalizer, layout_from_config
 from tao_siamese_oi.deploy.onnx_export import PARITY_TOLERANCE, check_onnx, export_onnx, parity
 from tao_siamese_oi.errors import ConfigError, OIError, OutputExistsError
 from tao_siamese_oi.tasks.common import load_module, require, tracked_task
+from tao_siamese_oi.utils.crypto import encrypt
 from tao_siamese_oi.utils.files import atomic_write
 
 log = logging.getLogger("tao_siamese_oi")
@@ -55,6 +56,8 @@ def run(cfg, out: Path, status) -> dict:
                 f"ONNX output differs from PyTorch by {diffs[-1]:.2e} (limit {PARITY_TOLERANCE:.0e});"
                 " nothing was written. Try another export.opset_version"
             )
+        if cfg.encryption_key:  # verified in the clear, stored encrypted
+            Path(tmp).write_bytes(encrypt(Path(tmp).read_bytes(), cfg.encryption_key))
 
     atomic_write(onnx_file, write_verified)
     diff = diffs[-1]
@@ -71,6 +74,7 @@ def run(cfg, out: Path, status) -> dict:
         "max_abs_diff": diff,
         "input_shape": list(shape),
         "dynamic_batch": dynamic,
+        "encrypted": bool(cfg.encryption_key),
     }
 
 

@@ -18,6 +18,7 @@ from tao_siamese_oi.engine.callbacks import (
 from tao_siamese_oi.engine.module import SiameseModule
 from tao_siamese_oi.errors import ConfigError
 from tao_siamese_oi.tasks.common import accelerator, model_state, read_checkpoint, tracked_task
+from tao_siamese_oi.utils.crypto import MAGIC, is_encrypted
 from tao_siamese_oi.utils.status import RUNNING
 
 log = logging.getLogger("tao_siamese_oi")
@@ -30,7 +31,7 @@ def run(cfg, out: Path, status) -> dict:
         log.warning("Removing %s, left by an interrupted checkpoint write.", stale)
         stale.unlink()
     resume = resume_checkpoint(cfg, out)
-    done = epochs_done(resume) if resume else 0
+    done = epochs_done(resume, cfg.encryption_key) if resume else 0
     if done >= cfg.train.num_epochs:
         log.info(
             "Training already finished (%d of %d epochs) in %s; nothing to do. Raise train.num_epochs to continue "
@@ -49,7 +50,8 @@ def run(cfg, out: Path, status) -> dict:
         datamodule.dataset("validation")
     module = build_module(cfg)
     throughput = ThroughputAndStatus(status)
-    trainer = build_trainer(cfg.train, out, throughput, has_validation=bool(cfg.dataset.validation_dataset.csv_path))
+    has_validation = bool(cfg.dataset.validation_dataset.csv_path)
+    trainer = build_trainer(cfg.train, out, throughput, has_validation, encryption_key=cfg.encryption_key)
     if resume:
         log.info("Resuming training from checkpoint: %s (%d of %d epochs done)", resume, done, cfg.train.num_epochs)
         status.write(RUNNING, f"Resuming training from checkpoint: {resume}")
@@ -84,18 +86,21 @@ def check_train_config(train_cfg, dataset_cfg) -> None:
 def build_module(cfg) -> SiameseModule:
     module = SiameseModule.from_config(cfg, optim=dict(cfg.train.optim))
     if cfg.train.pretrained_model_path:
-        module.model.load_state_dict(model_state(read_checkpoint(cfg.train.pretrained_model_path)))
+        checkpoint = read_checkpoint(cfg.train.pretrained_model_path, cfg.encryption_key)
+        module.model.load_state_dict(model_state(checkpoint))
     return module
 
 
-def build_trainer(train_cfg, out: Path, throughput: ThroughputAndStatus, has_validation: bool) -> L.Trainer:
+def build_trainer(
+    train_cfg, out: Path, throughput: ThroughputAndStatus, has_validation: bool, encryption_key: str | None = None
+) -> L.Trainer:
     return L.Trainer(
         accelerator=accelerator(),
         devices=1,
         max_epochs=train_cfg.num_epochs,
         default_root_dir=out,
         logger=CSVLogger(out, name="lightning_logs"),
-        plugins=[AtomicCheckpointIO()],
+        plugins=[AtomicCheckpointIO(encryption_key)],
         callbacks=[tao_checkpoint_callback(out, train_cfg.checkpoint_interval), throughput],
         check_val_every_n_epoch=train_cfg.validation_interval,
         limit_val_batches=None if has_validation else 0,
@@ -107,9 +112,14 @@ def build_trainer(train_cfg, out: Path, throughput: ThroughputAndStatus, has_val
     )
 
 
-def epochs_done(checkpoint_path: str) -> int:
-    """Completed epochs recorded in a Lightning checkpoint (memory-mapped: the weights are not read)."""
-    checkpoint = torch.load(checkpoint_path, map_location="cpu", mmap=True, weights_only=False)
+def epochs_done(checkpoint_path: str, encryption_key: str | None) -> int:
+    """Completed epochs recorded in a checkpoint (a plain one is memory-mapped: its weights are not read)."""
+    with open(checkpoint_path, "rb") as handle:
+        encrypted = is_encrypted(handle.read(len(MAGIC)))
+    if encrypted:
+        checkpoint = read_checkpoint(checkpoint_path, encryption_key)
+    else:
+        checkpoint = torch.load(checkpoint_path, map_location="cpu", mmap=True, weights_only=False)
     return int(checkpoint.get("epoch", -1)) + 1
 
 

@@ -32,3 +32,15 @@ def _umask() -> int:
     mask = os.umask(0)
     os.umask(mask)
     return mask
+
+
+def load_checkpoint_file(path, encryption_key: str | None = None, map_location="cpu") -> dict:
+    """torch.load of a checkpoint written by train, decrypting it first when it is encrypted."""
+    import io
+
+    import torch
+
+    from tao_siamese_oi.utils.crypto import decrypt
+
+    data = decrypt(Path(path).read_bytes(), encryption_key, f"checkpoint {path}")
+    return torch.load(io.BytesIO(data), map_location=map_location, weights_only=False)

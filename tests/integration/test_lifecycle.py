@@ -10,7 +10,7 @@ import pytest
 import torch
 import yaml
 
-from tests.conftest import cli, tiny_spec_dict
+from tests.conftest import cli, load_tiny_checkpoint, tiny_spec_dict
 
 EPOCHS = 4
 
@@ -52,7 +52,7 @@ def train(spec):
 
 
 def weights(results_dir):
-    return torch.load(results_dir / "train" / "oi_model_latest.pth", map_location="cpu", weights_only=False)
+    return load_tiny_checkpoint(results_dir / "train" / "oi_model_latest.pth")
 
 
 @pytest.fixture(scope="module")

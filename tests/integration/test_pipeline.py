@@ -9,7 +9,8 @@ import pytest
 import torch
 import yaml
 
-from tests.conftest import cli, tiny_spec_dict
+from tao_siamese_oi.utils.crypto import decrypt
+from tests.conftest import TINY_KEY, cli, load_tiny_checkpoint, tiny_spec_dict
 
 
 def run(action, spec, *overrides, env=None):
@@ -39,7 +40,9 @@ def test_train_writes_tao_named_checkpoints_and_status(pipeline):
     assert pipeline["train"]["train_pairs_per_second"] > 0
     names = sorted(p.name for p in out.glob("*.pth"))
     assert names == ["model_epoch_000.pth", "model_epoch_001.pth", "oi_model_latest.pth"]
-    latest = torch.load(out / "oi_model_latest.pth", map_location="cpu", weights_only=False)
+    with pytest.raises(Exception):  # noqa: B017 - encrypted at rest: not loadable without the key
+        torch.load(out / "oi_model_latest.pth", map_location="cpu", weights_only=False)
+    latest = load_tiny_checkpoint(out / "oi_model_latest.pth")
     assert latest["epoch"] == 1
     assert all(k.startswith("model.") for k in latest["state_dict"])
     status = [json.loads(line) for line in (out / "status.json").read_text().splitlines()]
@@ -93,11 +96,13 @@ def test_export_is_checked_dynamic_and_matches_pytorch(pipeline):
     result = run("export", pipeline["spec"], checkpoint)
     assert result["max_abs_diff"] < 1e-4
     path = pipeline["results"] / "export" / "oi_model.onnx"
-    model = onnx.load(str(path))
+    assert result["encrypted"] is True
+    plain = decrypt(path.read_bytes(), TINY_KEY, path)
+    model = onnx.load_from_string(plain)
     onnx.checker.check_model(model)
     assert [i.name for i in model.graph.input] == ["input_1", "input_2"]
     assert [o.name for o in model.graph.output] == ["output_1", "output_2"]
-    session = ort.InferenceSession(str(path), providers=["CPUExecutionProvider"])
+    session = ort.InferenceSession(plain, providers=["CPUExecutionProvider"])
     x = np.random.default_rng(0).normal(size=(3, 3, 48, 12)).astype(np.float32)  # 4 lights x 12 px, batch 3
     out_1, out_2 = session.run(None, {"input_1": x, "input_2": x})
     assert out_1.shape == out_2.shape == (3, 4)
@@ -152,3 +157,26 @@ def test_evaluation_without_fail_rows_reports_fpr_only(pipeline, tmp_path):
     assert metrics["num_fail"] == 0 and metrics["num_pass"] == 8
     assert metrics["recall"] is None and metrics["auroc"] is None
     assert 0.0 <= metrics["fpr"] <= 100.0
+
+
+@pytest.mark.parametrize(
+    "key, message",
+    [("wrong-key", "cannot be decrypted: wrong encryption_key"), ("null", "is encrypted; set encryption_key")],
+)
+def test_encrypted_checkpoints_need_the_right_key(pipeline, key, message):
+    out = subprocess.run(
+        [
+            cli("optical_inspection"),
+            "evaluate",
+            "-e",
+            str(pipeline["spec"]),
+            f"encryption_key={key}",
+            f"evaluate.checkpoint={pipeline['results']}/train/oi_model_latest.pth",
+        ],
+        capture_output=True,
+        text=True,
+    )
+    assert out.returncode == 4
+    assert "Traceback" not in out.stderr and "Unpickling" not in out.stderr
+    assert message in out.stderr.strip().splitlines()[-1]
+    assert "s3cret-key" not in out.stdout + out.stderr
