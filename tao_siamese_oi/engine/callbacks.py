@@ -64,25 +64,39 @@ class ThroughputAndStatus(Checkpoint):
         self.seconds = 0.0
         self._start = 0.0
 
+    def on_train_start(self, trainer, pl_module):
+        self.status.write(RUNNING, "Starting Training Loop.")
+
+    def on_train_end(self, trainer, pl_module):
+        self.status.write(RUNNING, "Training loop complete.")
+
     def on_train_epoch_start(self, trainer, pl_module):
         self._start = time.perf_counter()
         self._epoch_pairs = 0
+        self._epoch_steps = 0
 
     def on_train_batch_end(self, trainer, pl_module, outputs, batch, batch_idx):
         self._epoch_pairs += len(batch[2])
+        self._epoch_steps += 1
 
     def on_train_epoch_end(self, trainer, pl_module):
         elapsed = time.perf_counter() - self._start
         self.pairs += self._epoch_pairs
         self.seconds += elapsed
         kpi = {k: float(v) for k, v in trainer.callback_metrics.items() if v.numel() == 1}
+        epochs_left = trainer.max_epochs - 1 - trainer.current_epoch
+        steps = max(self._epoch_steps, 1)
         self.status.write(
             RUNNING,
             "Train/Eval metrics generated.",
             kpi=kpi,
             epoch=trainer.current_epoch,
             max_epoch=trainer.max_epochs - 1,
+            step=trainer.global_step,
+            max_step=trainer.global_step + epochs_left * steps,
             time_per_epoch=round(elapsed, 3),
+            time_per_step=round(elapsed / steps, 4),
+            eta=round(elapsed * epochs_left, 1),
         )
 
     @property

@@ -46,9 +46,20 @@ def test_train_writes_tao_named_checkpoints_and_status(pipeline):
     assert latest["epoch"] == 1
     assert all(k.startswith("model.") for k in latest["state_dict"])
     status = [json.loads(line) for line in (out / "status.json").read_text().splitlines()]
-    assert [s["status"] for s in status] == ["STARTED", "RUNNING", "RUNNING", "SUCCESS"]
+    assert [s["status"] for s in status] == ["STARTED"] + ["RUNNING"] * 4 + ["SUCCESS"]
+    assert [s["message"] for s in status[1:5]] == [
+        "Starting Training Loop.",
+        "Train/Eval metrics generated.",
+        "Train/Eval metrics generated.",
+        "Training loop complete.",
+    ]
     assert {"train_loss", "val_loss", "val_acc", "val_fpr"} <= set(status[-1]["kpi"])
-    assert [s.get("epoch") for s in status[1:3]] == [0, 1]
+    epochs = status[2:4]
+    assert [s["epoch"] for s in epochs] == [0, 1] and {s["max_epoch"] for s in epochs} == {1}
+    assert epochs[1]["step"] == epochs[1]["max_step"] == 2 * epochs[0]["step"] > 0  # 36 pairs, batch 8: 4 steps
+    assert epochs[1]["eta"] == 0 and epochs[0]["time_per_step"] > 0
+    for line in status:
+        assert set(line) >= {"date", "time", "status", "verbosity", "message"}
 
 
 def test_no_task_leaks_the_encryption_key(pipeline):
