@@ -59,9 +59,6 @@ class PairDataModule(L.LightningDataModule):
     def val_dataloader(self):
         return self._loader(self.dataset("validation"), self.eval_batch_size)
 
-    def test_dataloader(self):
-        return self._loader(self.dataset(self.eval_split), self.eval_batch_size)
-
     def predict_dataloader(self):
         return self._loader(self.dataset(self.eval_split), self.eval_batch_size)
 

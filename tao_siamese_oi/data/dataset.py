@@ -42,9 +42,8 @@ class PairDataset(Dataset):
             rng = np.random.default_rng(int(torch.randint(0, 2**62, (1,))))
             augment = self.augmenter.draw(rng).apply
         image = self.inputs.load(self.images_dir, input_dir, object_name, augment)
-        goldens = np.stack(
-            [self.goldens.load(self.images_dir, golden_dir, stem, augment) for stem in self.golden_stems(index)]
-        )
+        goldens = [self.goldens.load(self.images_dir, golden_dir, stem, augment) for stem in self.golden_stems(index)]
+        goldens = goldens[0][None] if len(goldens) == 1 else np.stack(goldens)  # one golden: a view, no copy
         return (
             torch.from_numpy(image),
             torch.from_numpy(goldens),

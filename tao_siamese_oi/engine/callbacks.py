@@ -25,9 +25,12 @@ class AtomicCheckpointIO(TorchCheckpointIO):
         self._key = encryption_key
 
     def save_checkpoint(self, checkpoint, path, storage_options=None):
+        if not self._key:
+            atomic_write(path, lambda tmp: torch.save(checkpoint, tmp))
+            return
         buffer = io.BytesIO()
         torch.save(checkpoint, buffer)
-        data = encrypt(buffer.getvalue(), self._key) if self._key else buffer.getvalue()
+        data = encrypt(buffer.getvalue(), self._key)
         atomic_write(path, lambda tmp: Path(tmp).write_bytes(data))
 
     def load_checkpoint(self, path, map_location=None, **kwargs):

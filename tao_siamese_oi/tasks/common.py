@@ -77,12 +77,12 @@ def require(value, key: str, what: str) -> str:
     return str(value)
 
 
-def read_checkpoint(path: str | os.PathLike, encryption_key: str | None = None) -> dict:
+def read_checkpoint(path: str | os.PathLike, encryption_key: str | None = None, mmap: bool = False) -> dict:
     path = Path(path)
     if not path.is_file():
         raise CheckpointError(f"checkpoint {path} not found; train first or fix the path")
     try:
-        return load_checkpoint_file(path, encryption_key)
+        return load_checkpoint_file(path, encryption_key, mmap=mmap)
     except CheckpointError:
         raise
     except Exception as exc:  # torch raises many kinds for a corrupt or foreign file

@@ -4,6 +4,8 @@ import json
 import logging
 from pathlib import Path
 
+import numpy as np
+
 from tao_siamese_oi.model.metrics import inspection_metrics
 from tao_siamese_oi.tasks.common import score_split, tracked_task
 from tao_siamese_oi.utils.files import atomic_write, atomic_write_text
@@ -20,7 +22,7 @@ def run(cfg, out: Path, status) -> dict:
 
     frame = dataset.table.frame.copy()
     frame["siamese_score"] = scores
-    frame["decision"] = ["FAIL" if s > threshold else "PASS" for s in scores]
+    frame["decision"] = np.where(scores > threshold, "FAIL", "PASS")
     atomic_write(out / "evaluate.csv", lambda tmp: frame.to_csv(tmp, index=False))
     atomic_write_text(out / "metrics.json", json.dumps(metrics, indent=2) + "\n")
 

@@ -4,7 +4,6 @@ import logging
 from pathlib import Path
 
 import lightning as L
-import torch
 from lightning.pytorch.loggers import CSVLogger
 
 from tao_siamese_oi.data.datamodule import PairDataModule
@@ -18,7 +17,6 @@ from tao_siamese_oi.engine.callbacks import (
 from tao_siamese_oi.engine.module import SiameseModule
 from tao_siamese_oi.errors import ConfigError
 from tao_siamese_oi.tasks.common import accelerator, model_state, read_checkpoint, tracked_task
-from tao_siamese_oi.utils.crypto import MAGIC, is_encrypted
 from tao_siamese_oi.utils.status import RUNNING
 
 log = logging.getLogger("tao_siamese_oi")
@@ -44,13 +42,13 @@ def run(cfg, out: Path, status) -> dict:
     if cfg.train.seed >= 0:
         L.seed_everything(cfg.train.seed, workers=True, verbose=False)
 
+    has_validation = bool(cfg.dataset.validation_dataset.csv_path)
     datamodule = PairDataModule(cfg.dataset, seed=cfg.train.seed)
     datamodule.dataset("train")  # validated now, not when the loaders first need them (mid-epoch for validation)
-    if cfg.dataset.validation_dataset.csv_path:
+    if has_validation:
         datamodule.dataset("validation")
     module = build_module(cfg)
     throughput = ThroughputAndStatus(status)
-    has_validation = bool(cfg.dataset.validation_dataset.csv_path)
     trainer = build_trainer(cfg.train, out, throughput, has_validation, encryption_key=cfg.encryption_key)
     if resume:
         log.info("Resuming training from checkpoint: %s (%d of %d epochs done)", resume, done, cfg.train.num_epochs)
@@ -114,13 +112,7 @@ def build_trainer(
 
 def epochs_done(checkpoint_path: str, encryption_key: str | None) -> int:
     """Completed epochs recorded in a checkpoint (a plain one is memory-mapped: its weights are not read)."""
-    with open(checkpoint_path, "rb") as handle:
-        encrypted = is_encrypted(handle.read(len(MAGIC)))
-    if encrypted:
-        checkpoint = read_checkpoint(checkpoint_path, encryption_key)
-    else:
-        checkpoint = torch.load(checkpoint_path, map_location="cpu", mmap=True, weights_only=False)
-    return int(checkpoint.get("epoch", -1)) + 1
+    return int(read_checkpoint(checkpoint_path, encryption_key, mmap=True).get("epoch", -1)) + 1
 
 
 def resume_checkpoint(cfg, out: Path) -> str | None:

@@ -34,13 +34,21 @@ def _umask() -> int:
     return mask
 
 
-def load_checkpoint_file(path, encryption_key: str | None = None, map_location="cpu") -> dict:
-    """torch.load of a checkpoint written by train, decrypting it first when it is encrypted."""
+def load_checkpoint_file(path, encryption_key: str | None = None, map_location="cpu", mmap: bool = False) -> dict:
+    """torch.load of a checkpoint written by train, decrypting it first when it is encrypted.
+
+    A plain file is loaded from its path (``mmap``: its tensors are mapped, not read), never copied into memory
+    first: a Siamese_3 checkpoint at 4 x 128 x 128 is 3 GB.
+    """
     import io
 
     import torch
 
-    from tao_siamese_oi.utils.crypto import decrypt
+    from tao_siamese_oi.utils.crypto import MAGIC, decrypt, is_encrypted
 
+    with open(path, "rb") as handle:
+        encrypted = is_encrypted(handle.read(len(MAGIC)))
+    if not encrypted:
+        return torch.load(path, map_location=map_location, weights_only=False, mmap=mmap)
     data = decrypt(Path(path).read_bytes(), encryption_key, f"checkpoint {path}")
     return torch.load(io.BytesIO(data), map_location=map_location, weights_only=False)
