@@ -3,12 +3,16 @@
 Compares, in one run on the same files:
 - reference: what TAO's loader does per pair: full decode of all 8 images, resize, float normalisation in the
   worker, float tensors sent to the main process;
-- ours: tao_siamese_oi's PairDataset: simplejpeg decode, goldens decoded once per worker (cache), uint8 sent to
-  the main process and normalised there per batch (what CPU training does);
+- ours: tao_siamese_oi's PairDataset: simplejpeg decode, goldens decoded once per worker (cache), each batch
+  assembled in place in shared memory (``__getitems__``), uint8 sent to the main process and normalised there
+  (what CPU training does);
 - ours_to_device: the same up to the hand-over of uint8 batches (on a GPU the normalisation runs there).
 
     python -m bench.data_path                      # 4 lights, 128 x 128 target, 2 workers
     python -m bench.data_path --source-size 256    # crops stored larger than the target
+
+The process runs with the allocator thresholds every task sets (utils/memory.py), for both sides alike;
+``--default-malloc`` measures with glibc's defaults instead.
 """
 
 import argparse
@@ -23,9 +27,10 @@ from PIL import Image, ImageFilter
 from torch.utils.data import DataLoader, Dataset
 
 from tao_siamese_oi.config import load_config
-from tao_siamese_oi.data.dataset import PairDataset
+from tao_siamese_oi.data.dataset import PairDataset, pass_batch
 from tao_siamese_oi.data.pairs import read_pairs
 from tao_siamese_oi.data.transforms import Normalizer
+from tao_siamese_oi.utils.memory import keep_freed_memory
 
 LIGHTS = ["LowAngleLight", "SolderLight", "UniformLight", "WhiteLight"]
 
@@ -118,9 +123,11 @@ def main(argv=None):
     parser.add_argument("--source-size", type=int, default=128, help="side of the stored JPEG crops")
     parser.add_argument("--workers", type=int, default=2)
     parser.add_argument("--batch-size", type=int, default=32)
-    parser.add_argument("--rounds", type=int, default=4, help="passes over the data per mode, interleaved")
+    parser.add_argument("--rounds", type=int, default=6, help="passes over the data per mode, interleaved")
     parser.add_argument("--main-threads", type=int, default=1, help="torch threads of the main process")
+    parser.add_argument("--default-malloc", action="store_true", help="keep glibc's default thresholds")
     args = parser.parse_args(argv)
+    tuned = not args.default_malloc and keep_freed_memory()
     torch.set_num_threads(args.main_threads)
 
     with tempfile.TemporaryDirectory() as tmp:
@@ -136,7 +143,11 @@ def main(argv=None):
         }
         loaders = {
             name: DataLoader(
-                data, batch_size=args.batch_size, num_workers=args.workers, persistent_workers=args.workers > 0
+                data,
+                batch_size=args.batch_size,
+                num_workers=args.workers,
+                persistent_workers=args.workers > 0,
+                collate_fn=pass_batch if isinstance(data, PairDataset) else None,
             )
             for name, (data, _) in modes.items()
         }
@@ -150,7 +161,8 @@ def main(argv=None):
 
     print(
         f"data path, {args.pairs} pairs, 4 lights, {args.source_size}px JPEG -> {args.size}x{args.size}, "
-        f"{args.inputs_per_golden} inputs per golden, {args.workers} workers, batch {args.batch_size}"
+        f"{args.inputs_per_golden} inputs per golden, {args.workers} workers, batch {args.batch_size}, "
+        f"malloc thresholds {'raised' if tuned else 'default'}"
     )
     for name, value in results.items():
         rounds = " ".join(f"{v:.0f}" for v in runs[name])

@@ -3,7 +3,7 @@
 import lightning as L
 from torch.utils.data import DataLoader
 
-from tao_siamese_oi.data.dataset import PairDataset
+from tao_siamese_oi.data.dataset import PairDataset, pass_batch
 from tao_siamese_oi.data.sampler import build_train_sampler
 from tao_siamese_oi.data.validate import validate_split
 from tao_siamese_oi.errors import ConfigError, DataError
@@ -70,6 +70,7 @@ class PairDataModule(L.LightningDataModule):
             sampler=sampler,
             shuffle=False,
             drop_last=drop_last,
+            collate_fn=pass_batch,
             num_workers=workers,
             persistent_workers=workers > 0,
         )

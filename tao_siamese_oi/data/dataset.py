@@ -1,8 +1,14 @@
-"""The pair dataset: one item = (input uint8 (3, H, W), goldens uint8 (G, 3, H, W), label, row index)."""
+"""The pair dataset: one item = (input uint8 (3, H, W), goldens uint8 (G, 3, H, W), label, row index).
+
+The DataLoader asks for whole batches (``__getitems__``): each image is written once, straight into the batch
+tensors (in shared memory inside a loader worker), instead of once into an item and again by the collate step.
+"""
+
+import math
 
 import numpy as np
 import torch
-from torch.utils.data import Dataset
+from torch.utils.data import Dataset, get_worker_info
 
 from tao_siamese_oi.data.augment import PairAugmenter
 from tao_siamese_oi.data.goldens import GoldenIndex
@@ -35,18 +41,45 @@ class PairDataset(Dataset):
         return self.golden_index.for_row(index, golden_dir, object_name)
 
     def __getitem__(self, index: int):
+        image, goldens, labels, indices = self.__getitems__([index])
+        return image[0], goldens[0], labels[0], indices[0]
+
+    def __getitems__(self, indices: list[int]):
+        """A collated batch: images (B, 3, H, W) and goldens (B, G, 3, H, W) uint8, labels float, row indices."""
+        shape = self.inputs.layout.shape
+        images = _batch_tensor((len(indices), *shape))
+        goldens = _batch_tensor((len(indices), self.golden_index.num_golden, *shape))
+        images_np, goldens_np = images.numpy(), goldens.numpy()
+        for slot, index in enumerate(indices):
+            self._load_into(index, images_np[slot], goldens_np[slot])
+        return (
+            images,
+            goldens,
+            torch.from_numpy(self.table.labels[indices].astype(np.float32)),
+            torch.tensor(indices, dtype=torch.int64),
+        )
+
+    def _load_into(self, index: int, image_out: np.ndarray, goldens_out: np.ndarray) -> None:
         input_dir, golden_dir, object_name = self._rows[index]
         augment = None
         if self.augmenter is not None:
             # Drawn from torch's per-worker generator, so a seeded run repeats exactly.
             rng = np.random.default_rng(int(torch.randint(0, 2**62, (1,))))
             augment = self.augmenter.draw(rng).apply
-        image = self.inputs.load(self.images_dir, input_dir, object_name, augment)
-        goldens = [self.goldens.load(self.images_dir, golden_dir, stem, augment) for stem in self.golden_stems(index)]
-        goldens = goldens[0][None] if len(goldens) == 1 else np.stack(goldens)  # one golden: a view, no copy
-        return (
-            torch.from_numpy(image),
-            torch.from_numpy(goldens),
-            torch.tensor(float(self.table.labels[index])),
-            torch.tensor(index),
-        )
+        self.inputs.load(self.images_dir, input_dir, object_name, augment, out=image_out)
+        for out, stem in zip(goldens_out, self.golden_stems(index)):
+            self.goldens.load(self.images_dir, golden_dir, stem, augment, out=out)
+
+
+def pass_batch(batch):
+    """The DataLoader's collate step for :class:`PairDataset`, whose ``__getitems__`` already returns batches."""
+    return batch
+
+
+def _batch_tensor(shape: tuple) -> torch.Tensor:
+    """An uninitialised uint8 tensor; in a loader worker, in shared memory, so the hand-over copies nothing."""
+    if get_worker_info() is None:
+        return torch.empty(shape, dtype=torch.uint8)
+    # What torch's default_collate does for the same reason (allocating, then share_memory_(), would copy).
+    storage = torch.UntypedStorage._new_shared(math.prod(shape))
+    return torch.empty(0, dtype=torch.uint8).set_(storage).view(shape)

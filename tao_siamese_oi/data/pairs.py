@@ -73,6 +73,10 @@ def light_order(input_map, num_input: int) -> list[str | None]:
 
 def image_path(
     images_dir: str | os.PathLike, side_dir: str, object_name: str, light: str | None, image_ext: str
-) -> Path:
+) -> str:
+    """``<images_dir>/<side_dir>/<object_name>_<light><ext>``; an absolute side_dir replaces images_dir.
+
+    A plain string: the loaders build one per light per pair, and pathlib costs more than the read.
+    """
     stem = f"{object_name}_{light}" if light else str(object_name)
-    return Path(images_dir, side_dir, stem + image_ext)
+    return os.path.join(images_dir, side_dir, stem + image_ext)

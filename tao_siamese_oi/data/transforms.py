@@ -7,9 +7,9 @@ turns whole batches into floats on the training device, which keeps the loader w
 the float work vectorised.
 """
 
+import os
 from collections import OrderedDict
 from dataclasses import dataclass
-from pathlib import Path
 
 import numpy as np
 import simplejpeg
@@ -49,12 +49,13 @@ def layout_from_config(dataset_cfg) -> Layout:
     return Layout(lights, dataset_cfg.image_height, dataset_cfg.image_width, rows, cols)
 
 
-def concat_lights(images: list[np.ndarray], layout: Layout) -> np.ndarray:
+def concat_lights(images: list[np.ndarray], layout: Layout, out: np.ndarray | None = None) -> np.ndarray:
     """Place HWC light images row-major in the grid (linear: stacked along height, TAO's layout); returns CHW.
 
-    Each light is copied once, straight into its place in the output.
+    Each light is copied once, straight into its place in ``out`` (a new array when not given).
     """
-    out = np.empty(layout.shape, dtype=np.uint8)
+    if out is None:
+        out = np.empty(layout.shape, dtype=np.uint8)
     for view, image in zip(light_views(out, layout), images):
         view[...] = image.transpose(2, 0, 1)
     return out
@@ -81,8 +82,8 @@ def decode_resized(path, width: int, height: int) -> np.ndarray:
     about one grey level of a full decode (tested); decoding to the target directly drifts by ~10 on sharp edges.
     Anything simplejpeg cannot read (other formats, CMYK, damaged files) goes through Pillow.
     """
-    path = Path(path)
-    rgb = _decode_jpeg(path, 2 * width, 2 * height) if path.suffix.lower() in JPEG_SUFFIXES else None
+    path = os.fspath(path)
+    rgb = _decode_jpeg(path, 2 * width, 2 * height) if os.path.splitext(path)[1].lower() in JPEG_SUFFIXES else None
     if rgb is None:
         rgb = _decode_pillow(path, 2 * width, 2 * height)
     if rgb.shape[:2] != (height, width):
@@ -90,9 +91,10 @@ def decode_resized(path, width: int, height: int) -> np.ndarray:
     return rgb
 
 
-def _decode_jpeg(path: Path, min_width: int, min_height: int) -> np.ndarray | None:
+def _decode_jpeg(path: str, min_width: int, min_height: int) -> np.ndarray | None:
     try:
-        data = path.read_bytes()
+        with open(path, "rb") as f:
+            data = f.read()
     except FileNotFoundError:
         raise DataError(f"image {path} not found; check images_dir, the CSV paths and dataset.image_ext") from None
     try:
@@ -101,7 +103,7 @@ def _decode_jpeg(path: Path, min_width: int, min_height: int) -> np.ndarray | No
         return None
 
 
-def _decode_pillow(path: Path, min_width: int, min_height: int) -> np.ndarray:
+def _decode_pillow(path: str, min_width: int, min_height: int) -> np.ndarray:
     try:
         with Image.open(path) as img:
             img.draft("RGB", (min_width, min_height))  # JPEG only; a no-op for other formats
@@ -117,7 +119,7 @@ class SideLoader:
 
     ``cache_size`` > 0 keeps that many concatenated images (LRU): goldens are shared by many inputs, so each is
     decoded once per worker instead of once per pair. Cached arrays are returned as they are: callers must not
-    write to them (the DataLoader's collate copies them into the batch). ``augment`` (applied to every light
+    write to them (the dataset copies them into the batch). ``augment`` (applied to every light
     with the same parameters) works on copies.
     """
 
@@ -130,27 +132,32 @@ class SideLoader:
     def paths(self, images_dir, side_dir: str, stem: str) -> list:
         return [image_path(images_dir, side_dir, stem, light, self.image_ext) for light in self.layout.lights]
 
-    def _decode(self, images_dir, side_dir: str, stem: str) -> np.ndarray:
+    def _decode(self, images_dir, side_dir: str, stem: str) -> list[np.ndarray]:
         layout = self.layout
-        return concat_lights(
-            [decode_resized(p, layout.width, layout.height) for p in self.paths(images_dir, side_dir, stem)], layout
-        )
+        return [decode_resized(p, layout.width, layout.height) for p in self.paths(images_dir, side_dir, stem)]
 
-    def load(self, images_dir, side_dir: str, stem: str, augment=None) -> np.ndarray:
+    def load(self, images_dir, side_dir: str, stem: str, augment=None, out: np.ndarray | None = None) -> np.ndarray:
+        """The concatenated CHW image, written into ``out`` when given (a batch slot: no intermediate copy)."""
         key = (str(images_dir), side_dir, stem)
-        if key in self._cache:
+        image = self._cache.get(key)
+        if image is not None:
             self._cache.move_to_end(key)
-            image = self._cache[key]
         else:
-            image = self._decode(*key)
+            lights = self._decode(*key)
             if self.cache_size:
-                self._cache[key] = image
+                image = self._cache[key] = concat_lights(lights, self.layout)
                 if len(self._cache) > self.cache_size:
                     self._cache.popitem(last=False)
-        if augment is None:
+        if augment is not None:
+            if image is not None:
+                lights = [np.ascontiguousarray(v.transpose(1, 2, 0)) for v in light_views(image, self.layout)]
+            return concat_lights([augment(light) for light in lights], self.layout, out)
+        if image is None:
+            return concat_lights(lights, self.layout, out)
+        if out is None:
             return image
-        lights = [augment(np.ascontiguousarray(v.transpose(1, 2, 0))) for v in light_views(image, self.layout)]
-        return concat_lights(lights, self.layout)
+        out[...] = image
+        return out
 
 
 class Normalizer:

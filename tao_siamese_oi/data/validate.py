@@ -105,11 +105,11 @@ def _image_problems(table: PairTable, images_dir, dataset_cfg, seed: int) -> lis
     return problems
 
 
-def _exists_problem(path: Path) -> str | None:
-    return None if path.is_file() else "not found"
+def _exists_problem(path: str) -> str | None:
+    return None if os.path.isfile(path) else "not found"
 
 
-def _decode_problem(path: Path) -> str | None:
+def _decode_problem(path: str) -> str | None:
     try:
         with Image.open(path) as img:
             img.load()  # a full decode: truncated JPEGs fail here, not at open

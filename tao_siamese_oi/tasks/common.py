@@ -11,6 +11,7 @@ import torch
 from tao_siamese_oi.config import save_resolved_config
 from tao_siamese_oi.errors import CheckpointError, ConfigError
 from tao_siamese_oi.utils.files import load_checkpoint_file
+from tao_siamese_oi.utils.memory import keep_freed_memory
 from tao_siamese_oi.utils.status import FAILURE, STARTED, SUCCESS, StatusLogger
 
 log = logging.getLogger("tao_siamese_oi")
@@ -43,6 +44,7 @@ def tracked_task(task: str):
         @functools.wraps(run)
         def wrapper(cfg):
             quiet_libraries()
+            keep_freed_memory()
             out = task_dir(cfg, task)
             save_resolved_config(cfg, out)
             status = StatusLogger(out)

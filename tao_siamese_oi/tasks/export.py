@@ -100,9 +100,9 @@ def example_inputs(cfg, shape, batch: int) -> tuple[torch.Tensor, torch.Tensor]:
     for split, key in SPLIT_KEYS.items():
         if cfg.dataset[key].csv_path:
             dataset = build_dataset(cfg.dataset, split, cfg.train.seed)
-            items = [dataset[i % len(dataset)] for i in range(batch)]
+            images, goldens, _, _ = dataset.__getitems__([i % len(dataset) for i in range(batch)])
             normalize = Normalizer.from_config(cfg.dataset)
-            return normalize(torch.stack([i[0] for i in items])), normalize(torch.stack([i[1][0] for i in items]))
+            return normalize(images), normalize(goldens[:, 0])
     log.warning("No dataset split is configured: checking the export on random inputs.")
     generator = torch.Generator().manual_seed(0)
     return torch.randn(batch, *shape, generator=generator), torch.randn(batch, *shape, generator=generator)

@@ -14,9 +14,9 @@ from tao_siamese_oi.errors import ConfigError, DataError
 
 
 def test_path_rule_with_lights_without_lights_and_absolute():
-    assert image_path("/data", "input1", "C1", "SolderLight", ".jpg") == Path("/data/input1/C1_SolderLight.jpg")
-    assert image_path("/data", "input1", "C1", None, ".png") == Path("/data/input1/C1.png")
-    assert image_path("/data", "/abs/golden", "C1", "WhiteLight", ".jpg") == Path("/abs/golden/C1_WhiteLight.jpg")
+    assert image_path("/data", "input1", "C1", "SolderLight", ".jpg") == str(Path("/data/input1/C1_SolderLight.jpg"))
+    assert image_path("/data", "input1", "C1", None, ".png") == str(Path("/data/input1/C1.png"))
+    assert image_path("/data", "/abs/golden", "C1", "WhiteLight", ".jpg") == str(Path("/abs/golden/C1_WhiteLight.jpg"))
 
 
 def test_lights_are_ordered_by_their_input_map_position():
