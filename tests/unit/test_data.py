@@ -214,3 +214,24 @@ def test_grid_works_for_an_odd_number_of_lights(x, y):
     out = concat_lights(light_images(3), layout)
     assert out.shape == layout.shape == (3, 2 * y, 3 * x)  # TAO falls back to linear for odd N
     assert sorted({int(v) for v in out[0].ravel()}) == [0, 1, 2]
+
+
+def test_worker_batches_are_the_dataset_items_in_shared_memory(tiny_data, tmp_path, write_spec):
+    from tao_siamese_oi.data.datamodule import PairDataModule
+    from tests.conftest import tiny_spec_dict
+
+    spec = tiny_spec_dict(tiny_data, tmp_path)
+    spec["dataset"].update(workers=2, batch_size=5)
+    cfg = load_config(write_spec(spec))
+    module = PairDataModule(cfg.dataset, eval_split="test")
+    data = module.dataset("test")
+    batches = list(module.predict_dataloader())
+    assert [len(b[0]) for b in batches] == [5, 5, 2]  # 12 test rows, the last batch short
+    assert all(b[0].is_shared() and b[1].is_shared() for b in batches)  # handed over without a copy
+    images, goldens, labels, indices = (torch.cat(parts) for parts in zip(*batches))
+    assert indices.tolist() == list(range(12))
+    for i in (0, 7, 11):
+        image, golden, label, index = data[i]
+        assert torch.equal(images[i], image) and torch.equal(goldens[i], golden)
+        assert labels[i] == label == float(data.table.labels[i]) and index == i
+    assert labels.sum() == 4  # the tiny test split's 4 defects
