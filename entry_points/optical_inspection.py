@@ -89,7 +89,8 @@ def _action_command(action: str):
                 False,
             )
         result = run_task(action, spec, overrides, debug)
-        click.echo(json.dumps(result, default=str))
+        if result is not None:  # None: a DDP process other than the main one, which reports
+            click.echo(json.dumps(result, default=str))
 
     return command
 

@@ -119,8 +119,8 @@ class OptimConfig:
 
 @dataclass
 class TensorboardConfig:
-    enabled: bool = opt(False, help="accepted for TAO specs; scalars go to lightning_logs/ as CSV")
-    infrequent_logging_frequency: int = opt(2, min=1)
+    enabled: bool = opt(False, help="also write the epoch scalars as TensorBoard events in <train>/tensorboard/")
+    infrequent_logging_frequency: int = opt(2, min=1, help="accepted for TAO specs (no images or histograms)")
 
 
 @dataclass
@@ -131,9 +131,9 @@ class CudnnConfig:
 
 @dataclass
 class TrainConfig:
-    num_gpus: int = opt(1, min=0, help="this release uses one device (a GPU if present, else the CPU)")
-    gpu_ids: list[int] = opt([0], help="see num_gpus")
-    num_nodes: int = opt(1, min=1, help="see num_gpus")
+    num_gpus: int = opt(1, min=0, help="devices (DDP processes) per node; without CUDA, CPU processes (gloo)")
+    gpu_ids: list[int] = opt([0], help="GPUs to use; disagreeing with num_gpus, the larger count wins (TAO)")
+    num_nodes: int = opt(1, min=1, help="machines in a multi-node DDP run (see README: torchrun, SLURM)")
     seed: int = opt(1234, help="random seed; < 0 disables seeding")
     cudnn: CudnnConfig = section(CudnnConfig)
     num_epochs: int = opt(10, min=1)
@@ -153,9 +153,9 @@ class TrainConfig:
 class ScoringConfig:
     """What evaluate and inference share; they differ only in their results directory."""
 
-    num_gpus: int = opt(1, min=0, help="this release uses one device (a GPU if present, else the CPU)")
-    gpu_ids: list[int] = opt([0], help="see num_gpus")
-    num_nodes: int = opt(1, min=1, help="see num_gpus")
+    num_gpus: int = opt(1, min=0, help="devices (processes) scoring shares of the split; rows stay in order")
+    gpu_ids: list[int] = opt([0], help="as train.gpu_ids")
+    num_nodes: int = opt(1, min=1, help="as train.num_nodes")
     checkpoint: str | None = opt(None, help="a .pth written by train")
     trt_engine: str | None = opt(None, help="TensorRT backend (not available yet)")
     results_dir: str = opt("${results_dir}/evaluate")

@@ -1,7 +1,7 @@
 """Lightning data module over the four TAO splits (train, validation, test, infer)."""
 
 import lightning as L
-from torch.utils.data import DataLoader
+from torch.utils.data import DataLoader, DistributedSampler
 
 from tao_siamese_oi.data.dataset import PairDataset, pass_batch
 from tao_siamese_oi.data.sampler import build_train_sampler
@@ -53,14 +53,31 @@ class PairDataModule(L.LightningDataModule):
                 f"{data.table.csv_path} has {len(data)} rows, fewer than dataset.batch_size={batch}; "
                 "lower the batch size or add pairs"
             )
-        sampler = build_train_sampler(data.table.labels, self.cfg.fpratio_sampling, self.seed, data.table.csv_path)
+        replicas, rank = self._replicas()
+        sampler = build_train_sampler(
+            data.table.labels, self.cfg.fpratio_sampling, self.seed, data.table.csv_path, replicas, rank
+        )
         return self._loader(data, batch, sampler=sampler, drop_last=True)
 
     def val_dataloader(self):
-        return self._loader(self.dataset("validation"), self.eval_batch_size)
+        return self._loader(self.dataset("validation"), self.eval_batch_size, sampler=self._eval_sampler("validation"))
 
     def predict_dataloader(self):
-        return self._loader(self.dataset(self.eval_split), self.eval_batch_size)
+        return self._loader(
+            self.dataset(self.eval_split), self.eval_batch_size, sampler=self._eval_sampler(self.eval_split)
+        )
+
+    def _replicas(self) -> tuple[int, int]:
+        trainer = getattr(self, "trainer", None)
+        return (trainer.world_size, trainer.global_rank) if trainer is not None else (1, 0)
+
+    def _eval_sampler(self, split: str):
+        """Distributed, each process scores an interleaved share (the last ones padded by repeating rows); the
+        row indices travel with the scores, so results are put back in CSV order and repeats dropped."""
+        replicas, rank = self._replicas()
+        if replicas == 1:
+            return None
+        return DistributedSampler(self.dataset(split), num_replicas=replicas, rank=rank, shuffle=False)
 
     def _loader(self, data, batch_size, sampler=None, drop_last=False):
         workers = self.cfg.workers

@@ -1,6 +1,7 @@
 """Training callbacks: TAO-named checkpoints written atomically, throughput, and status.json epoch lines."""
 
 import io
+import logging
 import time
 from pathlib import Path
 
@@ -12,7 +13,10 @@ from tao_siamese_oi.utils.crypto import encrypt
 from tao_siamese_oi.utils.files import atomic_write, load_checkpoint_file
 from tao_siamese_oi.utils.status import RUNNING, StatusLogger
 
+log = logging.getLogger("tao_siamese_oi")
+
 LATEST_NAME = "oi_model_latest"
+BAR_LOSS = "loss"  # SiameseModule's per-batch loss, logged for the progress bar only
 CHECKPOINT_EXT = ".pth"
 
 
@@ -54,6 +58,11 @@ def tao_checkpoint_callback(results_dir, every_n_epochs: int) -> ModelCheckpoint
     return callback
 
 
+def epoch_metrics(trainer) -> dict[str, float]:
+    """The epoch's logged metrics (train_*, val_*), without the per-batch loss shown in the progress bar."""
+    return {k: float(v) for k, v in trainer.callback_metrics.items() if v.numel() == 1 and k != BAR_LOSS}
+
+
 class ThroughputAndStatus(Checkpoint):
     """Measures training pairs/s and appends a RUNNING line with the epoch's KPIs to status.json.
 
@@ -68,6 +77,12 @@ class ThroughputAndStatus(Checkpoint):
         self._start = 0.0
 
     def on_train_start(self, trainer, pl_module):
+        log.info(
+            "Training on %d process(es) x %d node(s), %d torch threads per process.",
+            trainer.world_size // trainer.num_nodes,
+            trainer.num_nodes,
+            torch.get_num_threads(),
+        )
         self.status.write(RUNNING, "Starting Training Loop.")
 
     def on_train_end(self, trainer, pl_module):
@@ -79,14 +94,14 @@ class ThroughputAndStatus(Checkpoint):
         self._epoch_steps = 0
 
     def on_train_batch_end(self, trainer, pl_module, outputs, batch, batch_idx):
-        self._epoch_pairs += len(batch[2])
+        self._epoch_pairs += len(batch[2]) * trainer.world_size  # every process trains an equal share
         self._epoch_steps += 1
 
     def on_train_epoch_end(self, trainer, pl_module):
         elapsed = time.perf_counter() - self._start
         self.pairs += self._epoch_pairs
         self.seconds += elapsed
-        kpi = {k: float(v) for k, v in trainer.callback_metrics.items() if v.numel() == 1}
+        kpi = epoch_metrics(trainer)
         epochs_left = trainer.max_epochs - 1 - trainer.current_epoch
         steps = max(self._epoch_steps, 1)
         self.status.write(

@@ -5,6 +5,8 @@ import numpy as np
 import torch
 
 from tao_siamese_oi.data.transforms import Normalizer, layout_from_config
+from tao_siamese_oi.engine.callbacks import BAR_LOSS
+from tao_siamese_oi.engine.distributed import gather_objects
 from tao_siamese_oi.model.loss import contrastive_loss
 from tao_siamese_oi.model.metrics import inspection_metrics
 from tao_siamese_oi.model.networks import create_model, pair_distance
@@ -33,6 +35,8 @@ class SiameseModule(L.LightningModule):
         self.margin = margin
         self.threshold = margin if threshold is None else threshold
         self._scores: dict[str, list] = {"train": [], "val": []}
+        self._predicted: list = []
+        self.predictions: tuple[np.ndarray, np.ndarray] | None = None  # (row indices, scores) of every process
 
     @classmethod
     def from_config(cls, cfg, optim: dict | None = None) -> "SiameseModule":
@@ -59,18 +63,12 @@ class SiameseModule(L.LightningModule):
         return pair_distance(image_embedding.unsqueeze(1).expand_as(golden_embedding), golden_embedding).amin(1)
 
     def _step(self, batch, stage: str):
-        image, golden, label, _ = batch
+        image, golden, label, index = batch
         distance = self(image, golden)
         loss = contrastive_loss(distance, label, self.margin)
-        self.log(
-            f"{stage}_loss",
-            loss,
-            on_step=False,
-            on_epoch=True,
-            batch_size=len(label),
-            prog_bar=stage == "train",
-        )
-        self._scores[stage].append(torch.stack([distance.detach(), label]).cpu())
+        if stage == "train":  # this process's batch loss, for the progress bar only
+            self.log(BAR_LOSS, loss, on_step=True, on_epoch=False, prog_bar=True, logger=False)
+        self._scores[stage].append(torch.stack([distance.detach(), label, index.to(distance.dtype)]).cpu())
         return loss
 
     def training_step(self, batch, batch_idx):
@@ -86,10 +84,19 @@ class SiameseModule(L.LightningModule):
         self._log_metrics("val")
 
     def _log_metrics(self, stage: str):
-        if not self._scores[stage]:
-            return
-        scores, labels = torch.cat(self._scores[stage], dim=1).numpy()
+        """Epoch loss and metrics over every process's scores. Every process takes part in the gather (even with
+        nothing scored) and then computes the same values, so nothing is logged with sync_dist: Lightning runs
+        that reduction lazily, when the main process's progress bar first reads the metrics, which would
+        interleave with this gather in a different order on each process and deadlock."""
+        local = torch.cat(self._scores[stage], dim=1) if self._scores[stage] else torch.zeros(3, 0)
         self._scores[stage].clear()
+        merged = torch.cat(gather_objects(local.double()), dim=1).numpy()
+        if stage == "val":  # the distributed sampler pads with repeated rows: count each row once
+            merged = merged[:, np.unique(merged[2], return_index=True)[1]]
+        if merged.shape[1] == 0:
+            return
+        scores, labels = merged[0], merged[1]
+        self.log(f"{stage}_loss", contrastive_loss(torch.from_numpy(scores), torch.from_numpy(labels), self.margin))
         # TAO hard-codes 2.0 here; we use the decision threshold the model will be judged with.
         metrics = inspection_metrics(scores, labels, self.threshold)
         self.log(f"{stage}_acc", metrics["total_accuracy"], prog_bar=stage == "val")
@@ -101,7 +108,21 @@ class SiameseModule(L.LightningModule):
 
     def predict_step(self, batch, batch_idx):
         image, golden, _, index = batch
-        return index, self(image, golden)
+        distance = self(image, golden)
+        self._predicted.append((index.cpu().numpy(), distance.float().cpu().numpy()))
+        return distance
+
+    def on_predict_epoch_start(self):
+        self._predicted.clear()
+
+    def on_predict_epoch_end(self):
+        """Collect every process's (row index, score) pairs, so scores can be put back in CSV order."""
+        parts = [p for rank_parts in gather_objects(self._predicted) for p in rank_parts]
+        self._predicted = []
+        if parts:
+            self.predictions = tuple(np.concatenate(column) for column in zip(*parts))
+        else:
+            self.predictions = (np.zeros(0, np.int64), np.zeros(0, np.float32))
 
     def configure_optimizers(self):
         optim = self.hparams.optim or {"type": "Adam", "lr": 5e-4}
@@ -112,11 +133,11 @@ class SiameseModule(L.LightningModule):
         )
 
 
-def ordered_scores(predictions, num_rows: int) -> np.ndarray:
-    """Scores in CSV row order from predict_step outputs, whatever order the batches came back in."""
+def ordered_scores(indices: np.ndarray, distances: np.ndarray, num_rows: int) -> np.ndarray:
+    """Scores in CSV row order, whatever order the batches and processes returned them in (a row scored twice,
+    as a distributed sampler's padding does, gets the same score both times)."""
     scores = np.full(num_rows, np.nan)
-    for index, distance in predictions:
-        scores[index.cpu().numpy()] = distance.float().cpu().numpy()
+    scores[indices] = distances
     if np.isnan(scores).any():
         missing = int(np.isnan(scores).sum())
         raise RuntimeError(f"{missing} of {num_rows} rows got no score; this is a bug, please report it")

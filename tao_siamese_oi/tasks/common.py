@@ -6,9 +6,8 @@ import os
 import warnings
 from pathlib import Path
 
-import torch
-
 from tao_siamese_oi.config import save_resolved_config
+from tao_siamese_oi.engine.distributed import is_main_process, trainer_devices
 from tao_siamese_oi.errors import CheckpointError, ConfigError
 from tao_siamese_oi.utils.files import load_checkpoint_file
 from tao_siamese_oi.utils.memory import keep_freed_memory
@@ -35,6 +34,8 @@ def quiet_libraries() -> None:
     logging.getLogger("lightning.pytorch.utilities.rank_zero").addFilter(_DropAdverts())
     warnings.filterwarnings("ignore", message=r".*isinstance\(treespec, LeafSpec\)")
     warnings.filterwarnings("ignore", message=r".*does not have many workers")
+    # SiameseModule gathers every process's scores itself, so each logs the same epoch values.
+    warnings.filterwarnings("ignore", message=r".*when logging on epoch level in distributed setting")
 
 
 def tracked_task(task: str):
@@ -46,8 +47,12 @@ def tracked_task(task: str):
             quiet_libraries()
             keep_freed_memory()
             out = task_dir(cfg, task)
-            save_resolved_config(cfg, out)
-            status = StatusLogger(out)
+            main = is_main_process()
+            if main:
+                save_resolved_config(cfg, out)
+            else:  # another DDP process: the main one reports, this one only computes
+                log.setLevel(logging.WARNING)
+            status = StatusLogger(out if main else None)
             status.write(STARTED, f"Starting Optical Inspection {TASK_TITLES.get(task, task)}.")
             try:
                 result = run(cfg, out=out, status=status)
@@ -64,13 +69,6 @@ def tracked_task(task: str):
         return wrapper
 
     return decorate
-
-
-def accelerator() -> str:
-    if torch.cuda.is_available():
-        return "gpu"
-    log.info("No CUDA device found: running on the CPU.")
-    return "cpu"
 
 
 def require(value, key: str, what: str) -> str:
@@ -126,13 +124,14 @@ def load_module(cfg, path):
     return module.eval()
 
 
-def quiet_trainer(**kwargs):
-    """A Lightning Trainer for scoring: no logger, no checkpoints, the progress bar kept."""
+def quiet_trainer(devices: dict, **kwargs):
+    """A Lightning Trainer for scoring on ``devices`` (see trainer_devices): no logger, no checkpoints, the
+    progress bar kept."""
     import lightning as L
 
     return L.Trainer(
-        accelerator=accelerator(),
-        devices=1,
+        **devices,
+        use_distributed_sampler=False,  # PairDataModule shards evaluation splits itself, keeping row indices
         logger=False,
         enable_checkpointing=False,
         enable_model_summary=False,
@@ -141,7 +140,8 @@ def quiet_trainer(**kwargs):
 
 
 def score_split(cfg, task: str, split: str):
-    """Load ``<task>.checkpoint`` and score every row of a split; returns (dataset, scores in CSV row order)."""
+    """Load ``<task>.checkpoint`` and score every row of a split on the task's devices; returns (dataset, scores
+    in CSV row order), with scores None in every process but the main one (which writes the results)."""
     from tao_siamese_oi.data.datamodule import PairDataModule
     from tao_siamese_oi.engine.module import ordered_scores
 
@@ -150,5 +150,8 @@ def score_split(cfg, task: str, split: str):
     module = load_module(cfg, checkpoint)
     datamodule = PairDataModule(cfg.dataset, seed=cfg.train.seed, eval_batch_size=task_cfg.batch_size, eval_split=split)
     dataset = datamodule.dataset(split)
-    predictions = quiet_trainer().predict(module, datamodule=datamodule)
-    return dataset, ordered_scores(predictions, len(dataset))
+    trainer = quiet_trainer(trainer_devices(task_cfg, task))
+    trainer.predict(module, datamodule=datamodule, return_predictions=False)
+    if not trainer.is_global_zero:
+        return dataset, None
+    return dataset, ordered_scores(*module.predictions, len(dataset))

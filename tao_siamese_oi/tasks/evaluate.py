@@ -16,6 +16,8 @@ log = logging.getLogger("tao_siamese_oi")
 @tracked_task("evaluate")
 def run(cfg, out: Path, status) -> dict:
     dataset, scores = score_split(cfg, "evaluate", "test")
+    if scores is None:  # another DDP process: the main one writes the results
+        return None
     labels = dataset.table.labels
     threshold = cfg.model.margin
     metrics = inspection_metrics(scores, labels, threshold)

@@ -12,6 +12,8 @@ log = logging.getLogger("tao_siamese_oi")
 @tracked_task("inference")
 def run(cfg, out: Path, status) -> dict:
     dataset, scores = score_split(cfg, "inference", "infer")
+    if scores is None:  # another DDP process: the main one writes the results
+        return None
     frame = dataset.table.frame.copy()
     frame["siamese_score"] = scores
     path = atomic_write(out / "inference.csv", lambda tmp: frame.to_csv(tmp, index=False))

@@ -4,7 +4,7 @@ import logging
 from pathlib import Path
 
 import lightning as L
-from lightning.pytorch.loggers import CSVLogger
+from lightning.pytorch.loggers import CSVLogger, TensorBoardLogger
 
 from tao_siamese_oi.data.datamodule import PairDataModule
 from tao_siamese_oi.engine.callbacks import (
@@ -12,11 +12,13 @@ from tao_siamese_oi.engine.callbacks import (
     LATEST_NAME,
     AtomicCheckpointIO,
     ThroughputAndStatus,
+    epoch_metrics,
     tao_checkpoint_callback,
 )
+from tao_siamese_oi.engine.distributed import trainer_devices
 from tao_siamese_oi.engine.module import SiameseModule
 from tao_siamese_oi.errors import ConfigError
-from tao_siamese_oi.tasks.common import accelerator, model_state, read_checkpoint, tracked_task
+from tao_siamese_oi.tasks.common import model_state, read_checkpoint, tracked_task
 from tao_siamese_oi.utils.status import RUNNING
 
 log = logging.getLogger("tao_siamese_oi")
@@ -27,7 +29,7 @@ def run(cfg, out: Path, status) -> dict:
     check_train_config(cfg.train, cfg.dataset)
     for stale in out.glob(".*.tmp"):  # a write that a killed run left half-done; the file it meant to replace is intact
         log.warning("Removing %s, left by an interrupted checkpoint write.", stale)
-        stale.unlink()
+        stale.unlink(missing_ok=True)  # another DDP process may have removed it first
     resume = resume_checkpoint(cfg, out)
     done = epochs_done(resume, cfg.encryption_key) if resume else 0
     if done >= cfg.train.num_epochs:
@@ -54,10 +56,13 @@ def run(cfg, out: Path, status) -> dict:
         log.info("Resuming training from checkpoint: %s (%d of %d epochs done)", resume, done, cfg.train.num_epochs)
         status.write(RUNNING, f"Resuming training from checkpoint: {resume}")
     trainer.fit(module, datamodule=datamodule, ckpt_path=resume)
+    if not trainer.is_global_zero:
+        return None
 
-    metrics = {k: round(float(v), 6) for k, v in trainer.callback_metrics.items() if v.numel() == 1}
+    metrics = {k: round(v, 6) for k, v in epoch_metrics(trainer).items()}
     result = {
         "epochs": trainer.current_epoch,
+        "processes": trainer.world_size,
         "train_pairs_per_second": round(throughput.pairs_per_second, 1),
         **metrics,
         "checkpoint": str(out / f"{LATEST_NAME}{CHECKPOINT_EXT}"),
@@ -93,11 +98,11 @@ def build_trainer(
     train_cfg, out: Path, throughput: ThroughputAndStatus, has_validation: bool, encryption_key: str | None = None
 ) -> L.Trainer:
     return L.Trainer(
-        accelerator=accelerator(),
-        devices=1,
+        **trainer_devices(train_cfg, "train"),
+        use_distributed_sampler=False,  # PairDataModule shards every split itself (see EpochSeededSampler)
         max_epochs=train_cfg.num_epochs,
         default_root_dir=out,
-        logger=CSVLogger(out, name="lightning_logs"),
+        logger=training_loggers(train_cfg, out),
         plugins=[AtomicCheckpointIO(encryption_key)],
         callbacks=[tao_checkpoint_callback(out, train_cfg.checkpoint_interval), throughput],
         check_val_every_n_epoch=train_cfg.validation_interval,
@@ -108,6 +113,15 @@ def build_trainer(
         benchmark=train_cfg.cudnn.benchmark,
         log_every_n_steps=1,
     )
+
+
+def training_loggers(train_cfg, out: Path) -> list:
+    """Epoch metrics as CSV always (lightning_logs/), and as TensorBoard scalars (tensorboard/) when enabled.
+    Lightning writes the TensorBoard files with tensorboardX (a small dependency) when tensorboard is absent."""
+    loggers = [CSVLogger(out, name="lightning_logs")]
+    if train_cfg.tensorboard.enabled:
+        loggers.append(TensorBoardLogger(out, name="tensorboard", default_hp_metric=False))
+    return loggers
 
 
 def epochs_done(checkpoint_path: str, encryption_key: str | None) -> int:

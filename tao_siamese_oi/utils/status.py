@@ -14,9 +14,13 @@ STARTED, RUNNING, SUCCESS, FAILURE, SKIPPED = "STARTED", "RUNNING", "SUCCESS", "
 
 
 class StatusLogger:
-    def __init__(self, results_dir: str | os.PathLike, filename: str = "status.json"):
-        self.path = Path(results_dir) / filename
-        self.path.parent.mkdir(parents=True, exist_ok=True)
+    """Appends to ``<results_dir>/status.json``; with results_dir None it writes nothing (DDP processes other than
+    the main one, which alone reports, as TAO's rank 0)."""
+
+    def __init__(self, results_dir: str | os.PathLike | None, filename: str = "status.json"):
+        self.path = None if results_dir is None else Path(results_dir) / filename
+        if self.path is not None:
+            self.path.parent.mkdir(parents=True, exist_ok=True)
         self.kpi: dict = {}
 
     def write(self, status: str, message: str, kpi: dict | None = None, verbosity: str = "INFO", **fields):
@@ -33,5 +37,7 @@ class StatusLogger:
         if self.kpi:
             record["kpi"] = dict(self.kpi)
         record.update(fields)
+        if self.path is None:
+            return
         with self.path.open("a") as handle:
             handle.write(json.dumps(record) + "\n")

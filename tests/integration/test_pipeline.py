@@ -30,7 +30,7 @@ def pipeline(tiny_data, tmp_path_factory):
     spec = tmp_path_factory.mktemp("spec") / "spec.yaml"  # the user's own file holds the key; outputs must not
 
     spec.write_text(yaml.safe_dump(tiny_spec_dict(tiny_data, results)))
-    train = run("train", spec)
+    train = run("train", spec, "train.tensorboard.enabled=true")
     return {"spec": spec, "results": results, "data": tiny_data, "train": train}
 
 
@@ -60,6 +60,30 @@ def test_train_writes_tao_named_checkpoints_and_status(pipeline):
     assert epochs[1]["eta"] == 0 and epochs[0]["time_per_step"] > 0
     for line in status:
         assert set(line) >= {"date", "time", "status", "verbosity", "message"}
+
+
+def tensorboard_scalars(event_file) -> dict[str, list[float]]:
+    """Scalars of a TensorBoard event file (TFRecord framing: length, its CRC, the Event, its CRC)."""
+    from tensorboardX.proto.event_pb2 import Event
+
+    data, at, scalars = event_file.read_bytes(), 0, {}
+    while at < len(data):
+        length = int.from_bytes(data[at : at + 8], "little")
+        event = Event.FromString(data[at + 12 : at + 12 + length])
+        at += 12 + length + 4
+        for value in event.summary.value:
+            scalars.setdefault(value.tag, []).append(value.simple_value)
+    return scalars
+
+
+def test_tensorboard_scalars_match_the_csv_metrics(pipeline):
+    out = pipeline["results"] / "train"
+    (event_file,) = out.glob("tensorboard/version_*/events.out.tfevents.*")
+    scalars = tensorboard_scalars(event_file)
+    epochs = pd.read_csv(next(out.glob("lightning_logs/version_*/metrics.csv")))
+    for tag in ("train_loss", "val_loss", "val_auroc", "train_acc"):
+        assert scalars[tag] == pytest.approx(epochs[tag].dropna().tolist(), rel=1e-5), tag
+    assert len(scalars["val_loss"]) == 2  # one per epoch
 
 
 def test_no_task_leaks_the_encryption_key(pipeline):
