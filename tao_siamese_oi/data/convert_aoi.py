@@ -20,6 +20,7 @@ from pathlib import Path
 import pandas as pd
 
 from tao_siamese_oi.errors import ConfigError, DataError
+from tao_siamese_oi.utils.progress import progress
 
 log = logging.getLogger("tao_siamese_oi")
 
@@ -87,7 +88,8 @@ def convert_folder(folder: Path, convert_cfg, lights: list[str] | None, golden_d
     wanted = set(lights) if lights else set(rows["LightingCondition"])
     counts = {"components": 0, "missing_lights": 0, "no_golden": 0}
     pairs, goldens = [], {}
-    for key, comp in rows.groupby(KEY, sort=False):
+    components = rows.groupby(KEY, sort=False)
+    for key, comp in progress(components, components.ngroups, f"pairing {folder.name}", "component"):
         counts["components"] += 1
         present = comp["LightingCondition"]
         if not wanted <= set(present) or present[present.isin(wanted)].duplicated().any():

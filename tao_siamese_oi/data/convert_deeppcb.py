@@ -21,6 +21,7 @@ import pandas as pd
 from PIL import Image
 
 from tao_siamese_oi.errors import DataError
+from tao_siamese_oi.utils.progress import progress
 
 log = logging.getLogger("tao_siamese_oi")
 
@@ -121,7 +122,8 @@ def convert_deeppcb(convert_cfg, out_dir: Path) -> dict:
     }
     summary = {}
     for split, boards in splits.items():
-        rows = [row for board in boards for row in _crop_board(board, convert_cfg, out_dir, rng)]
+        boards_shown = progress(boards, len(boards), f"cropping {split} boards", "board")
+        rows = [row for board in boards_shown for row in _crop_board(board, convert_cfg, out_dir, rng)]
         frame = pd.DataFrame(rows)
         frame.to_csv(out_dir / f"{split}.csv", index=False)
         summary[split] = {

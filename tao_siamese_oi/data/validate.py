@@ -15,6 +15,7 @@ from tao_siamese_oi.data.goldens import GoldenIndex
 from tao_siamese_oi.data.pairs import REQUIRED_COLUMNS, PairTable, image_path, read_pairs
 from tao_siamese_oi.data.transforms import layout_from_config
 from tao_siamese_oi.errors import DataError
+from tao_siamese_oi.utils.progress import progress
 
 MAX_LISTED = 20
 MIN_SIDE = 4  # px; anything smaller is a broken crop, not a component
@@ -96,7 +97,8 @@ def _image_problems(table: PairTable, images_dir, dataset_cfg, seed: int) -> lis
                 rows_of[image_path(images_dir, side_dir, stem, light, dataset_cfg.image_ext)].append(line(i))
     check = _decode_problem if dataset_cfg.validate_images else _exists_problem
     with ThreadPoolExecutor(max_workers=min(8, (os.cpu_count() or 1) * 2)) as pool:
-        for path, problem in zip(rows_of, pool.map(check, rows_of)):
+        checked = progress(pool.map(check, rows_of), len(rows_of), f"checking images of {table.csv_path.name}", "image")
+        for path, problem in zip(rows_of, checked):
             if problem:
                 rows = rows_of[path]
                 problems += [

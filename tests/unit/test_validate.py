@@ -107,3 +107,13 @@ def test_long_reports_are_capped(tmp_path):
     lines = problems(make(tmp_path, rows))
     assert len(lines) == 1 + MAX_LISTED + 1
     assert lines[-1] == f"  ... and {80 - MAX_LISTED} more"
+
+
+def test_long_loops_show_a_progress_bar_and_short_ones_do_not(capsys):
+    from tao_siamese_oi.utils.progress import MIN_ITEMS, progress
+
+    short = list(range(MIN_ITEMS - 1))
+    assert progress(short, len(short), "short work") is short
+    assert sum(progress(iter(range(MIN_ITEMS)), MIN_ITEMS, "long work", "image")) == sum(range(MIN_ITEMS))
+    err = capsys.readouterr().err
+    assert "long work" in err and f"{MIN_ITEMS}/{MIN_ITEMS}" in err and "short work" not in err
