@@ -29,7 +29,9 @@ class ModelConfig:
         choices=["Siamese_3", "Siamese_1", "Siamese"],
         help="Siamese_3 (TAO default, BN head) or Siamese_1 (TAO 'Siamese', no BN)",
     )
-    margin: float = opt(2.0, min=0.0, help="contrastive-loss margin; also the evaluate decision threshold")
+    margin: float = opt(
+        2.0, min=0.0, help="contrastive-loss margin; the decision threshold only without a calibrated one"
+    )
     model_backbone: str = opt("custom", choices=["custom"], help="feature tower; TAO offers only 'custom'")
     embedding_vectors: int = opt(5, min=1, help="embedding size E")
     imagenet_pretrained: bool = opt(False, help="accepted for TAO compatibility; no pretrained tower exists")
@@ -157,6 +159,9 @@ class ScoringConfig:
     gpu_ids: list[int] = opt([0], help="as train.gpu_ids")
     num_nodes: int = opt(1, min=1, help="as train.num_nodes")
     checkpoint: str | None = opt(None, help="a .pth written by train")
+    threshold: float | None = opt(
+        None, min=0.0, help="decision threshold (FAIL when distance > it); default: the checkpoint's calibrated one"
+    )
     trt_engine: str | None = opt(None, help="TensorRT backend (not available yet)")
     results_dir: str = opt("${results_dir}/evaluate")
     batch_size: int = opt(-1, help="-1 = dataset.batch_size")
@@ -164,7 +169,12 @@ class ScoringConfig:
 
 @dataclass
 class EvaluateConfig(ScoringConfig):
-    pass
+    target_fpr: float = opt(
+        1.0, min=0.0, max=100.0, help="train calibrates the threshold for the most recall at this FPR %"
+    )
+    target_recall: float | None = opt(
+        None, min=0.0, max=100.0, help="if set, calibrate for the fewest false alarms at this recall % instead"
+    )
 
 
 @dataclass
@@ -177,6 +187,9 @@ class ExportConfig:
     results_dir: str = opt("${results_dir}/export")
     gpu_id: int = opt(0, min=0)
     checkpoint: str | None = opt(None, help="a .pth written by train")
+    threshold: float | None = opt(
+        None, min=0.0, help="decision threshold (FAIL when distance > it); default: the checkpoint's calibrated one"
+    )
     onnx_file: str | None = opt(None, help="default: <export.results_dir>/oi_model.onnx")
     overwrite: bool = opt(False, help="replace an existing onnx_file")
     opset_version: int = opt(17, min=7, help="ONNX opset")

@@ -6,7 +6,7 @@ import time
 from pathlib import Path
 
 import torch
-from lightning.pytorch.callbacks import Checkpoint, ModelCheckpoint
+from lightning.pytorch.callbacks import Callback, Checkpoint, ModelCheckpoint
 from lightning.pytorch.plugins.io import TorchCheckpointIO
 
 from tao_siamese_oi.utils.crypto import encrypt
@@ -56,6 +56,15 @@ def tao_checkpoint_callback(results_dir, every_n_epochs: int) -> ModelCheckpoint
     callback.CHECKPOINT_NAME_LAST = LATEST_NAME
     callback.FILE_EXTENSION = CHECKPOINT_EXT
     return callback
+
+
+class ValidateLastEpoch(Callback):
+    """Validate the final epoch whatever train.validation_interval says, so the last checkpoint's calibrated
+    threshold comes from the weights it holds. (Lightning reads check_val_every_n_epoch each epoch.)"""
+
+    def on_train_epoch_start(self, trainer, pl_module):
+        if trainer.current_epoch == trainer.max_epochs - 1:
+            trainer.check_val_every_n_epoch = 1
 
 
 def epoch_metrics(trainer) -> dict[str, float]:

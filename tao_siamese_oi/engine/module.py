@@ -7,6 +7,7 @@ import torch
 from tao_siamese_oi.data.transforms import Normalizer, layout_from_config
 from tao_siamese_oi.engine.callbacks import BAR_LOSS
 from tao_siamese_oi.engine.distributed import gather_objects
+from tao_siamese_oi.model.calibration import calibrate
 from tao_siamese_oi.model.loss import contrastive_loss
 from tao_siamese_oi.model.metrics import inspection_metrics
 from tao_siamese_oi.model.networks import create_model, pair_distance
@@ -26,6 +27,8 @@ class SiameseModule(L.LightningModule):
         std: tuple = (0.229, 0.224, 0.225),
         optim: dict | None = None,
         threshold: float | None = None,
+        target_fpr: float | None = None,
+        target_recall: float | None = None,
     ):
         super().__init__()
         # Plain values only: the checkpoint then says which network it holds, for a clear mismatch error.
@@ -34,6 +37,8 @@ class SiameseModule(L.LightningModule):
         self.normalize = Normalizer(list(mean), list(std))
         self.margin = margin
         self.threshold = margin if threshold is None else threshold
+        # Threshold picked on the latest validation pass for the operating-point target; saved in checkpoints.
+        self.calibration: dict | None = None
         self._scores: dict[str, list] = {"train": [], "val": []}
         self._predicted: list = []
         self.predictions: tuple[np.ndarray, np.ndarray] | None = None  # (row indices, scores) of every process
@@ -49,6 +54,9 @@ class SiameseModule(L.LightningModule):
             mean=tuple(aug.rgb_input_mean),
             std=tuple(aug.rgb_input_std),
             optim=optim,
+            threshold=cfg.evaluate.threshold,
+            target_fpr=cfg.evaluate.target_fpr,
+            target_recall=cfg.evaluate.target_recall,
         )
 
     def on_after_batch_transfer(self, batch, dataloader_idx):
@@ -97,14 +105,31 @@ class SiameseModule(L.LightningModule):
             return
         scores, labels = merged[0], merged[1]
         self.log(f"{stage}_loss", contrastive_loss(torch.from_numpy(scores), torch.from_numpy(labels), self.margin))
-        # TAO hard-codes 2.0 here; we use the decision threshold the model will be judged with.
+        # TAO hard-codes 2.0 here; we use the configured decision threshold (evaluate.threshold, else the margin).
         metrics = inspection_metrics(scores, labels, self.threshold)
         self.log(f"{stage}_acc", metrics["total_accuracy"], prog_bar=stage == "val")
-        for name in ("fpr", "recall"):
+        for name in ("fpr", "recall", "auroc", "average_precision"):
             if metrics[name] is not None:
-                self.log(f"{stage}_{name}", metrics[name])
-        if metrics["auroc"] is not None:
-            self.log(f"{stage}_auroc", metrics["auroc"], prog_bar=stage == "val")
+                self.log(f"{stage}_{name}", metrics[name], prog_bar=stage == "val" and name == "auroc")
+        if stage == "val":
+            self._calibrate(scores, labels)
+
+    def _calibrate(self, scores, labels) -> None:
+        calibration = calibrate(scores, labels, self.hparams.target_fpr, self.hparams.target_recall)
+        if calibration is None:
+            return
+        self.calibration = {**calibration, "epoch": self.current_epoch, "split": "validation"}
+        self.log("val_calibrated_threshold", calibration["threshold"])
+        for name in ("fpr", "recall"):
+            if calibration[name] is not None:
+                self.log(f"val_calibrated_{name}", calibration[name])
+
+    def on_save_checkpoint(self, checkpoint):
+        if self.calibration is not None:
+            checkpoint["calibration"] = dict(self.calibration)
+
+    def on_load_checkpoint(self, checkpoint):
+        self.calibration = checkpoint.get("calibration")
 
     def predict_step(self, batch, batch_idx):
         image, golden, _, index = batch

@@ -2,15 +2,22 @@
 
 A pair is called FAIL when its distance is strictly above the threshold. TAO's four numbers are kept
 (false_alarm and false_negative are over ALL pairs, as TAO defines them); fpr is over PASS pairs only,
-recall over FAIL pairs only: those are the numbers an inspection line is run by.
+recall over FAIL pairs only: those are the numbers an inspection line is run by. All rates are percentages;
+a rate whose denominator class is absent is None (undefined), not 0.
 """
 
 import numpy as np
 import torch
-from torchmetrics.functional.classification import binary_auroc
+from torchmetrics.functional.classification import binary_auroc, binary_average_precision
+
+from tao_siamese_oi.model.calibration import threshold_for_fpr, threshold_for_recall
+
+FPR_BUDGETS = (0.1, 0.5, 1.0, 5.0)  # percent: the false-alarm budgets recall is reported at
 
 
-def inspection_metrics(scores, labels, threshold: float) -> dict:
+def inspection_metrics(scores, labels, threshold: float, defect_types=None) -> dict:
+    """Metrics at ``threshold`` plus threshold-free ones; ``defect_types`` (one name per pair, ignored for
+    PASS pairs) adds a breakdown per defect type."""
     scores = np.asarray(scores, dtype=np.float64)
     labels = np.asarray(labels).astype(bool)
     flagged = scores > threshold
@@ -20,7 +27,7 @@ def inspection_metrics(scores, labels, threshold: float) -> dict:
     tn = int((~flagged & ~labels).sum())
     fp = num_pass - tn
     fn = num_fail - tp
-    return {
+    metrics = {
         "num_pairs": total,
         "num_pass": num_pass,
         "num_fail": num_fail,
@@ -29,11 +36,46 @@ def inspection_metrics(scores, labels, threshold: float) -> dict:
         "defect_accuracy": pct(tp, num_fail),
         "false_alarm": pct(fp, total),
         "false_negative": pct(fn, total),
-        # None, not 0, when the class is absent: an evaluation set without FAIL rows reports FPR only.
         "fpr": pct(fp, num_pass) if num_pass else None,
         "recall": pct(tp, num_fail) if num_fail else None,
+        "precision": pct(tp, tp + fp) if tp + fp else None,
+        "f1": pct(2 * tp, 2 * tp + fp + fn) if num_fail else None,
         "auroc": auroc(scores, labels),
+        "average_precision": average_precision(scores, labels),
+        "recall_at_fpr": {f"{budget:g}": recall_at_fpr(scores, labels, budget) for budget in FPR_BUDGETS},
+        "fpr_at_full_recall": fpr_at(scores, labels, threshold_for_recall(scores, labels, 100.0)),
     }
+    if defect_types is not None:
+        metrics["by_defect_type"] = by_defect_type(scores, labels, flagged, np.asarray(defect_types, dtype=object))
+    return metrics
+
+
+def recall_at_fpr(scores, labels, budget: float) -> float | None:
+    """Recall at the lowest threshold whose FPR stays within ``budget`` %; None unless both classes are present."""
+    if labels.all() or not labels.any():
+        return None
+    threshold = threshold_for_fpr(scores, labels, budget)
+    return pct(int((scores[labels] > threshold).sum()), int(labels.sum()))
+
+
+def fpr_at(scores, labels, threshold: float | None) -> float | None:
+    if threshold is None or labels.all():
+        return None
+    return pct(int((scores[~labels] > threshold).sum()), int((~labels).sum()))
+
+
+def by_defect_type(scores, labels, flagged, types) -> dict:
+    """Per defect type: its pairs, the share caught at the threshold, and its AUROC against all PASS pairs."""
+    table = {}
+    for name in sorted({str(t) for t in types[labels]}):
+        mine = labels & (types.astype(str) == name)
+        against_pass = mine | ~labels
+        table[name] = {
+            "num_pairs": int(mine.sum()),
+            "recall": pct(int((flagged & mine).sum()), int(mine.sum())),
+            "auroc": auroc(scores[against_pass], labels[against_pass]),
+        }
+    return table
 
 
 def pct(count: int, total: int) -> float:
@@ -46,3 +88,15 @@ def auroc(scores, labels) -> float | None:
     if labels.all() or not labels.any():
         return None
     return float(binary_auroc(torch.as_tensor(scores, dtype=torch.float64), torch.as_tensor(labels, dtype=torch.long)))
+
+
+def average_precision(scores, labels) -> float | None:
+    """Area under the precision-recall curve (FAIL = positive); None when one class is absent."""
+    labels = np.asarray(labels).astype(bool)
+    if labels.all() or not labels.any():
+        return None
+    return float(
+        binary_average_precision(
+            torch.as_tensor(scores, dtype=torch.float64), torch.as_tensor(labels, dtype=torch.long)
+        )
+    )

@@ -121,7 +121,23 @@ def load_module(cfg, path):
             f"shape {shape}, embedding {cfg.model.embedding_vectors}): {detail}; use the "
             "spec it was trained with"
         ) from None
+    module.calibration = checkpoint.get("calibration")
     return module.eval()
+
+
+def decision_threshold(task_cfg, margin: float, calibration: dict | None) -> tuple[float, str]:
+    """(threshold, where it came from): the task's explicit threshold, else the one calibrated on the validation
+    set at training time (stored in the checkpoint), else model.margin (TAO's rule)."""
+    if task_cfg.threshold is not None:
+        return float(task_cfg.threshold), "spec"
+    if calibration:
+        return float(calibration["threshold"]), "calibrated"
+    log.warning(
+        "The checkpoint holds no calibrated threshold (trained without validation, or by TAO): deciding at "
+        "model.margin = %s. Set the task's threshold to choose one.",
+        margin,
+    )
+    return float(margin), "margin"
 
 
 def quiet_trainer(devices: dict, **kwargs):
@@ -141,7 +157,8 @@ def quiet_trainer(devices: dict, **kwargs):
 
 def score_split(cfg, task: str, split: str):
     """Load ``<task>.checkpoint`` and score every row of a split on the task's devices; returns (dataset, scores
-    in CSV row order), with scores None in every process but the main one (which writes the results)."""
+    in CSV row order, the checkpoint's calibration), with scores None in every process but the main one (which
+    writes the results)."""
     from tao_siamese_oi.data.datamodule import PairDataModule
     from tao_siamese_oi.engine.module import ordered_scores
 
@@ -153,5 +170,5 @@ def score_split(cfg, task: str, split: str):
     trainer = quiet_trainer(trainer_devices(task_cfg, task))
     trainer.predict(module, datamodule=datamodule, return_predictions=False)
     if not trainer.is_global_zero:
-        return dataset, None
-    return dataset, ordered_scores(*module.predictions, len(dataset))
+        return dataset, None, module.calibration
+    return dataset, ordered_scores(*module.predictions, len(dataset)), module.calibration

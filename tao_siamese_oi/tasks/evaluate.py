@@ -1,13 +1,16 @@
-"""evaluate: score the test split with a checkpoint; write metrics.json and evaluate.csv."""
+"""evaluate: score the test split with a checkpoint at its decision threshold; write metrics.json, evaluate.csv
+and PNG plots (ROC with the operating point, score histograms, recall per defect type)."""
 
 import json
 import logging
 from pathlib import Path
 
 import numpy as np
+import pandas as pd
 
 from tao_siamese_oi.model.metrics import inspection_metrics
-from tao_siamese_oi.tasks.common import score_split, tracked_task
+from tao_siamese_oi.tasks.common import decision_threshold, score_split, tracked_task
+from tao_siamese_oi.tasks.evaluate_plots import write_plots
 from tao_siamese_oi.utils.files import atomic_write, atomic_write_text
 
 log = logging.getLogger("tao_siamese_oi")
@@ -15,37 +18,63 @@ log = logging.getLogger("tao_siamese_oi")
 
 @tracked_task("evaluate")
 def run(cfg, out: Path, status) -> dict:
-    dataset, scores = score_split(cfg, "evaluate", "test")
+    dataset, scores, calibration = score_split(cfg, "evaluate", "test")
     if scores is None:  # another DDP process: the main one writes the results
         return None
     labels = dataset.table.labels
-    threshold = cfg.model.margin
-    metrics = inspection_metrics(scores, labels, threshold)
-
+    threshold, source = decision_threshold(cfg.evaluate, cfg.model.margin, calibration)
     frame = dataset.table.frame.copy()
+    types = defect_types(frame, labels)
+    metrics = inspection_metrics(scores, labels, threshold, types)
+    margin = cfg.model.margin
+    at_margin = inspection_metrics(scores, labels, margin)
+    metrics.update(
+        threshold_source=source,
+        calibration=calibration,
+        at_margin={k: at_margin[k] for k in ("threshold", "fpr", "recall", "precision", "total_accuracy")},
+    )
+
     frame["siamese_score"] = scores
     frame["decision"] = np.where(scores > threshold, "FAIL", "PASS")
+    if "defect_type" not in frame.columns:
+        frame["defect_type"] = types
     atomic_write(out / "evaluate.csv", lambda tmp: frame.to_csv(tmp, index=False))
     atomic_write_text(out / "metrics.json", json.dumps(metrics, indent=2) + "\n")
+    plots = write_plots(out, scores, labels, metrics, margin)
 
     log.info(
         "Tot Comp %d Total Accuracy %.2f False Negative %.2f False Alarm %.2f Defect Correctly Captured "
-        "%.2f for Margin %s",
+        "%.2f for threshold %.4f (%s)",
         metrics["num_pairs"],
         metrics["total_accuracy"],
         metrics["false_negative"],
         metrics["false_alarm"],
         metrics["defect_accuracy"],
         threshold,
+        source,
     )
     log.info(
-        "FPR over PASS %s, recall over FAIL %s, AUROC %s; wrote %s",
+        "At threshold %.4f: FPR over PASS %s, recall over FAIL %s; at margin %g: FPR %s, recall %s. AUROC %s. "
+        "Wrote %s, evaluate.csv, %s",
+        threshold,
         _shown(metrics["fpr"], "{:.2f} %", "n/a (no PASS rows)"),
         _shown(metrics["recall"], "{:.2f} %", "n/a (no FAIL rows: FPR only)"),
+        margin,
+        _shown(at_margin["fpr"], "{:.2f} %", "n/a"),
+        _shown(at_margin["recall"], "{:.2f} %", "n/a"),
         _shown(metrics["auroc"], "{:.4f}", "n/a (one class only)"),
         out / "metrics.json",
+        ", ".join(p.name for p in plots),
     )
     return metrics
+
+
+def defect_types(frame: pd.DataFrame, labels: np.ndarray) -> np.ndarray:
+    """Each FAIL pair's defect type: the CSV's ``defect_type`` column when it has one, else its label; PASS
+    pairs get an empty string."""
+    named = frame["defect_type"] if "defect_type" in frame.columns else frame["label"]
+    named = named.where(named.notna(), frame["label"]).astype(str).str.strip().to_numpy(dtype=object)
+    return np.where(labels.astype(bool), named, "")
 
 
 def _shown(value, fmt: str, missing: str) -> str:

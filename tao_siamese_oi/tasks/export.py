@@ -1,5 +1,6 @@
 """export: checkpoint -> ONNX, shapes derived from the dataset config, verified before it is put in place."""
 
+import json
 import logging
 from pathlib import Path
 
@@ -9,9 +10,9 @@ from tao_siamese_oi.data.datamodule import SPLIT_KEYS, build_dataset
 from tao_siamese_oi.data.transforms import Normalizer, layout_from_config
 from tao_siamese_oi.deploy.onnx_export import PARITY_TOLERANCE, check_onnx, export_onnx, parity
 from tao_siamese_oi.errors import ConfigError, OIError, OutputExistsError
-from tao_siamese_oi.tasks.common import load_module, require, tracked_task
+from tao_siamese_oi.tasks.common import decision_threshold, load_module, require, tracked_task
 from tao_siamese_oi.utils.crypto import encrypt
-from tao_siamese_oi.utils.files import atomic_write
+from tao_siamese_oi.utils.files import atomic_write, atomic_write_text
 
 log = logging.getLogger("tao_siamese_oi")
 
@@ -31,7 +32,8 @@ def run(cfg, out: Path, status) -> dict:
         if torch.cuda.is_available() and not export_cfg.on_cpu
         else torch.device("cpu")
     )
-    model = load_module(cfg, checkpoint).model.to(device).eval()
+    module = load_module(cfg, checkpoint)
+    model = module.model.to(device).eval()
 
     dynamic = export_cfg.batch_size == -1
     batch = 2 if dynamic else export_cfg.batch_size
@@ -60,6 +62,9 @@ def run(cfg, out: Path, status) -> dict:
             Path(tmp).write_bytes(encrypt(Path(tmp).read_bytes(), cfg.encryption_key))
 
     atomic_write(onnx_file, write_verified)
+    sidecar = atomic_write_text(
+        sidecar_path(onnx_file), json.dumps(deployment_sidecar(cfg, shape, dynamic, module.calibration), indent=2)
+    )
     diff = diffs[-1]
     log.info(
         "Exported %s: input (%s, %d, %d, %d) x2, max |onnxruntime - pytorch| = %.2e on %d pairs",
@@ -71,9 +76,46 @@ def run(cfg, out: Path, status) -> dict:
     )
     return {
         "onnx_file": str(onnx_file),
+        "sidecar": str(sidecar),
         "max_abs_diff": diff,
         "input_shape": list(shape),
         "dynamic_batch": dynamic,
+        "encrypted": bool(cfg.encryption_key),
+    }
+
+
+def sidecar_path(onnx_file: Path) -> Path:
+    return onnx_file.with_suffix(".json")
+
+
+def deployment_sidecar(cfg, shape, dynamic: bool, calibration: dict | None) -> dict:
+    """What a deployment needs besides the ONNX file: input layout, light order, preprocessing and decision."""
+    threshold, source = decision_threshold(cfg.evaluate, cfg.model.margin, calibration)
+    data = cfg.dataset
+    aug = data.augmentation_config
+    return {
+        "format": "tao_siamese_oi export sidecar v1",
+        "inputs": {"input_1": "input (component under test)", "input_2": "golden (defect-free reference)"},
+        "outputs": {"output_1": "embedding of input_1", "output_2": "embedding of input_2"},
+        "input_shape": ["batch" if dynamic else cfg.export.batch_size, *shape],
+        "lights": list(layout_from_config(data).lights),
+        "concat_type": data.concat_type,
+        "grid_map": {"x": data.grid_map.x, "y": data.grid_map.y} if data.concat_type == "grid" else None,
+        "image_height": data.image_height,
+        "image_width": data.image_width,
+        "image_ext": data.image_ext,
+        "preprocessing": {
+            "decode": "RGB, each light resized bilinearly to image_height x image_width, then concatenated",
+            "normalise": "(pixel / 255 - mean) / std per channel, channels first",
+            "mean": list(aug.rgb_input_mean),
+            "std": list(aug.rgb_input_std),
+        },
+        "score": "Euclidean distance between output_1 and output_2",
+        "decision": "FAIL when score > threshold",
+        "threshold": threshold,
+        "threshold_source": source,
+        "calibration": calibration,
+        "margin": cfg.model.margin,
         "encrypted": bool(cfg.encryption_key),
     }
 

@@ -1,9 +1,12 @@
-"""inference: score the infer split; write inference.csv = the input CSV + siamese_score, same rows, same order."""
+"""inference: score the infer split; write inference.csv = the input CSV + siamese_score + decision, same rows,
+same order."""
 
 import logging
 from pathlib import Path
 
-from tao_siamese_oi.tasks.common import score_split, tracked_task
+import numpy as np
+
+from tao_siamese_oi.tasks.common import decision_threshold, score_split, tracked_task
 from tao_siamese_oi.utils.files import atomic_write
 
 log = logging.getLogger("tao_siamese_oi")
@@ -11,11 +14,20 @@ log = logging.getLogger("tao_siamese_oi")
 
 @tracked_task("inference")
 def run(cfg, out: Path, status) -> dict:
-    dataset, scores = score_split(cfg, "inference", "infer")
+    dataset, scores, calibration = score_split(cfg, "inference", "infer")
     if scores is None:  # another DDP process: the main one writes the results
         return None
+    threshold, source = decision_threshold(cfg.inference, cfg.model.margin, calibration)
     frame = dataset.table.frame.copy()
     frame["siamese_score"] = scores
+    frame["decision"] = np.where(scores > threshold, "FAIL", "PASS")
     path = atomic_write(out / "inference.csv", lambda tmp: frame.to_csv(tmp, index=False))
-    log.info("Scored %d pairs; wrote %s", len(frame), path)
-    return {"num_pairs": len(frame), "inference_csv": str(path)}
+    flagged = int((scores > threshold).sum())
+    log.info("Scored %d pairs, %d FAIL at threshold %.4f (%s); wrote %s", len(frame), flagged, threshold, source, path)
+    return {
+        "num_pairs": len(frame),
+        "num_fail_decisions": flagged,
+        "threshold": threshold,
+        "threshold_source": source,
+        "inference_csv": str(path),
+    }

@@ -12,6 +12,7 @@ from tao_siamese_oi.engine.callbacks import (
     LATEST_NAME,
     AtomicCheckpointIO,
     ThroughputAndStatus,
+    ValidateLastEpoch,
     epoch_metrics,
     tao_checkpoint_callback,
 )
@@ -66,7 +67,9 @@ def run(cfg, out: Path, status) -> dict:
         "train_pairs_per_second": round(throughput.pairs_per_second, 1),
         **metrics,
         "checkpoint": str(out / f"{LATEST_NAME}{CHECKPOINT_EXT}"),
+        "calibration": module.calibration,
     }
+    log_calibration(module.calibration)
     log.info(
         "Trained %d epochs at %.1f pairs/s; latest checkpoint %s",
         result["epochs"],
@@ -74,6 +77,32 @@ def run(cfg, out: Path, status) -> dict:
         result["checkpoint"],
     )
     return result
+
+
+def log_calibration(calibration: dict | None) -> None:
+    if calibration is None:
+        log.warning(
+            "No decision threshold was calibrated (no validation set, or it lacks the class the target needs); "
+            "evaluate and inference will use model.margin unless evaluate/inference.threshold is set."
+        )
+        return
+    target = (
+        f"recall >= {calibration['target_recall']:g} %"
+        if "target_recall" in calibration
+        else f"FPR <= {calibration['target_fpr']:g} %"
+    )
+    log.info(
+        "Decision threshold %.4f calibrated on the validation set for %s: FPR %s, recall %s (stored in the "
+        "checkpoint).",
+        calibration["threshold"],
+        target,
+        _percent(calibration["fpr"]),
+        _percent(calibration["recall"]),
+    )
+
+
+def _percent(value) -> str:
+    return "n/a" if value is None else f"{value:.2f} %"
 
 
 def check_train_config(train_cfg, dataset_cfg) -> None:
@@ -104,7 +133,7 @@ def build_trainer(
         default_root_dir=out,
         logger=training_loggers(train_cfg, out),
         plugins=[AtomicCheckpointIO(encryption_key)],
-        callbacks=[tao_checkpoint_callback(out, train_cfg.checkpoint_interval), throughput],
+        callbacks=[tao_checkpoint_callback(out, train_cfg.checkpoint_interval), throughput, ValidateLastEpoch()],
         check_val_every_n_epoch=train_cfg.validation_interval,
         limit_val_batches=None if has_validation else 0,
         num_sanity_val_steps=0,

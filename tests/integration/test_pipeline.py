@@ -8,6 +8,7 @@ import pandas as pd
 import pytest
 import torch
 import yaml
+from PIL import Image
 
 from tao_siamese_oi.utils.crypto import decrypt
 from tests.conftest import TINY_KEY, cli, load_tiny_checkpoint, tiny_spec_dict
@@ -102,9 +103,22 @@ def test_evaluate_reports_tao_and_operating_metrics(pipeline):
         assert key in saved
     assert saved["num_pass"] == 8 and saved["num_fail"] == 4
     assert 0.0 <= saved["auroc"] <= 1.0
-    per_pair = pd.read_csv(pipeline["results"] / "evaluate" / "evaluate.csv")
+    # The decision threshold is the one train calibrated on the validation set and stored in the checkpoint.
+    stored = load_tiny_checkpoint(pipeline["results"] / "train" / "oi_model_latest.pth")["calibration"]
+    assert saved["threshold_source"] == "calibrated" and saved["threshold"] == stored["threshold"]
+    assert stored["epoch"] == 1 and stored["target_fpr"] == 1.0 and stored["fpr"] <= 1.0
+    assert saved["calibration"] == stored and pipeline["train"]["calibration"] == stored
+    assert saved["at_margin"]["threshold"] == 2.0  # the loss margin, reported beside for comparison
+    per_pair = pd.read_csv(pipeline["results"] / "evaluate" / "evaluate.csv", keep_default_na=False)
     flagged = per_pair["siamese_score"] > saved["threshold"]
     assert (per_pair["decision"] == np.where(flagged, "FAIL", "PASS")).all()
+    assert saved["recall"] == pytest.approx(100 * (flagged & (per_pair["label"] != "PASS")).sum() / 4)
+    # Defect types: the label names them; PASS pairs have none.
+    assert set(per_pair.loc[per_pair["label"] == "PASS", "defect_type"]) == {""}
+    assert set(saved["by_defect_type"]) == set(per_pair.loc[per_pair["label"] != "PASS", "label"])
+    for name in ("roc.png", "score_histogram.png", "defect_recall.png"):
+        with Image.open(pipeline["results"] / "evaluate" / name) as image:
+            assert image.format == "PNG" and min(image.size) > 300
 
 
 def test_inference_keeps_rows_order_and_columns(pipeline):
@@ -116,11 +130,12 @@ def test_inference_keeps_rows_order_and_columns(pipeline):
     )
     source = pd.read_csv(pipeline["data"] / "test.csv", dtype=str)
     scored = pd.read_csv(pipeline["results"] / "inference" / "inference.csv", dtype={"object_name": str})
-    assert list(scored.columns) == list(source.columns) + ["siamese_score"]
+    assert list(scored.columns) == list(source.columns) + ["siamese_score", "decision"]
     pd.testing.assert_frame_equal(scored[source.columns].astype(str), source)
     assert scored["siamese_score"].notna().all() and (scored["siamese_score"] >= 0).all()
     evaluated = pd.read_csv(pipeline["results"] / "evaluate" / "evaluate.csv")
     np.testing.assert_allclose(scored["siamese_score"], evaluated["siamese_score"], rtol=1e-5)
+    assert scored["decision"].tolist() == evaluated["decision"].tolist()  # both decide at the stored threshold
 
 
 def test_export_is_checked_dynamic_and_matches_pytorch(pipeline):
@@ -141,6 +156,12 @@ def test_export_is_checked_dynamic_and_matches_pytorch(pipeline):
     x = np.random.default_rng(0).normal(size=(3, 3, 48, 12)).astype(np.float32)  # 4 lights x 12 px, batch 3
     out_1, out_2 = session.run(None, {"input_1": x, "input_2": x})
     assert out_1.shape == out_2.shape == (3, 4)
+    # The sidecar says how to feed the model and how to decide, with the threshold calibrated at training.
+    sidecar = json.loads((pipeline["results"] / "export" / "oi_model.json").read_text())
+    stored = load_tiny_checkpoint(pipeline["results"] / "train" / "oi_model_latest.pth")["calibration"]
+    assert sidecar["threshold"] == stored["threshold"] and sidecar["threshold_source"] == "calibrated"
+    assert sidecar["input_shape"] == ["batch", 3, 48, 12] and len(sidecar["lights"]) == 4
+    assert sidecar["preprocessing"]["mean"] == [0.485, 0.456, 0.406] and sidecar["encrypted"] is True
 
     again = subprocess.run(
         [cli("optical_inspection"), "export", "-e", str(pipeline["spec"]), checkpoint],
@@ -149,6 +170,23 @@ def test_export_is_checked_dynamic_and_matches_pytorch(pipeline):
     )
     assert again.returncode != 0 and "already exists" in again.stderr
     assert path.stat().st_size > 0
+
+
+def test_the_last_epoch_is_validated_and_calibrated_whatever_the_interval(pipeline, tmp_path):
+    spec = yaml.safe_load(pipeline["spec"].read_text())
+    spec["results_dir"] = str(tmp_path)
+    spec["train"].update(num_epochs=3, validation_interval=2)
+    path = tmp_path / "spec.yaml"
+    path.write_text(yaml.safe_dump(spec))
+    result = run("train", path)
+    epochs = pd.read_csv(next((tmp_path / "train").glob("lightning_logs/version_*/metrics.csv")))
+    assert sorted(epochs.dropna(subset=["val_loss"])["epoch"]) == [1, 2]  # epoch 1 by the interval, 2 as the last
+    assert load_tiny_checkpoint(tmp_path / "train" / "oi_model_latest.pth")["calibration"]["epoch"] == 2
+    assert result["calibration"]["epoch"] == 2
+    # An explicit threshold wins over the calibrated one.
+    checkpoint = f"evaluate.checkpoint={tmp_path / 'train' / 'oi_model_latest.pth'}"
+    metrics = run("evaluate", path, checkpoint, "evaluate.threshold=0.5")
+    assert metrics["threshold"] == 0.5 and metrics["threshold_source"] == "spec"
 
 
 def test_checkpoint_that_does_not_fit_the_spec_is_a_one_line_error(pipeline):

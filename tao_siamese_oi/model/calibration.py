@@ -1,0 +1,72 @@
+"""Decision thresholds picked for an operating point: the most defects caught at a false-alarm budget, or the
+fewest false alarms at a catch rate. A pair is FAIL when its distance is strictly above the threshold.
+
+Both searches work on sorted scores (no loop over candidate thresholds). The threshold is put midway between
+the last score the target allows and the next score in the set, so the calibration data's decisions are
+exactly those counted, with as much room on either side as that data allows.
+"""
+
+import math
+
+import numpy as np
+
+DEFAULT_TARGET_FPR = 1.0  # percent of PASS pairs flagged
+
+
+def threshold_for_fpr(scores, labels, target_fpr: float) -> float | None:
+    """The lowest threshold (highest recall) flagging at most ``target_fpr`` % of the PASS pairs; None without
+    PASS pairs."""
+    scores, labels = _arrays(scores, labels)
+    passes = np.sort(scores[~labels])[::-1]
+    if passes.size == 0:
+        return None
+    allowed = math.floor(target_fpr / 100.0 * passes.size + 1e-9)  # PASS pairs that may be flagged
+    if allowed >= passes.size:
+        return float(np.nextafter(scores.min(), -np.inf))  # every pair may be flagged
+    last_kept = passes[allowed]  # the highest-scored PASS pair that must stay PASS
+    above = scores[scores > last_kept]
+    return float((last_kept + above.min()) / 2) if above.size else float(last_kept)
+
+
+def threshold_for_recall(scores, labels, target_recall: float) -> float | None:
+    """The highest threshold (fewest false alarms) flagging at least ``target_recall`` % of the FAIL pairs; None
+    without FAIL pairs."""
+    scores, labels = _arrays(scores, labels)
+    fails = np.sort(scores[labels])[::-1]
+    if fails.size == 0:
+        return None
+    needed = math.ceil(target_recall / 100.0 * fails.size - 1e-9)
+    if needed <= 0:
+        return float(scores.max())  # nothing needs flagging
+    last_caught = fails[min(needed, fails.size) - 1]  # the lowest-scored FAIL pair that must be caught
+    below = scores[scores < last_caught]
+    return float((below.max() + last_caught) / 2) if below.size else float(np.nextafter(last_caught, -np.inf))
+
+
+def calibrate(scores, labels, target_fpr: float | None = None, target_recall: float | None = None) -> dict | None:
+    """The threshold for ``target_recall`` if given, else for ``target_fpr`` (default 1 %), with the FPR and
+    recall it achieves on these scores; None when the data lacks the class the target is about."""
+    scores, labels = _arrays(scores, labels)
+    if target_recall is not None:
+        target = {"target_recall": float(target_recall)}
+        threshold = threshold_for_recall(scores, labels, target_recall)
+    else:
+        target_fpr = DEFAULT_TARGET_FPR if target_fpr is None else target_fpr
+        target = {"target_fpr": float(target_fpr)}
+        threshold = threshold_for_fpr(scores, labels, target_fpr)
+    if threshold is None:
+        return None
+    flagged = scores > threshold
+    num_pass, num_fail = int((~labels).sum()), int(labels.sum())
+    return {
+        "threshold": threshold,
+        **target,
+        "fpr": 100.0 * int((flagged & ~labels).sum()) / num_pass if num_pass else None,
+        "recall": 100.0 * int((flagged & labels).sum()) / num_fail if num_fail else None,
+        "num_pass": num_pass,
+        "num_fail": num_fail,
+    }
+
+
+def _arrays(scores, labels) -> tuple[np.ndarray, np.ndarray]:
+    return np.asarray(scores, dtype=np.float64), np.asarray(labels).astype(bool)

@@ -1,0 +1,105 @@
+"""evaluate's PNG plots: ROC curve with the operating point, score histograms per class with the threshold,
+and recall per defect type. matplotlib is imported here only, with its file-only backend."""
+
+import logging
+from pathlib import Path
+
+import numpy as np
+
+from tao_siamese_oi.utils.files import atomic_write
+
+log = logging.getLogger("tao_siamese_oi")
+
+
+def write_plots(out: Path, scores, labels, metrics: dict, margin: float) -> list[Path]:
+    import matplotlib
+
+    matplotlib.use("Agg")
+    from matplotlib import pyplot as plt
+
+    labels = np.asarray(labels).astype(bool)
+    written = []
+    figures = {"score_histogram.png": _histogram(plt, scores, labels, metrics["threshold"], margin)}
+    if metrics["auroc"] is not None:
+        figures["roc.png"] = _roc(plt, scores, labels, metrics, margin)
+    if metrics.get("by_defect_type"):
+        figures["defect_recall.png"] = _defect_recall(plt, metrics)
+    for name, figure in figures.items():
+        written.append(atomic_write(out / name, lambda tmp, f=figure: f.savefig(tmp, format="png", dpi=110)))
+        plt.close(figure)
+    return written
+
+
+def roc_points(scores, labels) -> tuple[np.ndarray, np.ndarray]:
+    """(FPR %, recall %) at every distinct threshold, from 'nothing flagged' to 'everything flagged'."""
+    order = np.argsort(-np.asarray(scores, dtype=np.float64), kind="stable")
+    ranked, hits = np.asarray(scores)[order], labels[order]
+    last_of_tie = np.r_[ranked[1:] != ranked[:-1], True]  # one point per distinct score
+    tp, fp = np.cumsum(hits)[last_of_tie], np.cumsum(~hits)[last_of_tie]
+    return np.r_[0, 100 * fp / max((~labels).sum(), 1)], np.r_[0, 100 * tp / max(labels.sum(), 1)]
+
+
+def _rates(scores, labels, threshold) -> tuple[float, float]:
+    flagged = np.asarray(scores) > threshold
+    return 100 * flagged[~labels].mean(), 100 * flagged[labels].mean()
+
+
+def _roc(plt, scores, labels, metrics, margin):
+    fpr, recall = roc_points(scores, labels)
+    figure, (full, zoom) = plt.subplots(1, 2, figsize=(11, 4.5))
+    operating = _rates(scores, labels, metrics["threshold"])
+    at_margin = _rates(scores, labels, margin)
+    for axes, limit in ((full, 100.0), (zoom, 5.0)):
+        axes.step(fpr, recall, where="post", color="tab:blue", label=f"ROC (AUROC {metrics['auroc']:.4f})")
+        axes.plot(*operating, "o", color="tab:red", label=f"threshold {metrics['threshold']:.3f}")
+        axes.plot(*at_margin, "s", color="tab:gray", label=f"margin {margin:g}")
+        axes.set_xlim(-limit * 0.02, limit)
+        axes.set_ylim(-2, 102)
+        axes.set_xlabel("false-positive rate over PASS pairs (%)")
+        axes.set_ylabel("recall over FAIL pairs (%)")
+        axes.grid(alpha=0.3)
+    full.set_title("ROC")
+    zoom.set_title("ROC, FPR <= 5 %")
+    zoom.legend(loc="lower right")
+    figure.tight_layout()
+    return figure
+
+
+def _histogram(plt, scores, labels, threshold, margin):
+    scores = np.asarray(scores, dtype=np.float64)
+    figure, axes = plt.subplots(figsize=(8, 4.5))
+    bins = np.linspace(scores.min(), scores.max(), 60) if scores.size and scores.max() > scores.min() else 10
+    for mask, name, color in ((~labels, "PASS", "tab:green"), (labels, "FAIL", "tab:red")):
+        if mask.any():
+            axes.hist(scores[mask], bins=bins, alpha=0.6, color=color, label=f"{name} ({int(mask.sum())})")
+    axes.axvline(threshold, color="black", label=f"threshold {threshold:.3f}")
+    axes.axvline(margin, color="gray", linestyle="--", label=f"margin {margin:g}")
+    axes.set_yscale("log")
+    axes.set_xlabel("distance to the golden (siamese_score)")
+    axes.set_ylabel("pairs")
+    axes.set_title("Scores per class")
+    axes.legend()
+    figure.tight_layout()
+    return figure
+
+
+def _defect_recall(plt, metrics):
+    table = metrics["by_defect_type"]
+    names = list(table)
+    recalls = [table[n]["recall"] for n in names]
+    figure, axes = plt.subplots(figsize=(max(6, 0.9 * len(names) + 2), 4.5))
+    bars = axes.bar(names, recalls, color="tab:orange")
+    for bar, name in zip(bars, names):
+        axes.annotate(
+            f"n={table[name]['num_pairs']}",
+            (bar.get_x() + bar.get_width() / 2, bar.get_height()),
+            ha="center",
+            va="bottom",
+            fontsize=8,
+        )
+    axes.set_ylim(0, 105)
+    axes.set_ylabel(f"recall at threshold {metrics['threshold']:.3f} (%)")
+    axes.set_title("Defects caught per type")
+    axes.tick_params(axis="x", rotation=30)
+    figure.tight_layout()
+    return figure
