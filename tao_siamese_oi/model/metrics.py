@@ -65,15 +65,19 @@ def fpr_at(scores, labels, threshold: float | None) -> float | None:
 
 
 def by_defect_type(scores, labels, flagged, types) -> dict:
-    """Per defect type: its pairs, the share caught at the threshold, and its AUROC against all PASS pairs."""
+    """Per defect type, against all PASS pairs: its pairs, the share caught at the threshold, AUROC, average
+    precision and recall at the FPR budgets."""
     table = {}
     for name in sorted({str(t) for t in types[labels]}):
         mine = labels & (types.astype(str) == name)
-        against_pass = mine | ~labels
+        subset = mine | ~labels
+        sub_scores, sub_labels = scores[subset], labels[subset]
         table[name] = {
             "num_pairs": int(mine.sum()),
             "recall": pct(int((flagged & mine).sum()), int(mine.sum())),
-            "auroc": auroc(scores[against_pass], labels[against_pass]),
+            "auroc": auroc(sub_scores, sub_labels),
+            "average_precision": average_precision(sub_scores, sub_labels),
+            "recall_at_fpr": {f"{b:g}": recall_at_fpr(sub_scores, sub_labels, b) for b in FPR_BUDGETS},
         }
     return table
 

@@ -23,9 +23,23 @@ def test_every_metric_by_hand():
     assert m["recall_at_fpr"] == pytest.approx({"0.1": 100 / 3, "0.5": 100 / 3, "1": 100 / 3, "5": 100 / 3})
     # Catching all three needs the threshold below 1.0, which flags the PASS at 2.5: FPR 1/5.
     assert m["fpr_at_full_recall"] == pytest.approx(20.0)
-    assert m["by_defect_type"] == {
-        "open": {"num_pairs": 1, "recall": 0.0, "auroc": pytest.approx(4 / 5)},  # 1.0 beats 4 of 5 PASS
-        "short": {"num_pairs": 2, "recall": 100.0, "auroc": pytest.approx(9 / 10)},  # 5 + 4 of 10 pairings
+    by_type = m["by_defect_type"]
+    assert set(by_type) == {"open", "short"}
+    # open: 1.0 beats 4 of 5 PASS; ranked 2.5 P, 1.0 F: AP 1/2; under 20 % FPR (2.5 must stay PASS) nothing caught.
+    assert by_type["open"] == {
+        "num_pairs": 1,
+        "recall": 0.0,
+        "auroc": pytest.approx(4 / 5),
+        "average_precision": pytest.approx(1 / 2),
+        "recall_at_fpr": {"0.1": 0.0, "0.5": 0.0, "1": 0.0, "5": 0.0},
+    }
+    # short: 3.0 beats 5, 2.1 beats 4 of 5; ranked 3.0 F, 2.5 P, 2.1 F: AP (1 + 2/3) / 2; 3.0 caught at 0 FPR.
+    assert by_type["short"] == {
+        "num_pairs": 2,
+        "recall": 100.0,
+        "auroc": pytest.approx(9 / 10),
+        "average_precision": pytest.approx(5 / 6),
+        "recall_at_fpr": {"0.1": 50.0, "0.5": 50.0, "1": 50.0, "5": 50.0},
     }
 
 
