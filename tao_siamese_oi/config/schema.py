@@ -162,7 +162,14 @@ class ScoringConfig:
     threshold: float | None = opt(
         None, min=0.0, help="decision threshold (FAIL when distance > it); default: the checkpoint's calibrated one"
     )
-    trt_engine: str | None = opt(None, help="TensorRT backend (not available yet)")
+    backend: str = opt(
+        "pytorch",
+        choices=["pytorch", "onnxruntime", "tensorrt"],
+        help="scores with checkpoint, onnx_file or trt_engine",
+    )
+    onnx_file: str | None = opt(None, help="onnxruntime backend: a file written by export (its .json sidecar too)")
+    trt_engine: str | None = opt(None, help="tensorrt backend: an engine written by gen_trt_engine")
+    golden_cache: bool = opt(True, help="embed each distinct golden once per run, then only the inputs")
     results_dir: str = opt("${results_dir}/evaluate")
     batch_size: int = opt(-1, help="-1 = dataset.batch_size")
 
@@ -188,8 +195,9 @@ class ExportConfig:
     gpu_id: int = opt(0, min=0)
     checkpoint: str | None = opt(None, help="a .pth written by train")
     threshold: float | None = opt(
-        None, min=0.0, help="decision threshold (FAIL when distance > it); default: the checkpoint's calibrated one"
+        None, min=0.0, help="threshold in the sidecar (and decision head); default: the checkpoint's calibrated one"
     )
+    include_decision: bool = opt(False, help="add graph outputs distance and decision (1 = FAIL at the threshold)")
     onnx_file: str | None = opt(None, help="default: <export.results_dir>/oi_model.onnx")
     overwrite: bool = opt(False, help="replace an existing onnx_file")
     opset_version: int = opt(17, min=7, help="ONNX opset")

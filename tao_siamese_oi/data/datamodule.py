@@ -16,7 +16,7 @@ SPLIT_KEYS = {
 }
 
 
-def build_dataset(dataset_cfg, split: str, seed: int = 0) -> PairDataset:
+def build_dataset(dataset_cfg, split: str, seed: int = 0, load_goldens: bool = True) -> PairDataset:
     """Validate a split (every problem reported at once) and wrap it as a dataset."""
     key = SPLIT_KEYS[split]
     paths = dataset_cfg[key]
@@ -26,7 +26,9 @@ def build_dataset(dataset_cfg, split: str, seed: int = 0) -> PairDataset:
         raise ConfigError(f"dataset.{key}.images_dir is not set; point it at the image root of that CSV")
     table = validate_split(dataset_cfg, key, training=split == "train", seed=max(seed, 0))
     augment = split == "train" and dataset_cfg.augmentation_config.augment
-    return PairDataset(table, paths.images_dir, dataset_cfg, augment=augment, seed=max(seed, 0))
+    return PairDataset(
+        table, paths.images_dir, dataset_cfg, augment=augment, seed=max(seed, 0), load_goldens=load_goldens
+    )
 
 
 class PairDataModule(L.LightningDataModule):

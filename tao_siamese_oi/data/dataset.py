@@ -20,8 +20,12 @@ GOLDEN_CACHE_SIZE = 1024
 
 
 class PairDataset(Dataset):
-    def __init__(self, table: PairTable, images_dir, dataset_cfg, augment: bool = False, seed: int = 0):
+    def __init__(
+        self, table: PairTable, images_dir, dataset_cfg, augment: bool = False, seed: int = 0, load_goldens=True
+    ):
         self.table = table
+        # False: batches carry no golden images (G = 0); a scorer with a golden-embedding cache loads them itself.
+        self.load_goldens = load_goldens
         self.images_dir = images_dir
         self.inputs = SideLoader(dataset_cfg)
         self.goldens = SideLoader(dataset_cfg, cache_size=GOLDEN_CACHE_SIZE)
@@ -40,6 +44,14 @@ class PairDataset(Dataset):
         _, golden_dir, object_name = self._rows[index]
         return self.golden_index.for_row(index, golden_dir, object_name)
 
+    def golden_keys(self, index: int) -> list[tuple[str, str]]:
+        """(golden_dir, stem) of each of the row's goldens: the same key means the same golden images."""
+        golden_dir = self._rows[index][1]
+        return [(golden_dir, stem) for stem in self.golden_stems(index)]
+
+    def load_golden(self, key: tuple[str, str]) -> np.ndarray:
+        return self.goldens.load(self.images_dir, *key)
+
     def __getitem__(self, index: int):
         image, goldens, labels, indices = self.__getitems__([index])
         return image[0], goldens[0], labels[0], indices[0]
@@ -48,7 +60,8 @@ class PairDataset(Dataset):
         """A collated batch: images (B, 3, H, W) and goldens (B, G, 3, H, W) uint8, labels float, row indices."""
         shape = self.inputs.layout.shape
         images = _batch_tensor((len(indices), *shape))
-        goldens = _batch_tensor((len(indices), self.golden_index.num_golden, *shape))
+        num_golden = self.golden_index.num_golden if self.load_goldens else 0
+        goldens = _batch_tensor((len(indices), num_golden, *shape))
         images_np, goldens_np = images.numpy(), goldens.numpy()
         for slot, index in enumerate(indices):
             self._load_into(index, images_np[slot], goldens_np[slot])
@@ -67,6 +80,8 @@ class PairDataset(Dataset):
             rng = np.random.default_rng(int(torch.randint(0, 2**62, (1,))))
             augment = self.augmenter.draw(rng).apply
         self.inputs.load(self.images_dir, input_dir, object_name, augment, out=image_out)
+        if not self.load_goldens:
+            return
         for out, stem in zip(goldens_out, self.golden_stems(index)):
             self.goldens.load(self.images_dir, golden_dir, stem, augment, out=out)
 

@@ -1,7 +1,8 @@
 """ONNX export of the plain Siamese network, checked with onnx.checker and compared with PyTorch.
 
 Inputs ``input_1`` (input image) and ``input_2`` (golden), outputs ``output_1``/``output_2`` (embeddings), as TAO.
-A dynamic batch axis covers inputs AND outputs (TAO marks only the inputs).
+With the decision head, two more outputs: ``distance`` (the score) and ``decision`` (1 = FAIL, distance above the
+threshold baked into the graph). A dynamic batch axis covers inputs AND outputs (TAO marks only the inputs).
 """
 
 import warnings
@@ -10,9 +11,30 @@ from pathlib import Path
 import numpy as np
 import torch
 
+from tao_siamese_oi.model.networks import pair_distance
+
 INPUT_NAMES = ["input_1", "input_2"]
 OUTPUT_NAMES = ["output_1", "output_2"]
+DECISION_OUTPUTS = ["distance", "decision"]
 PARITY_TOLERANCE = 1e-4
+
+
+class WithDecision(torch.nn.Module):
+    """The network plus its score and decision, so a deployment needs no code after the graph."""
+
+    def __init__(self, model: torch.nn.Module, threshold: float):
+        super().__init__()
+        self.model = model
+        self.register_buffer("threshold", torch.tensor(float(threshold)))
+
+    def forward(self, input_1, input_2):
+        out_1, out_2 = self.model(input_1, input_2)
+        distance = pair_distance(out_1, out_2)
+        return out_1, out_2, distance, (distance > self.threshold).to(torch.int64)
+
+
+def output_names(model: torch.nn.Module) -> list[str]:
+    return OUTPUT_NAMES + (DECISION_OUTPUTS if isinstance(model, WithDecision) else [])
 
 
 def export_onnx(
@@ -24,7 +46,7 @@ def export_onnx(
     dynamic_batch: bool,
     constant_folding: bool,
 ) -> None:
-    names = INPUT_NAMES + OUTPUT_NAMES
+    names = INPUT_NAMES + output_names(model)
     dynamic_axes = {name: {0: "batch"} for name in names} if dynamic_batch else None
     with warnings.catch_warnings():
         # The TorchScript exporter is deprecated in favour of torch.export, which needs onnxscript and still
@@ -36,7 +58,7 @@ def export_onnx(
             example,
             str(path),
             input_names=INPUT_NAMES,
-            output_names=OUTPUT_NAMES,
+            output_names=output_names(model),
             dynamic_axes=dynamic_axes,
             opset_version=opset,
             do_constant_folding=constant_folding,
@@ -50,17 +72,24 @@ def check_onnx(path) -> None:
     onnx.checker.check_model(onnx.load(str(path)), full_check=True)
 
 
-def onnxruntime_outputs(path, inputs: tuple[np.ndarray, np.ndarray]) -> list[np.ndarray]:
+def onnxruntime_outputs(path, inputs: tuple[np.ndarray, np.ndarray], names: list[str]) -> list[np.ndarray]:
     import onnxruntime as ort
 
     session = ort.InferenceSession(str(path), providers=["CPUExecutionProvider"])
-    return session.run(OUTPUT_NAMES, dict(zip(INPUT_NAMES, inputs)))
+    return session.run(names, dict(zip(INPUT_NAMES, inputs)))
 
 
 def parity(model: torch.nn.Module, path: Path, inputs: tuple[torch.Tensor, torch.Tensor]) -> float:
-    """Max absolute difference between PyTorch and onnxruntime embeddings on the same inputs."""
+    """Max absolute difference between PyTorch and onnxruntime on the same inputs, over the embeddings and the
+    distance; decisions must agree wherever the distance is not within the tolerance of the threshold."""
     device = next(model.parameters()).device
+    names = output_names(model)
     with torch.inference_mode():
-        expected = [t.float().cpu().numpy() for t in model(*(x.to(device) for x in inputs))]
-    got = onnxruntime_outputs(path, tuple(x.cpu().numpy() for x in inputs))
-    return max(float(np.max(np.abs(e - g))) for e, g in zip(expected, got))
+        expected = [t.cpu().numpy() for t in model(*(x.to(device) for x in inputs))]
+    got = onnxruntime_outputs(path, tuple(x.cpu().numpy() for x in inputs), names)
+    diff = max(float(np.max(np.abs(e.astype(np.float64) - g))) for e, g in zip(expected[:3], got[:3]))
+    if isinstance(model, WithDecision):
+        clear = np.abs(expected[2] - float(model.threshold)) > PARITY_TOLERANCE
+        if not np.array_equal(expected[3][clear], got[3][clear]):
+            return float("inf")
+    return diff

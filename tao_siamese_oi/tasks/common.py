@@ -156,9 +156,41 @@ def quiet_trainer(devices: dict, **kwargs):
 
 
 def score_split(cfg, task: str, split: str):
-    """Load ``<task>.checkpoint`` and score every row of a split on the task's devices; returns (dataset, scores
-    in CSV row order, the checkpoint's calibration), with scores None in every process but the main one (which
-    writes the results)."""
+    """Score every row of a split with ``<task>.backend``; returns (dataset, scores in CSV row order, the
+    calibration stored with the model), with scores None in every process but the main one (which writes the
+    results). One device: the deployment scoring loop (with the golden-embedding cache). Several: Lightning DDP
+    with the PyTorch checkpoint, each process scoring a share."""
+    task_cfg = cfg[task]
+    devices = trainer_devices(task_cfg, task)
+    if devices["strategy"] != "ddp":
+        return _score_one_process(cfg, task, split, devices)
+    if task_cfg.backend != "pytorch":
+        raise ConfigError(
+            f"{task}.backend={task_cfg.backend} runs in one process; set {task}.num_gpus=1 (and num_nodes=1), "
+            "or use the pytorch backend for several devices"
+        )
+    return _score_distributed(cfg, task, split, devices)
+
+
+def _score_one_process(cfg, task: str, split: str, devices: dict):
+    import torch
+
+    from tao_siamese_oi.data.datamodule import build_dataset
+    from tao_siamese_oi.data.transforms import Normalizer
+    from tao_siamese_oi.deploy.backends import build_embedder
+    from tao_siamese_oi.deploy.scoring import score_pairs
+
+    task_cfg = cfg[task]
+    device = torch.device("cuda", devices["devices"][0]) if devices["accelerator"] == "gpu" else torch.device("cpu")
+    embed, calibration = build_embedder(cfg, task, device)
+    cache = task_cfg.golden_cache
+    dataset = build_dataset(cfg.dataset, split, cfg.train.seed, load_goldens=not cache)
+    batch = task_cfg.batch_size if task_cfg.batch_size > 0 else cfg.dataset.batch_size
+    normalize = Normalizer.from_config(cfg.dataset)
+    return dataset, score_pairs(dataset, embed, normalize, batch, cfg.dataset.workers, cache), calibration
+
+
+def _score_distributed(cfg, task: str, split: str, devices: dict):
     from tao_siamese_oi.data.datamodule import PairDataModule
     from tao_siamese_oi.engine.module import ordered_scores
 
@@ -167,7 +199,7 @@ def score_split(cfg, task: str, split: str):
     module = load_module(cfg, checkpoint)
     datamodule = PairDataModule(cfg.dataset, seed=cfg.train.seed, eval_batch_size=task_cfg.batch_size, eval_split=split)
     dataset = datamodule.dataset(split)
-    trainer = quiet_trainer(trainer_devices(task_cfg, task))
+    trainer = quiet_trainer(devices)
     trainer.predict(module, datamodule=datamodule, return_predictions=False)
     if not trainer.is_global_zero:
         return dataset, None, module.calibration

@@ -8,7 +8,7 @@ import torch
 
 from tao_siamese_oi.data.datamodule import SPLIT_KEYS, build_dataset
 from tao_siamese_oi.data.transforms import Normalizer, layout_from_config
-from tao_siamese_oi.deploy.onnx_export import PARITY_TOLERANCE, check_onnx, export_onnx, parity
+from tao_siamese_oi.deploy.onnx_export import PARITY_TOLERANCE, WithDecision, check_onnx, export_onnx, parity
 from tao_siamese_oi.errors import ConfigError, OIError, OutputExistsError
 from tao_siamese_oi.tasks.common import decision_threshold, load_module, require, tracked_task
 from tao_siamese_oi.utils.crypto import encrypt
@@ -33,7 +33,9 @@ def run(cfg, out: Path, status) -> dict:
         else torch.device("cpu")
     )
     module = load_module(cfg, checkpoint)
-    model = module.model.to(device).eval()
+    threshold, source = decision_threshold(export_cfg, cfg.model.margin, module.calibration)
+    model = module.model if not export_cfg.include_decision else WithDecision(module.model, threshold)
+    model = model.to(device).eval()
 
     dynamic = export_cfg.batch_size == -1
     batch = 2 if dynamic else export_cfg.batch_size
@@ -63,7 +65,8 @@ def run(cfg, out: Path, status) -> dict:
 
     atomic_write(onnx_file, write_verified)
     sidecar = atomic_write_text(
-        sidecar_path(onnx_file), json.dumps(deployment_sidecar(cfg, shape, dynamic, module.calibration), indent=2)
+        sidecar_path(onnx_file),
+        json.dumps(deployment_sidecar(cfg, shape, dynamic, (threshold, source), module.calibration), indent=2),
     )
     diff = diffs[-1]
     log.info(
@@ -80,6 +83,8 @@ def run(cfg, out: Path, status) -> dict:
         "max_abs_diff": diff,
         "input_shape": list(shape),
         "dynamic_batch": dynamic,
+        "threshold": threshold,
+        "decision_in_graph": bool(export_cfg.include_decision),
         "encrypted": bool(cfg.encryption_key),
     }
 
@@ -88,15 +93,23 @@ def sidecar_path(onnx_file: Path) -> Path:
     return onnx_file.with_suffix(".json")
 
 
-def deployment_sidecar(cfg, shape, dynamic: bool, calibration: dict | None) -> dict:
+def deployment_sidecar(cfg, shape, dynamic: bool, decision: tuple[float, str], calibration: dict | None) -> dict:
     """What a deployment needs besides the ONNX file: input layout, light order, preprocessing and decision."""
-    threshold, source = decision_threshold(cfg.evaluate, cfg.model.margin, calibration)
+    threshold, source = decision
     data = cfg.dataset
     aug = data.augmentation_config
     return {
         "format": "tao_siamese_oi export sidecar v1",
         "inputs": {"input_1": "input (component under test)", "input_2": "golden (defect-free reference)"},
-        "outputs": {"output_1": "embedding of input_1", "output_2": "embedding of input_2"},
+        "outputs": {
+            "output_1": "embedding of input_1",
+            "output_2": "embedding of input_2",
+            **(
+                {"distance": "the score (Euclidean distance)", "decision": "1 = FAIL (distance > threshold), 0 = PASS"}
+                if cfg.export.include_decision
+                else {}
+            ),
+        },
         "input_shape": ["batch" if dynamic else cfg.export.batch_size, *shape],
         "lights": list(layout_from_config(data).lights),
         "concat_type": data.concat_type,

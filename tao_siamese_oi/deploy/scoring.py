@@ -1,0 +1,47 @@
+"""The deployment scoring loop: the same data path as training (decode, resize, concatenate, normalise), any
+embedding backend, and a golden-embedding cache.
+
+Goldens are shared by many inputs (one golden per component per design), so with the cache each distinct golden
+image set is loaded and embedded once per run, and only inputs are embedded per pair. The score is the distance
+to the nearest golden, computed as torch's pairwise_distance does (||a - b + 1e-6||), so every backend and the
+training module agree.
+"""
+
+import numpy as np
+from torch.utils.data import DataLoader
+
+from tao_siamese_oi.data.dataset import pass_batch
+from tao_siamese_oi.data.transforms import Normalizer
+from tao_siamese_oi.utils.progress import progress
+
+PAIRWISE_EPS = 1e-6
+
+
+def score_pairs(dataset, embed, normalize: Normalizer, batch_size: int, workers: int, golden_cache: bool = True):
+    """Scores in dataset row order. ``dataset.load_goldens`` must be ``not golden_cache``."""
+    if dataset.load_goldens == golden_cache:
+        raise ValueError("build the dataset with load_goldens = not golden_cache")
+    loader = DataLoader(dataset, batch_size=batch_size, num_workers=workers, collate_fn=pass_batch)
+    scores = np.full(len(dataset), np.nan)
+    cache: dict = {}
+    for images, goldens, _, indices in progress(loader, len(loader), "scoring", "batch"):
+        inputs = embed(normalize(images).numpy())
+        if golden_cache:
+            keys = [dataset.golden_keys(i) for i in indices.tolist()]
+            _embed_missing(dataset, embed, normalize, cache, keys, batch_size)
+            references = np.stack([[cache[k] for k in row] for row in keys])
+        else:
+            count, num_golden = goldens.shape[:2]
+            references = embed(normalize(goldens.flatten(0, 1)).numpy()).reshape(count, num_golden, -1)
+        distances = np.linalg.norm(inputs[:, None, :] - references + PAIRWISE_EPS, axis=-1)
+        scores[indices.numpy()] = distances.min(axis=1)
+    return scores
+
+
+def _embed_missing(dataset, embed, normalize, cache: dict, keys: list, batch_size: int) -> None:
+    missing = list(dict.fromkeys(k for row in keys for k in row if k not in cache))
+    for start in range(0, len(missing), batch_size):
+        chunk = missing[start : start + batch_size]
+        images = np.stack([dataset.load_golden(k) for k in chunk])
+        for key, embedding in zip(chunk, embed(normalize(images))):
+            cache[key] = embedding
