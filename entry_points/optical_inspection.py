@@ -24,11 +24,10 @@ EXAMPLES = {
     "inference.checkpoint=results/sample/train/oi_model_latest.pth",
     "export": "optical_inspection export -e specs/export.yaml "
     "export.checkpoint=results/sample/train/oi_model_latest.pth",
-    "gen_trt_engine": "(not available yet in this release)",
+    "gen_trt_engine": "optical_inspection gen_trt_engine -e specs/gen_trt_engine.yaml",
     "dataset_convert": "optical_inspection dataset_convert -e specs/dataset_convert_deeppcb.yaml",
     "validate": "optical_inspection validate -e specs/train.yaml",
 }
-AVAILABLE = {"train", "evaluate", "inference", "export", "dataset_convert", "validate"}
 
 
 def _setup_logging() -> None:
@@ -66,7 +65,6 @@ def run_task(action: str, spec: str, overrides: tuple, debug: bool) -> dict:
 
 
 def _action_command(action: str):
-    available = action in AVAILABLE
     help_text = ACTIONS[action] + f"\n\n\b\nExample:\n  {EXAMPLES[action]}"
 
     @click.command(action, help=help_text, context_settings={"ignore_unknown_options": True})
@@ -74,20 +72,13 @@ def _action_command(action: str):
         "-e",
         "--experiment_spec",
         "spec",
-        required=available,
+        required=True,
         type=click.Path(dir_okay=False),
         help="YAML experiment spec.",
     )
     @click.option("--debug", is_flag=True, help="Show the full traceback on errors.")
     @click.argument("overrides", nargs=-1, type=click.UNPROCESSED)
     def command(spec, debug, overrides):
-        if not available:
-            _fail(
-                f"{action} is not available yet in tao_siamese_oi {__version__}; "
-                "see README.md for what each release supports",
-                2,
-                False,
-            )
         result = run_task(action, spec, overrides, debug)
         if result is not None:  # None: a DDP process other than the main one, which reports
             click.echo(json.dumps(result, default=str))

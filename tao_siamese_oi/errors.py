@@ -29,3 +29,9 @@ class OutputExistsError(OIError):
     """An output file already exists and overwriting was not allowed."""
 
     exit_code = 5
+
+
+class MissingCapabilityError(OIError):
+    """The task needs software or hardware this machine lacks (TensorRT, an NVIDIA GPU)."""
+
+    exit_code = 6

@@ -14,7 +14,7 @@ ACTIONS = {
     "evaluate": "Score the test split with a checkpoint and write metrics.json.",
     "inference": "Score the infer split and write inference.csv (input CSV + siamese_score).",
     "export": "Export a checkpoint to ONNX, verified against PyTorch with onnxruntime.",
-    "gen_trt_engine": "Build a TensorRT engine from the ONNX file (not available yet).",
+    "gen_trt_engine": "Build a TensorRT engine from the ONNX file (needs TensorRT and an NVIDIA GPU).",
     "dataset_convert": "Convert factory AOI CSVs, DeepPCB or synthetic data to pair CSVs.",
     "validate": "Check every configured split (CSV, paths, images, classes) and report all problems at once.",
 }
@@ -38,9 +38,10 @@ PLUGIN = {
         "*.checkpoint",
         "train.pretrained_model_path",
         "train.resume_training_checkpoint_path",
-        "export.onnx_file",
-        "gen_trt_engine.onnx_file",
-        "gen_trt_engine.trt_engine",
+        "*.onnx_file",
+        "*.trt_engine",
+        "gen_trt_engine.timing_cache",
+        "gen_trt_engine.tensorrt.calibration.cal_cache_file",
     ],
     "docker_options": {"shm_size": "16G", "ipc_mode": "host"},
 }

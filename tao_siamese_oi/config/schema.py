@@ -211,32 +211,33 @@ class ExportConfig:
 
 @dataclass
 class CalibrationConfig:
-    cal_image_dir: list[str] = opt([])
-    cal_cache_file: str | None = opt(None)
-    cal_batch_size: int = opt(1, min=1)
-    cal_batches: int = opt(1, min=1)
+    cal_image_dir: list[str] = opt([], help="ignored: int8 calibrates on pairs of the spec's dataset splits")
+    cal_cache_file: str | None = opt(None, help="int8 calibration cache, read if present, then written")
+    cal_batch_size: int = opt(1, min=1, help="pairs per calibration batch")
+    cal_batches: int = opt(1, min=1, help="calibration batches")
 
 
 @dataclass
 class TensorRTConfig:
     data_type: str = opt("fp32", choices=["fp32", "fp16", "int8"])
-    workspace_size: int = opt(1024, min=1, help="MB")
-    min_batch_size: int = opt(1, min=1)
-    opt_batch_size: int = opt(1, min=1)
+    workspace_size: int = opt(1024, min=1, help="MB (TAO's builder took it as GB)")
+    min_batch_size: int = opt(1, min=1, help="dynamic ONNX: the engine's batch range and")
+    opt_batch_size: int = opt(1, min=1, help="the batch size it is tuned for")
     max_batch_size: int = opt(1, min=1)
-    layers_precision: list[str] = opt([])
+    layers_precision: list[str] = opt([], help="'layer_name:fp32|fp16|int8' entries")
     calibration: CalibrationConfig = section(CalibrationConfig)
 
 
 @dataclass
 class GenTrtEngineConfig:
-    results_dir: str = opt("${results_dir}/gen_trt_engine", help="gen_trt_engine is not available yet")
+    results_dir: str = opt("${results_dir}/gen_trt_engine")
     gpu_id: int = opt(0, min=0)
-    onnx_file: str | None = opt(None)
-    trt_engine: str | None = opt(None)
-    timing_cache: str | None = opt(None)
-    batch_size: int = opt(-1)
-    verbose: bool = opt(False)
+    onnx_file: str | None = opt(None, help="a file written by export (encrypted ones need encryption_key)")
+    trt_engine: str | None = opt(None, help="default: <gen_trt_engine.results_dir>/oi_model.engine")
+    overwrite: bool = opt(False, help="replace an existing trt_engine")
+    timing_cache: str | None = opt(None, help="read if present, then written back")
+    batch_size: int = opt(-1, help="ignored: the batch comes from the ONNX (dynamic: tensorrt.*_batch_size)")
+    verbose: bool = opt(False, help="TensorRT's verbose build log")
     tensorrt: TensorRTConfig = section(TensorRTConfig)
 
 

@@ -89,13 +89,13 @@ def build_embedder(cfg, task: str, device=None):
         return OnnxEmbedder(path, cfg.encryption_key), sidecar_calibration(path)
     if task_cfg.backend == "tensorrt":
         path = require(task_cfg.trt_engine, f"{task}.trt_engine", "the engine written by gen_trt_engine")
-        return TensorRTEmbedder(path, cfg.encryption_key), sidecar_calibration(task_cfg.onnx_file)
+        return TensorRTEmbedder(path, cfg.encryption_key), sidecar_calibration(path)
     raise ConfigError(f"{task}.backend '{task_cfg.backend}' is not one of {', '.join(BACKENDS)}")
 
 
 def sidecar_calibration(onnx_file) -> dict | None:
-    """The decision threshold of the export sidecar (<model>.json beside the ONNX file) as a calibration record;
-    None without a sidecar or when the export itself fell back to the margin."""
+    """The decision threshold of the sidecar beside an ONNX file or engine (<model>.json) as a calibration
+    record; None without a sidecar or when the export itself fell back to the margin."""
     import json
 
     sidecar = Path(onnx_file).with_suffix(".json") if onnx_file else None

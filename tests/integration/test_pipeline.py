@@ -172,6 +172,32 @@ def test_export_is_checked_dynamic_and_matches_pytorch(pipeline):
     assert path.stat().st_size > 0
 
 
+def test_onnxruntime_backend_and_golden_cache_agree_with_pytorch_on_every_row(pipeline):
+    """After the export test: the encrypted ONNX file scores every row as the checkpoint does."""
+    results = pipeline["results"]
+    onnx_file = results / "export" / "oi_model.onnx"
+    if not onnx_file.is_file():
+        run("export", pipeline["spec"], f"export.checkpoint={results}/train/oi_model_latest.pth")
+    runs = {
+        "pytorch": [f"inference.checkpoint={results}/train/oi_model_latest.pth"],
+        "pytorch_uncached": [
+            f"inference.checkpoint={results}/train/oi_model_latest.pth",
+            "inference.golden_cache=false",
+        ],
+        "onnxruntime": ["inference.backend=onnxruntime", f"inference.onnx_file={onnx_file}"],
+    }
+    scored = {}
+    for name, overrides in runs.items():
+        result = run("inference", pipeline["spec"], *overrides, f"inference.results_dir={results}/inference_{name}")
+        assert result["threshold_source"] == "calibrated"  # from the checkpoint, or the export's sidecar
+        scored[name] = pd.read_csv(results / f"inference_{name}" / "inference.csv")
+    reference = scored["pytorch"]
+    for name in ("pytorch_uncached", "onnxruntime"):
+        np.testing.assert_allclose(scored[name]["siamese_score"], reference["siamese_score"], rtol=1e-5, atol=1e-6)
+        assert scored[name]["decision"].tolist() == reference["decision"].tolist(), name
+        assert scored[name].drop(columns=["siamese_score"]).equals(reference.drop(columns=["siamese_score"]))
+
+
 def test_the_last_epoch_is_validated_and_calibrated_whatever_the_interval(pipeline, tmp_path):
     spec = yaml.safe_load(pipeline["spec"].read_text())
     spec["results_dir"] = str(tmp_path)

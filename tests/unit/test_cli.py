@@ -97,12 +97,6 @@ def test_debug_shows_the_traceback(tmp_path):
     assert "Traceback" in out.stderr
 
 
-def test_unfinished_actions_say_so():
-    out = run_cli("gen_trt_engine", "-e", "specs/train.yaml")
-    assert out.returncode == 2
-    assert "gen_trt_engine is not available yet" in out.stderr
-
-
 def test_validate_reports_every_problem_of_a_split(tmp_path):
     csv = tmp_path / "pairs.csv"
     csv.write_text("input_path,golden_path,object_name,label\nin,gold,C1,PASS\n../x,gold,C2,\n")
