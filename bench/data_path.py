@@ -98,8 +98,8 @@ class ReferenceDataset(Dataset):
 class OursDataset(PairDataset):
     """PairDataset, with the golden stem taken from the CSV's golden column (the benchmark's naming)."""
 
-    def __init__(self, table, images_dir, dataset_cfg):
-        super().__init__(table, images_dir, dataset_cfg)
+    def __init__(self, table, images_dir, dataset_cfg, load_goldens: bool = True):
+        super().__init__(table, images_dir, dataset_cfg, load_goldens=load_goldens)
         self._golden = table.frame["golden"].tolist()
 
     def golden_stems(self, index):
