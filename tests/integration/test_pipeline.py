@@ -172,6 +172,30 @@ def test_export_is_checked_dynamic_and_matches_pytorch(pipeline):
     assert path.stat().st_size > 0
 
 
+def test_export_with_the_decision_in_the_graph(pipeline):
+    import onnxruntime as ort
+
+    results = pipeline["results"]
+    path = results / "export_decision" / "oi_model.onnx"
+    result = run(
+        "export",
+        pipeline["spec"],
+        f"export.checkpoint={results}/train/oi_model_latest.pth",
+        "export.include_decision=true",
+        f"export.onnx_file={path}",
+    )
+    assert result["decision_in_graph"] is True and result["max_abs_diff"] < 1e-4
+    session = ort.InferenceSession(decrypt(path.read_bytes(), TINY_KEY, path), providers=["CPUExecutionProvider"])
+    assert [o.name for o in session.get_outputs()] == ["output_1", "output_2", "distance", "decision"]
+    rng = np.random.default_rng(1)
+    x1, x2 = (rng.normal(size=(5, 3, 48, 12)).astype(np.float32) for _ in range(2))
+    out_1, out_2, distance, decision = session.run(None, {"input_1": x1, "input_2": x2})
+    np.testing.assert_allclose(distance, np.linalg.norm(out_1 - out_2 + 1e-6, axis=1), rtol=1e-4, atol=1e-5)
+    assert (decision == (distance > result["threshold"])).all()
+    sidecar = json.loads(path.with_suffix(".json").read_text())
+    assert set(sidecar["outputs"]) == {"output_1", "output_2", "distance", "decision"}
+
+
 def test_onnxruntime_backend_and_golden_cache_agree_with_pytorch_on_every_row(pipeline):
     """After the export test: the encrypted ONNX file scores every row as the checkpoint does."""
     results = pipeline["results"]
