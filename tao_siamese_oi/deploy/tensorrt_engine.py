@@ -44,6 +44,7 @@ class BuildOptions:
     layers_precision: dict  # layer name -> precision name (fp32/fp16/int8)
     timing_cache: str | None
     calibration_cache: str | None
+    calibration_batch: int = 1  # pairs per int8 calibration batch
 
 
 def workspace_bytes(megabytes: int) -> int:
@@ -118,7 +119,12 @@ def build_engine(onnx_bytes: bytes, options: BuildOptions, calibration=None, ver
         if calibration is None:
             raise ConfigError("gen_trt_engine data_type int8 needs calibration pairs (a dataset split in the spec)")
         config.int8_calibrator = _entropy_calibrator(trt, calibration, options.calibration_cache)
-        config.set_calibration_profile(profile)
+        # Calibration runs at one fixed shape: the calibration batch, whatever the inference profile is.
+        calibration_profile = builder.create_optimization_profile()
+        for name, (low, _, _) in options.profiles.items():
+            fixed = (options.calibration_batch, *low[1:])
+            calibration_profile.set_shape(name, fixed, fixed, fixed)
+        config.set_calibration_profile(calibration_profile)
     if options.layers_precision:
         config.set_flag(trt.BuilderFlag.OBEY_PRECISION_CONSTRAINTS)
         _apply_layer_precisions(trt, network, options.layers_precision)
@@ -188,7 +194,7 @@ class EngineRunner:
         trt = require_tensorrt()
         import torch
 
-        self.torch = torch
+        self.torch, self.trt = torch, trt
         self.engine = trt.Runtime(trt.Logger(trt.Logger.WARNING)).deserialize_cuda_engine(engine_bytes)
         if self.engine is None:
             raise OIError("the TensorRT engine cannot be loaded (built by another TensorRT version or GPU?)")
@@ -205,7 +211,7 @@ class EngineRunner:
         outputs = {}
         for name in (n for n in self.names if not self.is_input[n]):
             shape = tuple(self.context.get_tensor_shape(name))
-            dtype = torch.int64 if name == "decision" else torch.float32
+            dtype = torch.from_numpy(np.empty(0, self.trt.nptype(self.engine.get_tensor_dtype(name)))).dtype
             outputs[name] = torch.empty(shape, dtype=dtype, device="cuda")
             self.context.set_tensor_address(name, outputs[name].data_ptr())
         stream = torch.cuda.current_stream()

@@ -50,6 +50,7 @@ def run(cfg, out: Path, status) -> dict:
         layers_precision=parse_layers_precision(list(trt_cfg.layers_precision)),
         timing_cache=gen.timing_cache,
         calibration_cache=trt_cfg.calibration.cal_cache_file,
+        calibration_batch=trt_cfg.calibration.cal_batch_size,
     )
     calibration = int8_pairs(cfg) if "int8" in (options.data_type, *options.layers_precision.values()) else None
     require_tensorrt()
