@@ -25,15 +25,17 @@ def section(cls):
 @dataclass
 class ModelConfig:
     model_type: str = opt(
-        "Siamese_3",
-        choices=["Siamese_3", "Siamese_1", "Siamese"],
-        help="Siamese_3 (TAO default, BN head) or Siamese_1 (TAO 'Siamese', no BN)",
+        "Siamese_Grid",
+        choices=["Siamese_Grid", "Siamese_3", "Siamese_1", "Siamese"],
+        help="Siamese_Grid (default: compact, size-agnostic, cell-by-cell) or TAO's Siamese_3 / Siamese_1 ('Siamese')",
     )
     margin: float = opt(
         2.0, min=0.0, help="contrastive-loss margin; the decision threshold only without a calibrated one"
     )
-    model_backbone: str = opt("custom", choices=["custom"], help="feature tower; TAO offers only 'custom'")
-    embedding_vectors: int = opt(5, min=1, help="embedding size E")
+    model_backbone: str | None = opt(
+        None, choices=["custom", "grid"], help="default: the model type's own (custom for TAO's types, grid)"
+    )
+    embedding_vectors: int = opt(5, min=1, help="embedding size E (Siamese_Grid: E per grid cell)")
     imagenet_pretrained: bool = opt(False, help="accepted for TAO compatibility; no pretrained tower exists")
 
 

@@ -73,7 +73,8 @@ def epoch_metrics(trainer) -> dict[str, float]:
 
 
 class ThroughputAndStatus(Checkpoint):
-    """Measures training pairs/s and appends a RUNNING line with the epoch's KPIs to status.json.
+    """Measures training pairs/s (training steps only, validation excluded) and appends a RUNNING line with the
+    epoch's KPIs to status.json.
 
     A ``Checkpoint`` subclass only so Lightning runs its ``on_train_epoch_end`` after the module's, when the
     epoch's train metrics have been logged (plain callbacks run before the module's hook).
@@ -99,8 +100,16 @@ class ThroughputAndStatus(Checkpoint):
 
     def on_train_epoch_start(self, trainer, pl_module):
         self._start = time.perf_counter()
+        self._validation_seconds = 0.0
         self._epoch_pairs = 0
         self._epoch_steps = 0
+
+    # Validation runs inside the training epoch; its time is not training time.
+    def on_validation_start(self, trainer, pl_module):
+        self._validation_start = time.perf_counter()
+
+    def on_validation_end(self, trainer, pl_module):
+        self._validation_seconds += time.perf_counter() - self._validation_start
 
     def on_train_batch_end(self, trainer, pl_module, outputs, batch, batch_idx):
         self._epoch_pairs += len(batch[2]) * trainer.world_size  # every process trains an equal share
@@ -109,7 +118,7 @@ class ThroughputAndStatus(Checkpoint):
     def on_train_epoch_end(self, trainer, pl_module):
         elapsed = time.perf_counter() - self._start
         self.pairs += self._epoch_pairs
-        self.seconds += elapsed
+        self.seconds += elapsed - self._validation_seconds
         kpi = epoch_metrics(trainer)
         epochs_left = trainer.max_epochs - 1 - trainer.current_epoch
         steps = max(self._epoch_steps, 1)

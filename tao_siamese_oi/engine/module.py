@@ -10,7 +10,7 @@ from tao_siamese_oi.engine.distributed import gather_objects
 from tao_siamese_oi.model.calibration import calibrate
 from tao_siamese_oi.model.loss import contrastive_loss
 from tao_siamese_oi.model.metrics import inspection_metrics
-from tao_siamese_oi.model.networks import create_model, pair_distance
+from tao_siamese_oi.model.networks import check_backbone, create_model, pair_distance
 
 
 class SiameseModule(L.LightningModule):
@@ -45,6 +45,7 @@ class SiameseModule(L.LightningModule):
 
     @classmethod
     def from_config(cls, cfg, optim: dict | None = None) -> "SiameseModule":
+        check_backbone(cfg.model.model_type, cfg.model.model_backbone)
         aug = cfg.dataset.augmentation_config
         return cls(
             cfg.model.model_type,

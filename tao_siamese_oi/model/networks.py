@@ -37,6 +37,20 @@ def create_model(name: str, *, input_shape: tuple[int, int, int], embedding_size
     return _REGISTRY[key](input_shape=input_shape, embedding_size=embedding_size)
 
 
+BACKBONES = {"Siamese_3": "custom", "Siamese_1": "custom", "Siamese_Grid": "grid"}
+
+
+def check_backbone(model_type: str, backbone: str | None) -> None:
+    """model.model_backbone names the model type's tower; a mismatch is a spec mistake, said in one line."""
+    own = BACKBONES.get(ALIASES.get(model_type, model_type))
+    if backbone is not None and own is not None and backbone != own:
+        raise ConfigError(
+            f"model.model_backbone '{backbone}' does not go with model.model_type '{model_type}' (its backbone is "
+            f"'{own}'); remove model_backbone or set model_type to "
+            + " / ".join(t for t, b in BACKBONES.items() if b == backbone)
+        )
+
+
 def conv_tower() -> nn.Sequential:
     """Three ReflectionPad-Conv3x3-ReLU-BatchNorm blocks, channels 3 -> 4 -> 8 -> 8, full resolution."""
     layers = []
@@ -101,3 +115,48 @@ def siamese_1(*, input_shape, embedding_size: int) -> SiameseNetwork:
 def pair_distance(out_1: torch.Tensor, out_2: torch.Tensor) -> torch.Tensor:
     """Euclidean distance per pair, as TAO computes it (pairwise_distance, eps 1e-6)."""
     return nn.functional.pairwise_distance(out_1, out_2, eps=1e-6)
+
+
+class GridEmbeddingNetwork(nn.Module):
+    """A compact fully-convolutional tower whose feature map is average-pooled onto a fixed grid of cells; the
+    embedding is the grid of cell features (cells x E), so the Euclidean distance compares input and golden
+    cell by cell (a local defect stands out in its cell instead of being averaged over the whole image).
+
+    No weight depends on the image size (change image_height/width without retraining); stride 8 and cells of
+    ~16 px make 1-2 px misregistration between input and golden a small change of each cell's mean.
+    """
+
+    def __init__(self, input_shape, embedding_size: int, stem: int = 24, width: int = 48):
+        super().__init__()
+        self.features = nn.Sequential(
+            *_conv_bn(input_shape[0], stem, kernel=4, stride=4, padding=0),  # 4 x 4 patches: stride 4 at once
+            *_conv_bn(stem, width, kernel=3, stride=2, padding=1),  # stride 8
+            *_conv_bn(width, width, kernel=3, stride=1, padding=1),
+            nn.Conv2d(width, embedding_size, kernel_size=1),
+        )
+        self.pool = nn.AdaptiveAvgPool2d(embedding_grid(input_shape))
+
+    def embed(self, x: torch.Tensor) -> torch.Tensor:
+        return torch.flatten(self.pool(self.features(x)), 1)
+
+    def forward(self, input_1: torch.Tensor, input_2: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
+        return self.embed(input_1), self.embed(input_2)
+
+
+def _conv_bn(cin: int, cout: int, kernel: int, stride: int, padding: int) -> list[nn.Module]:
+    conv = nn.Conv2d(cin, cout, kernel, stride=stride, padding=padding, bias=False)
+    return [conv, nn.BatchNorm2d(cout), nn.ReLU(inplace=True)]
+
+
+def embedding_grid(input_shape) -> tuple[int, int]:
+    """4 x 4 cells per square: one light 4 x 4, four lights stacked (linear) 16 x 4, a 2 x 2 grid 4 x 4 ..."""
+    _, height, width = input_shape
+    if height >= width:
+        return 4 * max(1, round(height / width)), 4
+    return 4, 4 * max(1, round(width / height))
+
+
+@register_model("Siamese_Grid")
+def siamese_grid(*, input_shape, embedding_size: int) -> GridEmbeddingNetwork:
+    """This project's default: ~60 k parameters whatever the image size; embedding = 4 x 4 cells x E per square."""
+    return GridEmbeddingNetwork(input_shape, embedding_size)

@@ -89,3 +89,45 @@ def test_single_class_sets_report_the_rate_they_can(labels):
     else:
         assert m["recall"] == pytest.approx(200 / 3) and m["fpr"] is None
     assert not any(isinstance(v, float) and math.isnan(v) for v in m.values())
+
+
+def test_grid_model_is_compact_and_size_agnostic():
+    from tao_siamese_oi.model.networks import create_model, embedding_grid
+
+    small = create_model("Siamese_Grid", input_shape=(3, 64, 64), embedding_size=5)
+    large = create_model("Siamese_Grid", input_shape=(3, 96, 96), embedding_size=5)
+    assert sum(p.numel() for p in small.parameters()) == sum(p.numel() for p in large.parameters()) < 50_000
+    large.load_state_dict(small.state_dict())  # no weight depends on the image size
+    small.eval(), large.eval()
+    image = torch.rand(2, 3, 64, 64)
+    with torch.no_grad():
+        assert small.embed(image).shape == (2, 4 * 4 * 5)  # 4 x 4 cells x E
+        bigger = torch.nn.functional.interpolate(image, size=(96, 96), mode="bilinear", align_corners=False)
+        assert large.embed(bigger).shape == (2, 80)
+    assert embedding_grid((3, 4 * 24, 24)) == (16, 4)  # four lights stacked: 4 x 4 cells each
+    assert embedding_grid((3, 48, 96)) == (4, 8)
+
+
+def test_grid_distance_is_cell_by_cell():
+    """A change confined to one corner moves only that corner's cells of the embedding."""
+    from tao_siamese_oi.model.networks import create_model
+
+    model = create_model("Siamese_Grid", input_shape=(3, 64, 64), embedding_size=5).eval()
+    image = torch.rand(1, 3, 64, 64)
+    changed = image.clone()
+    changed[:, :, :12, :12] = 1.0  # top-left 12 x 12 px
+    with torch.no_grad():
+        diff = (model.embed(image) - model.embed(changed)).abs().view(5, 4, 4).sum(0)
+    assert diff[0, 0] > 0 and diff[2:, 2:].sum() == 0  # far cells see none of it (receptive field < 32 px)
+
+
+def test_backbone_must_match_the_model_type():
+    from tao_siamese_oi.config import load_config
+    from tao_siamese_oi.errors import ConfigError
+    from tao_siamese_oi.model.networks import check_backbone
+
+    assert load_config(None, []).model.model_type == "Siamese_Grid"  # the new default
+    check_backbone("Siamese_3", "custom")  # TAO specs say this
+    check_backbone("Siamese_Grid", None)
+    with pytest.raises(ConfigError, match="model_backbone 'custom' does not go with model.model_type 'Siamese_Grid'"):
+        check_backbone("Siamese_Grid", "custom")
