@@ -3,8 +3,12 @@
 import functools
 import logging
 import os
+import time
 import warnings
 from pathlib import Path
+from typing import NamedTuple
+
+import numpy as np
 
 from tao_siamese_oi.config import save_resolved_config
 from tao_siamese_oi.engine.distributed import is_main_process, trainer_devices
@@ -155,10 +159,16 @@ def quiet_trainer(devices: dict, **kwargs):
     )
 
 
-def score_split(cfg, task: str, split: str):
-    """Score every row of a split with ``<task>.backend``; returns (dataset, scores in CSV row order, the
-    calibration stored with the model), with scores None in every process but the main one (which writes the
-    results). One device: the deployment scoring loop (with the golden-embedding cache). Several: Lightning DDP
+class SplitScores(NamedTuple):
+    dataset: object
+    scores: np.ndarray | None  # CSV row order; None in every DDP process but the main one
+    calibration: dict | None  # stored with the model (checkpoint or export sidecar)
+    pairs_per_second: float  # of the scoring loop (data path included, model loading and validation not)
+
+
+def score_split(cfg, task: str, split: str) -> SplitScores:
+    """Score every row of a split with ``<task>.backend``. One device: the deployment scoring loop (with the
+    golden-embedding cache). Several: Lightning DDP
     with the PyTorch checkpoint, each process scoring a share."""
     task_cfg = cfg[task]
     devices = trainer_devices(task_cfg, task)
@@ -187,7 +197,9 @@ def _score_one_process(cfg, task: str, split: str, devices: dict):
     dataset = build_dataset(cfg.dataset, split, cfg.train.seed, load_goldens=not cache)
     batch = task_cfg.batch_size if task_cfg.batch_size > 0 else cfg.dataset.batch_size
     normalize = Normalizer.from_config(cfg.dataset)
-    return dataset, score_pairs(dataset, embed, normalize, batch, cfg.dataset.workers, cache), calibration
+    start = time.perf_counter()
+    scores = score_pairs(dataset, embed, normalize, batch, cfg.dataset.workers, cache)
+    return SplitScores(dataset, scores, calibration, len(dataset) / (time.perf_counter() - start))
 
 
 def _score_distributed(cfg, task: str, split: str, devices: dict):
@@ -200,7 +212,9 @@ def _score_distributed(cfg, task: str, split: str, devices: dict):
     datamodule = PairDataModule(cfg.dataset, seed=cfg.train.seed, eval_batch_size=task_cfg.batch_size, eval_split=split)
     dataset = datamodule.dataset(split)
     trainer = quiet_trainer(devices)
+    start = time.perf_counter()
     trainer.predict(module, datamodule=datamodule, return_predictions=False)
+    speed = len(dataset) / (time.perf_counter() - start)
     if not trainer.is_global_zero:
-        return dataset, None, module.calibration
-    return dataset, ordered_scores(*module.predictions, len(dataset)), module.calibration
+        return SplitScores(dataset, None, module.calibration, speed)
+    return SplitScores(dataset, ordered_scores(*module.predictions, len(dataset)), module.calibration, speed)

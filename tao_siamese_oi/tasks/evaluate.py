@@ -18,7 +18,7 @@ log = logging.getLogger("tao_siamese_oi")
 
 @tracked_task("evaluate")
 def run(cfg, out: Path, status) -> dict:
-    dataset, scores, calibration = score_split(cfg, "evaluate", "test")
+    dataset, scores, calibration, _ = score_split(cfg, "evaluate", "test")
     if scores is None:  # another DDP process: the main one writes the results
         return None
     labels = dataset.table.labels

@@ -14,7 +14,7 @@ log = logging.getLogger("tao_siamese_oi")
 
 @tracked_task("inference")
 def run(cfg, out: Path, status) -> dict:
-    dataset, scores, calibration = score_split(cfg, "inference", "infer")
+    dataset, scores, calibration, speed = score_split(cfg, "inference", "infer")
     if scores is None:  # another DDP process: the main one writes the results
         return None
     threshold, source = decision_threshold(cfg.inference, cfg.model.margin, calibration)
@@ -23,9 +23,18 @@ def run(cfg, out: Path, status) -> dict:
     frame["decision"] = np.where(scores > threshold, "FAIL", "PASS")
     path = atomic_write(out / "inference.csv", lambda tmp: frame.to_csv(tmp, index=False))
     flagged = int((scores > threshold).sum())
-    log.info("Scored %d pairs, %d FAIL at threshold %.4f (%s); wrote %s", len(frame), flagged, threshold, source, path)
+    log.info(
+        "Scored %d pairs at %.1f pairs/s, %d FAIL at threshold %.4f (%s); wrote %s",
+        len(frame),
+        speed,
+        flagged,
+        threshold,
+        source,
+        path,
+    )
     return {
         "num_pairs": len(frame),
+        "pairs_per_second": round(speed, 1),
         "num_fail_decisions": flagged,
         "threshold": threshold,
         "threshold_source": source,
