@@ -116,7 +116,8 @@ def table(results: dict) -> str:
     new, old = results["Siamese_Grid"], results["Siamese_3"]
     lines = ["| | Siamese_Grid | Siamese_3 | Grid / Siamese_3 |", "|---|---|---|---|"]
     for label, key, fmt in ROWS:
-        ratio = f"{new[key] / old[key]:.3g}x" if old[key] else "-"
+        ratio = new[key] / old[key] if old[key] else None
+        ratio = "-" if ratio is None else f"{ratio:.3g}x" if not 0.1 <= ratio <= 10 else f"{ratio:.4f}x"
         lines.append(f"| {label} | {fmt.format(new[key])} | {fmt.format(old[key])} | {ratio} |")
     return "\n".join(lines)
 

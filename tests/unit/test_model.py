@@ -131,3 +131,22 @@ def test_backbone_must_match_the_model_type():
     check_backbone("Siamese_Grid", None)
     with pytest.raises(ConfigError, match="model_backbone 'custom' does not go with model.model_type 'Siamese_Grid'"):
         check_backbone("Siamese_Grid", "custom")
+
+
+def test_a_tao_style_checkpoint_loads_into_siamese_3(tmp_path):
+    """TAO saves Lightning checkpoints whose network weights are prefixed ``model.`` (cnn1.*, fc1.*)."""
+    from tao_siamese_oi.config import load_config
+    from tao_siamese_oi.model.networks import create_model
+    from tao_siamese_oi.tasks.common import load_module
+
+    shape = (3, 4 * 24, 24)
+    tao_net = create_model("Siamese_3", input_shape=shape, embedding_size=5)
+    state = {f"model.{k}": v for k, v in tao_net.state_dict().items()}
+    assert any(k.startswith("model.cnn1.") for k in state) and any(k.startswith("model.fc1.") for k in state)
+    path = tmp_path / "tao.pth"
+    torch.save({"state_dict": state, "epoch": 9, "pytorch-lightning_version": "2.2.0"}, path)
+    cfg = load_config(None, ["model.model_type=Siamese_3", "dataset.image_width=24", "dataset.image_height=24"])
+    module = load_module(cfg, path)
+    for key, value in tao_net.state_dict().items():
+        assert torch.equal(module.model.state_dict()[key], value), key
+    assert module.calibration is None  # TAO stores no threshold: evaluate falls back to the margin
