@@ -134,13 +134,44 @@ class GridEmbeddingNetwork(nn.Module):
             *_conv_bn(width, width, kernel=3, stride=1, padding=1),
             nn.Conv2d(width, embedding_size, kernel_size=1),
         )
-        self.pool = nn.AdaptiveAvgPool2d(embedding_grid(input_shape))
+        self.pool = GridPool(embedding_grid(input_shape))
 
     def embed(self, x: torch.Tensor) -> torch.Tensor:
         return torch.flatten(self.pool(self.features(x)), 1)
 
     def forward(self, input_1: torch.Tensor, input_2: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
         return self.embed(input_1), self.embed(input_2)
+
+
+class GridPool(nn.Module):
+    """Adaptive average pooling onto a fixed grid (torch's bins), written as two matrix products: ONNX export
+    of adaptive_avg_pool2d fails when the grid does not divide the feature map (a 4-light 24 px sample: 12 x 3
+    onto 16 x 4). The matrices depend only on the feature-map size, which an export fixes."""
+
+    def __init__(self, grid: tuple[int, int]):
+        super().__init__()
+        self.grid = grid
+        self._matrices: dict = {}
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        height, width = int(x.shape[-2]), int(x.shape[-1])
+        key = (height, width, x.device, x.dtype)
+        if key not in self._matrices:
+            self._matrices[key] = (
+                _bins(height, self.grid[0]).to(x.device, x.dtype),
+                _bins(width, self.grid[1]).to(x.device, x.dtype).t(),
+            )
+        rows, cols = self._matrices[key]
+        return torch.matmul(torch.matmul(rows, x), cols)
+
+
+def _bins(size: int, cells: int) -> torch.Tensor:
+    """(cells, size): row i averages torch's adaptive bin [floor(i*size/cells), ceil((i+1)*size/cells))."""
+    matrix = torch.zeros(cells, size)
+    for i in range(cells):
+        start, end = (i * size) // cells, -(-(i + 1) * size // cells)
+        matrix[i, start:end] = 1.0 / (end - start)
+    return matrix
 
 
 def _conv_bn(cin: int, cout: int, kernel: int, stride: int, padding: int) -> list[nn.Module]:

@@ -19,7 +19,7 @@ def test_defaults_run_and_task_dirs_follow_results_dir():
     assert cfg.export.results_dir == "/tmp/exp/export"
     assert cfg.dataset.num_input == len(cfg.dataset.input_map) == 4
     assert cfg.dataset.image_ext == ".jpg"
-    assert cfg.model.model_type == "Siamese_3"
+    assert cfg.model.model_type == "Siamese_Grid"
 
 
 def test_tao_documentation_example_loads_unchanged(tmp_path):

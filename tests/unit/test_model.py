@@ -108,6 +108,25 @@ def test_grid_model_is_compact_and_size_agnostic():
     assert embedding_grid((3, 48, 96)) == (4, 8)
 
 
+@pytest.mark.parametrize("height, width", [(12, 3), (8, 8), (7, 5)])
+def test_grid_pool_equals_adaptive_average_pooling(height, width):
+    from tao_siamese_oi.model.networks import GridPool
+
+    x = torch.randn(2, 5, height, width)
+    expected = torch.nn.functional.adaptive_avg_pool2d(x, (16, 4))
+    assert torch.allclose(GridPool((16, 4))(x), expected, atol=1e-6)
+
+
+def test_grid_model_exports_to_onnx_when_the_grid_does_not_divide_the_map(tmp_path):
+    from tao_siamese_oi.deploy.onnx_export import export_onnx, parity
+    from tao_siamese_oi.model.networks import create_model
+
+    model = create_model("Siamese_Grid", input_shape=(3, 96, 24), embedding_size=5).eval()  # map 12 x 3 -> 16 x 4
+    x = torch.randn(3, 3, 96, 24)
+    export_onnx(model, (x[:1], x[:1]), tmp_path / "m.onnx", opset=17, dynamic_batch=True, constant_folding=True)
+    assert parity(model, tmp_path / "m.onnx", (x, x.flip(0))) < 1e-4
+
+
 def test_grid_distance_is_cell_by_cell():
     """A change confined to one corner moves only that corner's cells of the embedding."""
     from tao_siamese_oi.model.networks import create_model
