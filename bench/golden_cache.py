@@ -56,7 +56,7 @@ def main(argv=None):
             for backend, cache in runs:
                 start = time.perf_counter()
                 scores[backend, cache] = score_pairs(
-                    datasets[cache], embedders[backend], normalize, args.batch_size, args.workers, cache
+                    datasets[cache], embedders[backend], normalize, args.batch_size, args.workers
                 )
                 runs[backend, cache].append(args.pairs / (time.perf_counter() - start))
         print(

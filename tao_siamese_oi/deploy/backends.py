@@ -7,8 +7,9 @@ from pathlib import Path
 
 import numpy as np
 
+from tao_siamese_oi.deploy.onnx_export import sidecar_path
 from tao_siamese_oi.errors import CheckpointError, ConfigError
-from tao_siamese_oi.utils.crypto import decrypt, is_encrypted
+from tao_siamese_oi.utils.crypto import decrypt
 
 BACKENDS = ("pytorch", "onnxruntime", "tensorrt")
 
@@ -65,12 +66,7 @@ def read_model_bytes(path, encryption_key: str | None) -> bytes:
     path = Path(path)
     if not path.is_file():
         raise CheckpointError(f"{path} not found; run export (or gen_trt_engine) first, or fix the path")
-    data = path.read_bytes()
-    if is_encrypted(data):
-        if not encryption_key:
-            raise CheckpointError(f"{path} is encrypted; set encryption_key to the key it was exported with")
-        return decrypt(data, encryption_key, path)
-    return data
+    return decrypt(path.read_bytes(), encryption_key, path)  # plain files come back as they are
 
 
 def _session_options(ort):
@@ -106,13 +102,13 @@ def build_embedder(cfg, task: str, device=None):
     raise ConfigError(f"{task}.backend '{task_cfg.backend}' is not one of {', '.join(BACKENDS)}")
 
 
-def sidecar_calibration(onnx_file) -> dict | None:
+def sidecar_calibration(model_file) -> dict | None:
     """The decision threshold of the sidecar beside an ONNX file or engine (<model>.json) as a calibration
     record; None without a sidecar or when the export itself fell back to the margin."""
     import json
 
-    sidecar = Path(onnx_file).with_suffix(".json") if onnx_file else None
-    if sidecar is None or not sidecar.is_file():
+    sidecar = sidecar_path(model_file)
+    if not sidecar.is_file():
         return None
     data = json.loads(sidecar.read_text())
     if data.get("threshold_source") not in ("calibrated", "spec"):

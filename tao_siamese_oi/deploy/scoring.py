@@ -17,10 +17,10 @@ from tao_siamese_oi.utils.progress import progress
 PAIRWISE_EPS = 1e-6
 
 
-def score_pairs(dataset, embed, normalize: Normalizer, batch_size: int, workers: int, golden_cache: bool = True):
-    """Scores in dataset row order. ``dataset.load_goldens`` must be ``not golden_cache``."""
-    if dataset.load_goldens == golden_cache:
-        raise ValueError("build the dataset with load_goldens = not golden_cache")
+def score_pairs(dataset, embed, normalize: Normalizer, batch_size: int, workers: int):
+    """Scores in dataset row order. A dataset built with ``load_goldens=False`` is scored with the golden cache
+    (goldens loaded and embedded here, once each); otherwise its batches' goldens are embedded per pair."""
+    golden_cache = not dataset.load_goldens
     loader = DataLoader(dataset, batch_size=batch_size, num_workers=workers, collate_fn=pass_batch)
     scores = np.full(len(dataset), np.nan)
     cache: dict = {}

@@ -193,12 +193,11 @@ def _score_one_process(cfg, task: str, split: str, devices: dict):
     task_cfg = cfg[task]
     device = torch.device("cuda", devices["devices"][0]) if devices["accelerator"] == "gpu" else torch.device("cpu")
     embed, calibration = build_embedder(cfg, task, device)
-    cache = task_cfg.golden_cache
-    dataset = build_dataset(cfg.dataset, split, cfg.train.seed, load_goldens=not cache)
+    dataset = build_dataset(cfg.dataset, split, cfg.train.seed, load_goldens=not task_cfg.golden_cache)
     batch = task_cfg.batch_size if task_cfg.batch_size > 0 else cfg.dataset.batch_size
     normalize = Normalizer.from_config(cfg.dataset)
     start = time.perf_counter()
-    scores = score_pairs(dataset, embed, normalize, batch, cfg.dataset.workers, cache)
+    scores = score_pairs(dataset, embed, normalize, batch, cfg.dataset.workers)
     return SplitScores(dataset, scores, calibration, len(dataset) / (time.perf_counter() - start))
 
 

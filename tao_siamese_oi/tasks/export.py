@@ -8,7 +8,14 @@ import torch
 
 from tao_siamese_oi.data.datamodule import SPLIT_KEYS, build_dataset
 from tao_siamese_oi.data.transforms import Normalizer, layout_from_config
-from tao_siamese_oi.deploy.onnx_export import PARITY_TOLERANCE, WithDecision, check_onnx, export_onnx, parity
+from tao_siamese_oi.deploy.onnx_export import (
+    PARITY_TOLERANCE,
+    WithDecision,
+    check_onnx,
+    export_onnx,
+    parity,
+    sidecar_path,
+)
 from tao_siamese_oi.errors import ConfigError, OIError, OutputExistsError
 from tao_siamese_oi.tasks.common import decision_threshold, load_module, require, tracked_task
 from tao_siamese_oi.utils.crypto import encrypt
@@ -87,10 +94,6 @@ def run(cfg, out: Path, status) -> dict:
         "decision_in_graph": bool(export_cfg.include_decision),
         "encrypted": bool(cfg.encryption_key),
     }
-
-
-def sidecar_path(onnx_file: Path) -> Path:
-    return onnx_file.with_suffix(".json")
 
 
 def deployment_sidecar(cfg, shape, dynamic: bool, decision: tuple[float, str], calibration: dict | None) -> dict:

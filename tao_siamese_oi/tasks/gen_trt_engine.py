@@ -11,6 +11,7 @@ from pathlib import Path
 from tao_siamese_oi.data.datamodule import SPLIT_KEYS, build_dataset
 from tao_siamese_oi.data.transforms import Normalizer
 from tao_siamese_oi.deploy.backends import read_model_bytes
+from tao_siamese_oi.deploy.onnx_export import sidecar_path
 from tao_siamese_oi.deploy.tensorrt_engine import (
     BuildOptions,
     batch_profiles,
@@ -60,13 +61,13 @@ def run(cfg, out: Path, status) -> dict:
     engine = build_engine(onnx_bytes, options, calibration, verbose=gen.verbose)
     stored = encrypt(engine, cfg.encryption_key) if cfg.encryption_key else engine
     atomic_write(engine_file, lambda tmp: Path(tmp).write_bytes(stored))
-    sidecar = onnx_file.with_suffix(".json")
+    sidecar = sidecar_path(onnx_file)
     if sidecar.is_file():
         details = {
             **json.loads(sidecar.read_text()),
             "engine": {"data_type": options.data_type, "onnx": str(onnx_file)},
         }
-        atomic_write_text(engine_file.with_suffix(".json"), json.dumps(details, indent=2))
+        atomic_write_text(sidecar_path(engine_file), json.dumps(details, indent=2))
     log.info("Built %s (%s) from %s", engine_file, options.data_type, onnx_file)
     return {"trt_engine": str(engine_file), "data_type": options.data_type, "encrypted": bool(cfg.encryption_key)}
 
