@@ -20,6 +20,23 @@ def inspection_metrics(scores, labels, threshold: float, defect_types=None) -> d
     PASS pairs) adds a breakdown per defect type."""
     scores = np.asarray(scores, dtype=np.float64)
     labels = np.asarray(labels).astype(bool)
+    metrics = {
+        **threshold_metrics(scores, labels, threshold),
+        "auroc": auroc(scores, labels),
+        "average_precision": average_precision(scores, labels),
+        "recall_at_fpr": {f"{budget:g}": recall_at_fpr(scores, labels, budget) for budget in FPR_BUDGETS},
+        "fpr_at_full_recall": fpr_at(scores, labels, threshold_for_recall(scores, labels, 100.0)),
+    }
+    if defect_types is not None:
+        types = np.asarray(defect_types, dtype=object)
+        metrics["by_defect_type"] = by_defect_type(scores, labels, scores > threshold, types)
+    return metrics
+
+
+def threshold_metrics(scores, labels, threshold: float) -> dict:
+    """The metrics that depend on the decision threshold: counts, TAO's four, fpr, recall, precision, f1."""
+    scores = np.asarray(scores, dtype=np.float64)
+    labels = np.asarray(labels).astype(bool)
     flagged = scores > threshold
     total, num_fail = len(labels), int(labels.sum())
     num_pass = total - num_fail
@@ -27,7 +44,7 @@ def inspection_metrics(scores, labels, threshold: float, defect_types=None) -> d
     tn = int((~flagged & ~labels).sum())
     fp = num_pass - tn
     fn = num_fail - tp
-    metrics = {
+    return {
         "num_pairs": total,
         "num_pass": num_pass,
         "num_fail": num_fail,
@@ -40,14 +57,7 @@ def inspection_metrics(scores, labels, threshold: float, defect_types=None) -> d
         "recall": pct(tp, num_fail) if num_fail else None,
         "precision": pct(tp, tp + fp) if tp + fp else None,
         "f1": pct(2 * tp, 2 * tp + fp + fn) if num_fail else None,
-        "auroc": auroc(scores, labels),
-        "average_precision": average_precision(scores, labels),
-        "recall_at_fpr": {f"{budget:g}": recall_at_fpr(scores, labels, budget) for budget in FPR_BUDGETS},
-        "fpr_at_full_recall": fpr_at(scores, labels, threshold_for_recall(scores, labels, 100.0)),
     }
-    if defect_types is not None:
-        metrics["by_defect_type"] = by_defect_type(scores, labels, flagged, np.asarray(defect_types, dtype=object))
-    return metrics
 
 
 def recall_at_fpr(scores, labels, budget: float) -> float | None:

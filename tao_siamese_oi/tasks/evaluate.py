@@ -8,7 +8,7 @@ from pathlib import Path
 import numpy as np
 import pandas as pd
 
-from tao_siamese_oi.model.metrics import inspection_metrics
+from tao_siamese_oi.model.metrics import inspection_metrics, threshold_metrics
 from tao_siamese_oi.tasks.common import decision_threshold, score_split, tracked_task
 from tao_siamese_oi.tasks.evaluate_plots import write_plots
 from tao_siamese_oi.utils.files import atomic_write, atomic_write_text
@@ -27,7 +27,7 @@ def run(cfg, out: Path, status) -> dict:
     types = defect_types(frame, labels)
     metrics = inspection_metrics(scores, labels, threshold, types)
     margin = cfg.model.margin
-    at_margin = inspection_metrics(scores, labels, margin)
+    at_margin = threshold_metrics(scores, labels, margin)
     metrics.update(
         threshold_source=source,
         calibration=calibration,
@@ -40,7 +40,7 @@ def run(cfg, out: Path, status) -> dict:
         frame["defect_type"] = types
     atomic_write(out / "evaluate.csv", lambda tmp: frame.to_csv(tmp, index=False))
     atomic_write_text(out / "metrics.json", json.dumps(metrics, indent=2) + "\n")
-    plots = write_plots(out, scores, labels, metrics, margin)
+    plots = write_plots(out, scores, labels, metrics)
 
     log.info(
         "Tot Comp %d Total Accuracy %.2f False Negative %.2f False Alarm %.2f Defect Correctly Captured "

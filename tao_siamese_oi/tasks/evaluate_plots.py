@@ -11,17 +11,19 @@ from tao_siamese_oi.utils.files import atomic_write
 log = logging.getLogger("tao_siamese_oi")
 
 
-def write_plots(out: Path, scores, labels, metrics: dict, margin: float) -> list[Path]:
+def write_plots(out: Path, scores, labels, metrics: dict) -> list[Path]:
+    """``metrics`` as evaluate writes them: at the decision threshold, with ``at_margin`` for the loss margin."""
     import matplotlib
 
     matplotlib.use("Agg")
     from matplotlib import pyplot as plt
 
     labels = np.asarray(labels).astype(bool)
+    margin = metrics["at_margin"]["threshold"]
     written = []
     figures = {"score_histogram.png": _histogram(plt, scores, labels, metrics["threshold"], margin)}
-    if metrics["auroc"] is not None:
-        figures["roc.png"] = _roc(plt, scores, labels, metrics, margin)
+    if metrics["auroc"] is not None:  # both classes present: fpr and recall are defined
+        figures["roc.png"] = _roc(plt, scores, labels, metrics)
     if metrics.get("by_defect_type"):
         figures["defect_recall.png"] = _defect_recall(plt, metrics)
     for name, figure in figures.items():
@@ -32,23 +34,19 @@ def write_plots(out: Path, scores, labels, metrics: dict, margin: float) -> list
 
 def roc_points(scores, labels) -> tuple[np.ndarray, np.ndarray]:
     """(FPR %, recall %) at every distinct threshold, from 'nothing flagged' to 'everything flagged'."""
-    order = np.argsort(-np.asarray(scores, dtype=np.float64), kind="stable")
-    ranked, hits = np.asarray(scores)[order], labels[order]
-    last_of_tie = np.r_[ranked[1:] != ranked[:-1], True]  # one point per distinct score
-    tp, fp = np.cumsum(hits)[last_of_tie], np.cumsum(~hits)[last_of_tie]
-    return np.r_[0, 100 * fp / max((~labels).sum(), 1)], np.r_[0, 100 * tp / max(labels.sum(), 1)]
+    import torch
+    from torchmetrics.functional.classification import binary_roc
+
+    fpr, tpr, _ = binary_roc(torch.as_tensor(scores, dtype=torch.float64), torch.as_tensor(labels, dtype=torch.long))
+    return 100 * fpr.numpy(), 100 * tpr.numpy()
 
 
-def _rates(scores, labels, threshold) -> tuple[float, float]:
-    flagged = np.asarray(scores) > threshold
-    return 100 * flagged[~labels].mean(), 100 * flagged[labels].mean()
-
-
-def _roc(plt, scores, labels, metrics, margin):
+def _roc(plt, scores, labels, metrics):
     fpr, recall = roc_points(scores, labels)
     figure, (full, zoom) = plt.subplots(1, 2, figsize=(11, 4.5))
-    operating = _rates(scores, labels, metrics["threshold"])
-    at_margin = _rates(scores, labels, margin)
+    operating = metrics["fpr"], metrics["recall"]
+    at_margin = metrics["at_margin"]["fpr"], metrics["at_margin"]["recall"]
+    margin = metrics["at_margin"]["threshold"]
     for axes, limit in ((full, 100.0), (zoom, 5.0)):
         axes.step(fpr, recall, where="post", color="tab:blue", label=f"ROC (AUROC {metrics['auroc']:.4f})")
         axes.plot(*operating, "o", color="tab:red", label=f"threshold {metrics['threshold']:.3f}")
