@@ -72,9 +72,9 @@ def measure(model: str, data: Path, root: Path, epochs: int) -> dict:
         f"inference.onnx_file={onnx_file}",
         f"inference.results_dir={root / model / 'inference_ort'}",
     )
-    import torch
+    from tao_siamese_oi.utils.files import load_checkpoint_file
 
-    state = torch.load(checkpoint, map_location="cpu", weights_only=False)["state_dict"]
+    state = load_checkpoint_file(checkpoint)["state_dict"]
     return {
         "params": sum(v.numel() for k, v in state.items() if k.startswith("model.") and v.is_floating_point()),
         "checkpoint_mb": checkpoint.stat().st_size / 2**20,

@@ -13,7 +13,7 @@ import traceback
 import click
 
 from tao_siamese_oi import __version__
-from tao_siamese_oi.errors import OIError
+from tao_siamese_oi.errors import FILE_ACCESS_EXIT_CODE, OIError, file_access_message
 from tao_siamese_oi.plugin import ACTIONS
 
 EXAMPLES = {
@@ -50,18 +50,28 @@ def _fail(message: str, code: int, debug: bool) -> None:
 
 def run_task(action: str, spec: str, overrides: tuple, debug: bool) -> dict:
     from tao_siamese_oi.config import load_config
+    from tao_siamese_oi.utils import signals
 
     _setup_logging()
+    signals.install()
     try:
         cfg = load_config(spec, overrides)
-        result = importlib.import_module(f"tao_siamese_oi.tasks.{action}").run(cfg)
-    except OIError as exc:
+        return importlib.import_module(f"tao_siamese_oi.tasks.{action}").run(cfg)
+    except signals.Interrupted as exc:
         _fail(str(exc), exc.exit_code, debug)
-    except KeyboardInterrupt:
-        _fail("interrupted", 130, debug)
-    except Exception as exc:  # noqa: BLE001 - the CLI edge: one line, traceback only with --debug
+    except (SystemExit, KeyboardInterrupt, Exception) as exc:  # noqa: BLE001 - the CLI edge: one line each
+        stopped = signals.received()  # Lightning turns signals into SystemExit or its own exceptions
+        if stopped is not None:
+            _fail(str(stopped), stopped.exit_code, debug)
+        if isinstance(exc, OIError):
+            _fail(str(exc), exc.exit_code, debug)
+        if isinstance(exc, OSError):
+            _fail(file_access_message(exc), FILE_ACCESS_EXIT_CODE, debug)
+        if isinstance(exc, KeyboardInterrupt):
+            _fail("interrupted", 130, debug)
+        if isinstance(exc, SystemExit):
+            raise
         _fail(f"{type(exc).__name__}: {exc} (rerun with --debug for the traceback)", 1, debug)
-    return result
 
 
 def _action_command(action: str):

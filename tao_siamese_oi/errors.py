@@ -1,5 +1,7 @@
 """Typed errors the library raises; only the CLI edge turns them into one-line messages."""
 
+import errno
+
 
 class OIError(Exception):
     """Base class: a problem the user can fix. The message says what to do."""
@@ -35,3 +37,27 @@ class MissingCapabilityError(OIError):
     """The task needs software or hardware this machine lacks (TensorRT, an NVIDIA GPU)."""
 
     exit_code = 6
+
+
+class FolderBusyError(OutputExistsError):
+    """Another run holds the results folder."""
+
+
+FILE_ACCESS_EXIT_CODE = 7
+_OS_HINTS = {
+    errno.ENOSPC: "the disk is full; free space or choose another results_dir",
+    errno.EDQUOT: "the disk quota is exhausted; free space or choose another results_dir",
+    errno.EACCES: "permission denied; fix the permissions or choose another path",
+    errno.EPERM: "operation not permitted; fix the permissions or choose another path",
+    errno.EROFS: "the file system is read-only; choose a writable results_dir",
+    errno.ENOTDIR: "a file stands where a folder is needed; choose another path",
+    errno.EISDIR: "a folder stands where a file is needed; name a file",
+    errno.ENAMETOOLONG: "the name is too long; choose a shorter path",
+}
+
+
+def file_access_message(exc: OSError) -> str:
+    """One line for an OSError that reached the CLI edge: the path, what happened and what to do."""
+    where = exc.filename if exc.filename is not None else "a file"
+    hint = _OS_HINTS.get(exc.errno, exc.strerror or type(exc).__name__)
+    return f"cannot use {where}: {hint}"

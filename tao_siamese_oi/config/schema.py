@@ -173,6 +173,7 @@ class ScoringConfig:
     trt_engine: str | None = opt(None, help="tensorrt backend: an engine written by gen_trt_engine")
     golden_cache: bool = opt(True, help="embed each distinct golden once per run, then only the inputs")
     results_dir: str = opt("${results_dir}/evaluate")
+    overwrite: bool = opt(False, help="replace the outputs of an earlier run in results_dir")
     batch_size: int = opt(-1, help="-1 = dataset.batch_size")
 
 
@@ -201,7 +202,7 @@ class ExportConfig:
     )
     include_decision: bool = opt(False, help="add graph outputs distance and decision (1 = FAIL at the threshold)")
     onnx_file: str | None = opt(None, help="default: <export.results_dir>/oi_model.onnx")
-    overwrite: bool = opt(False, help="replace an existing onnx_file")
+    overwrite: bool = opt(False, help="replace an existing onnx_file and its sidecar")
     opset_version: int = opt(17, min=7, help="ONNX opset")
     on_cpu: bool = opt(False, help="export on the CPU even when a GPU is present")
     do_constant_folding: bool = opt(False, help="fold constants at export")
@@ -236,7 +237,7 @@ class GenTrtEngineConfig:
     gpu_id: int = opt(0, min=0)
     onnx_file: str | None = opt(None, help="a file written by export (encrypted ones need encryption_key)")
     trt_engine: str | None = opt(None, help="default: <gen_trt_engine.results_dir>/oi_model.engine")
-    overwrite: bool = opt(False, help="replace an existing trt_engine")
+    overwrite: bool = opt(False, help="replace an existing trt_engine and its sidecar")
     timing_cache: str | None = opt(None, help="read if present, then written back")
     batch_size: int = opt(-1, help="ignored: the batch comes from the ONNX (dynamic: tensorrt.*_batch_size)")
     verbose: bool = opt(False, help="TensorRT's verbose build log")
@@ -253,6 +254,7 @@ class DatasetConvertConfig:
     all_pcb_dataset_dir: str | None = opt(None, help="aoi: folder of per-board CSVs -> all_combined.csv")
     golden_csv_dir: str | None = opt(None, help="aoi: folder of <project><TOP|BOT>.csv golden tables")
     data_convert_output_dir: str | None = opt(None, help="where pair CSVs (and crops) are written")
+    overwrite: bool = opt(False, help="write into a data_convert_output_dir that is not empty")
     project_name: str | None = opt("all", help="aoi: keep one project, or all")
     bot_top: str | None = opt("all", choices=["TOP", "BOT", "all"], help="aoi: keep one board side, or all")
     crop_size: int = opt(64, min=8, help="deeppcb: side of the component-sized crops, px")

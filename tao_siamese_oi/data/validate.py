@@ -25,9 +25,19 @@ def line(index: int) -> int:
     return index + 2
 
 
+_checked: dict[tuple, PairTable] = {}
+
+
 def validate_split(dataset_cfg, key: str, *, training: bool = False, seed: int = 0) -> PairTable:
-    """Read ``dataset.<key>`` and check it; raise one DataError listing every problem found."""
+    """Read ``dataset.<key>`` and check it; raise one DataError listing every problem found.
+
+    A split that passed is remembered for the life of the process (keyed by the dataset config and the CSV's
+    size and time), so a task's preflight check and its run decode the images once.
+    """
     paths = dataset_cfg[key]
+    memo = _memo_key(dataset_cfg, key, training, seed)
+    if memo in _checked:
+        return _checked[memo]
     table = read_pairs(paths.csv_path)
     problems: list[tuple[int, str]] = []
     problems += _cell_problems(table, dataset_cfg.allow_absolute_paths)
@@ -37,7 +47,19 @@ def validate_split(dataset_cfg, key: str, *, training: bool = False, seed: int =
         problems += _class_problems(table)
     if problems:
         raise DataError(_report(table.csv_path, problems))
+    if memo is not None:
+        _checked[memo] = table
     return table
+
+
+def _memo_key(dataset_cfg, key: str, training: bool, seed: int) -> tuple | None:
+    from omegaconf import OmegaConf
+
+    try:
+        stat = os.stat(dataset_cfg[key].csv_path)
+    except (OSError, TypeError):
+        return None
+    return key, training, seed, OmegaConf.to_yaml(dataset_cfg), stat.st_size, stat.st_mtime_ns
 
 
 def _cell_problems(table: PairTable, allow_outside: bool) -> list[tuple[int, str]]:

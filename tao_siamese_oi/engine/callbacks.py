@@ -41,19 +41,27 @@ class AtomicCheckpointIO(TorchCheckpointIO):
         return load_checkpoint_file(path, self._key, map_location)
 
 
-def tao_checkpoint_callback(results_dir, every_n_epochs: int) -> ModelCheckpoint:
-    """``model_epoch_<NNN>.pth`` (0-based epoch, as TAO) every N epochs, ``oi_model_latest.pth`` every epoch."""
+def tao_checkpoint_callbacks(results_dir, every_n_epochs: int) -> list[ModelCheckpoint]:
+    """``model_epoch_<NNN>.pth`` (0-based epoch, as TAO) every N epochs, and ``oi_model_latest.pth`` every epoch.
+
+    Two callbacks: Lightning's ``save_last`` writes the latest file only in epochs that wrote a periodic one, so
+    a kill could lose up to N - 1 epochs.
+    """
+    periodic = _checkpoint(results_dir, "model_epoch_{epoch:03d}", every_n_epochs, keep=-1)
+    latest = _checkpoint(results_dir, LATEST_NAME, 1, keep=1)  # one name, replaced every epoch
+    return [periodic, latest]
+
+
+def _checkpoint(results_dir, filename: str, every_n_epochs: int, keep: int) -> ModelCheckpoint:
     callback = ModelCheckpoint(
         dirpath=results_dir,
-        filename="model_epoch_{epoch:03d}",
+        filename=filename,
         auto_insert_metric_name=False,
         every_n_epochs=every_n_epochs,
-        save_top_k=-1,
-        save_last=True,
+        save_top_k=keep,
         save_on_train_epoch_end=True,
         enable_version_counter=False,
     )
-    callback.CHECKPOINT_NAME_LAST = LATEST_NAME
     callback.FILE_EXTENSION = CHECKPOINT_EXT
     return callback
 

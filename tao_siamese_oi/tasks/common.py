@@ -1,78 +1,21 @@
-"""What every task does: its results directory, resolved config, status.json, device, checkpoint loading."""
+"""What the tasks share: required keys, checkpoint loading, decision thresholds, scoring a split."""
 
-import functools
 import logging
 import os
 import time
-import warnings
 from pathlib import Path
 from typing import NamedTuple
 
 import numpy as np
 
-from tao_siamese_oi.config import save_resolved_config
-from tao_siamese_oi.engine.distributed import is_main_process, trainer_devices
+from tao_siamese_oi.engine.distributed import trainer_devices
 from tao_siamese_oi.errors import CheckpointError, ConfigError
 from tao_siamese_oi.utils.files import load_checkpoint_file
-from tao_siamese_oi.utils.memory import keep_freed_memory
-from tao_siamese_oi.utils.status import FAILURE, STARTED, SUCCESS, StatusLogger
+from tao_siamese_oi.utils.progress import bars_wanted
 
 log = logging.getLogger("tao_siamese_oi")
 
-TASK_TITLES = {"evaluate": "evaluation", "dataset_convert": "dataset conversion", "validate": "data validation"}
-
-
-def task_dir(cfg, task: str) -> Path:
-    path = Path(cfg[task].results_dir)
-    path.mkdir(parents=True, exist_ok=True)
-    return path
-
-
-class _DropAdverts(logging.Filter):
-    def filter(self, record: logging.LogRecord) -> bool:
-        return not str(record.msg).startswith("💡 Tip")
-
-
-def quiet_libraries() -> None:
-    """Drop library chatter that says nothing about the user's run (adverts, internal deprecations)."""
-    logging.getLogger("lightning.pytorch.utilities.rank_zero").addFilter(_DropAdverts())
-    warnings.filterwarnings("ignore", message=r".*isinstance\(treespec, LeafSpec\)")
-    warnings.filterwarnings("ignore", message=r".*does not have many workers")
-    # SiameseModule gathers every process's scores itself, so each logs the same epoch values.
-    warnings.filterwarnings("ignore", message=r".*when logging on epoch level in distributed setting")
-
-
-def tracked_task(task: str):
-    """Decorate ``run(cfg)``: create its results dir, save the resolved config, keep status.json honest."""
-
-    def decorate(run):
-        @functools.wraps(run)
-        def wrapper(cfg):
-            quiet_libraries()
-            keep_freed_memory()
-            out = task_dir(cfg, task)
-            main = is_main_process()
-            if main:
-                save_resolved_config(cfg, out)
-            else:  # another DDP process: the main one reports, this one only computes
-                log.setLevel(logging.WARNING)
-            status = StatusLogger(out if main else None)
-            status.write(STARTED, f"Starting Optical Inspection {TASK_TITLES.get(task, task)}.")
-            try:
-                result = run(cfg, out=out, status=status)
-            except BaseException as exc:
-                message = str(exc) or type(exc).__name__
-                if isinstance(exc, KeyboardInterrupt):
-                    message = "Interrupted by the user (KeyboardInterrupt)."
-                status.write(FAILURE, message, verbosity="ERROR")
-                raise
-            kpi = {k: v for k, v in (result or {}).items() if isinstance(v, (int, float))}
-            status.write(SUCCESS, f"{task.capitalize()} finished successfully.", kpi=kpi)
-            return result
-
-        return wrapper
-
-    return decorate
+MODEL_FILE_KEYS = {"pytorch": "checkpoint", "onnxruntime": "onnx_file", "tensorrt": "trt_engine"}
 
 
 def require(value, key: str, what: str) -> str:
@@ -81,10 +24,28 @@ def require(value, key: str, what: str) -> str:
     return str(value)
 
 
-def read_checkpoint(path: str | os.PathLike, encryption_key: str | None = None, mmap: bool = False) -> dict:
+def check_model_file(path: str | os.PathLike, what: str) -> Path:
+    """A model file that exists and is a file (not a folder), with a one-line error otherwise."""
     path = Path(path)
+    if path.is_dir():
+        raise CheckpointError(f"{what} {path} is a folder; name the model file inside it")
     if not path.is_file():
-        raise CheckpointError(f"checkpoint {path} not found; train first or fix the path")
+        raise CheckpointError(f"{what} {path} not found; train (or export) first, or fix the path")
+    return path
+
+
+def check_scoring_inputs(cfg, task: str, split: str) -> None:
+    """Preflight of evaluate and inference: the backend's model file and the split, before anything is written."""
+    from tao_siamese_oi.data.datamodule import build_dataset
+
+    task_cfg = cfg[task]
+    key = MODEL_FILE_KEYS[task_cfg.backend]
+    check_model_file(require(task_cfg[key], f"{task}.{key}", f"the {key} to score with"), f"{task}.{key}")
+    build_dataset(cfg.dataset, split, cfg.train.seed)
+
+
+def read_checkpoint(path: str | os.PathLike, encryption_key: str | None = None, mmap: bool = False) -> dict:
+    path = check_model_file(path, "checkpoint")
     try:
         return load_checkpoint_file(path, encryption_key, mmap=mmap)
     except CheckpointError:
@@ -155,6 +116,7 @@ def quiet_trainer(devices: dict, **kwargs):
         logger=False,
         enable_checkpointing=False,
         enable_model_summary=False,
+        enable_progress_bar=bars_wanted(),
         **kwargs,
     )
 

@@ -5,27 +5,39 @@ import logging
 from pathlib import Path
 
 from tao_siamese_oi.data.pairs import light_order
-from tao_siamese_oi.errors import ConfigError, OutputExistsError
-from tao_siamese_oi.tasks.common import tracked_task
+from tao_siamese_oi.errors import ConfigError
+from tao_siamese_oi.tasks.lifecycle import tracked_task
 
 log = logging.getLogger("tao_siamese_oi")
 
 
-@tracked_task("dataset_convert")
+def outputs(cfg, out: Path) -> list[Path]:
+    """Whatever the output folder already holds: a conversion writes CSVs and image folders into it."""
+    target = output_dir(cfg)
+    return sorted(target.iterdir()) if target.is_dir() else [target] if target.exists() else []
+
+
+def output_dir(cfg) -> Path:
+    if not cfg.dataset_convert.data_convert_output_dir:
+        raise ConfigError("dataset_convert.data_convert_output_dir is not set; name a folder for the pair CSVs")
+    return Path(cfg.dataset_convert.data_convert_output_dir)
+
+
+def preflight(cfg) -> None:
+    if cfg.dataset_convert.source == "deeppcb" and not cfg.dataset_convert.root_dataset_dir:
+        raise ConfigError("dataset_convert.root_dataset_dir is not set; point it at the folder holding PCBData/")
+    light_order(cfg.dataset.input_map, cfg.dataset.num_input)
+
+
+@tracked_task("dataset_convert", outputs=outputs, preflight=preflight)
 def run(cfg, out: Path, status) -> dict:
     convert = cfg.dataset_convert
-    if not convert.data_convert_output_dir:
-        raise ConfigError("dataset_convert.data_convert_output_dir is not set; name a folder for the pair CSVs")
-    target = Path(convert.data_convert_output_dir)
-    if any(target.glob("*.csv")):
-        raise OutputExistsError(f"{target} already holds CSV files; choose an empty data_convert_output_dir")
+    target = output_dir(cfg)
     target.mkdir(parents=True, exist_ok=True)
     lights = [x for x in light_order(cfg.dataset.input_map, cfg.dataset.num_input) if x]
     if convert.source == "deeppcb":
         from tao_siamese_oi.data.convert_deeppcb import convert_deeppcb
 
-        if not convert.root_dataset_dir:
-            raise ConfigError("dataset_convert.root_dataset_dir is not set; point it at the folder holding PCBData/")
         summary = convert_deeppcb(convert, target)
     elif convert.source == "aoi":
         from tao_siamese_oi.data.convert_aoi import convert_aoi

@@ -9,14 +9,23 @@ import numpy as np
 import pandas as pd
 
 from tao_siamese_oi.model.metrics import inspection_metrics, threshold_metrics
-from tao_siamese_oi.tasks.common import decision_threshold, score_split, tracked_task
-from tao_siamese_oi.tasks.evaluate_plots import write_plots
+from tao_siamese_oi.tasks.common import check_scoring_inputs, decision_threshold, score_split
+from tao_siamese_oi.tasks.evaluate_plots import PLOT_NAMES, write_plots
+from tao_siamese_oi.tasks.lifecycle import tracked_task
 from tao_siamese_oi.utils.files import atomic_write, atomic_write_text
 
 log = logging.getLogger("tao_siamese_oi")
 
 
-@tracked_task("evaluate")
+def outputs(cfg, out: Path) -> list[Path]:
+    return [out / name for name in ("metrics.json", "evaluate.csv", *PLOT_NAMES)]
+
+
+def preflight(cfg) -> None:
+    check_scoring_inputs(cfg, "evaluate", "test")
+
+
+@tracked_task("evaluate", outputs=outputs, preflight=preflight)
 def run(cfg, out: Path, status) -> dict:
     dataset, scores, calibration, _ = score_split(cfg, "evaluate", "test")
     if scores is None:  # another DDP process: the main one writes the results

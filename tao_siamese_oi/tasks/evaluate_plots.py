@@ -11,6 +11,9 @@ from tao_siamese_oi.utils.files import atomic_write
 log = logging.getLogger("tao_siamese_oi")
 
 
+PLOT_NAMES = ("score_histogram.png", "roc.png", "defect_recall.png")
+
+
 def write_plots(out: Path, scores, labels, metrics: dict) -> list[Path]:
     """``metrics`` as evaluate writes them: at the decision threshold, with ``at_margin`` for the loss margin."""
     import matplotlib
@@ -29,6 +32,8 @@ def write_plots(out: Path, scores, labels, metrics: dict) -> list[Path]:
     for name, figure in figures.items():
         written.append(atomic_write(out / name, lambda tmp, f=figure: f.savefig(tmp, format="png", dpi=110)))
         plt.close(figure)
+    for name in set(PLOT_NAMES) - set(figures):  # an earlier run's plot this data cannot have (overwrite=true)
+        (out / name).unlink(missing_ok=True)
     return written
 
 

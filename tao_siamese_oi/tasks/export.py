@@ -16,23 +16,36 @@ from tao_siamese_oi.deploy.onnx_export import (
     parity,
     sidecar_path,
 )
-from tao_siamese_oi.errors import ConfigError, OIError, OutputExistsError
-from tao_siamese_oi.tasks.common import decision_threshold, load_module, require, tracked_task
+from tao_siamese_oi.errors import ConfigError, OIError
+from tao_siamese_oi.tasks.common import check_model_file, decision_threshold, load_module, require
+from tao_siamese_oi.tasks.lifecycle import tracked_task
 from tao_siamese_oi.utils.crypto import encrypt
 from tao_siamese_oi.utils.files import atomic_write, atomic_write_text
 
 log = logging.getLogger("tao_siamese_oi")
 
 
-@tracked_task("export")
+def onnx_path(cfg, out: Path) -> Path:
+    return Path(cfg.export.onnx_file or out / "oi_model.onnx")
+
+
+def outputs(cfg, out: Path) -> list[Path]:
+    return [onnx_path(cfg, out), sidecar_path(onnx_path(cfg, out))]
+
+
+def preflight(cfg) -> None:
+    check_model_file(
+        require(cfg.export.checkpoint, "export.checkpoint", "the .pth file written by train"), "export.checkpoint"
+    )
+    input_shape(cfg)
+    example_split(cfg)
+
+
+@tracked_task("export", outputs=outputs, preflight=preflight)
 def run(cfg, out: Path, status) -> dict:
     export_cfg = cfg.export
-    checkpoint = require(export_cfg.checkpoint, "export.checkpoint", "the .pth file written by train")
-    onnx_file = Path(export_cfg.onnx_file or out / "oi_model.onnx")
-    if onnx_file.exists() and not export_cfg.overwrite:
-        raise OutputExistsError(
-            f"{onnx_file} already exists; remove it, choose another export.onnx_file, or pass export.overwrite=true"
-        )
+    checkpoint = export_cfg.checkpoint
+    onnx_file = onnx_path(cfg, out)
     shape = input_shape(cfg)
     device = (
         torch.device("cuda", export_cfg.gpu_id)
@@ -152,15 +165,22 @@ def input_shape(cfg) -> tuple[int, int, int]:
     return shape
 
 
+def example_split(cfg):
+    """The first configured split (checked), whose pairs the export is verified on; None without one."""
+    for split, key in SPLIT_KEYS.items():
+        if cfg.dataset[key].csv_path:
+            return build_dataset(cfg.dataset, split, cfg.train.seed)
+    return None
+
+
 def example_inputs(cfg, shape, batch: int) -> tuple[torch.Tensor, torch.Tensor]:
     """Real pairs (each input with its first golden) from the first configured split, normalised as in training,
     so parity is measured on data like production's."""
-    for split, key in SPLIT_KEYS.items():
-        if cfg.dataset[key].csv_path:
-            dataset = build_dataset(cfg.dataset, split, cfg.train.seed)
-            images, goldens, _, _ = dataset.__getitems__([i % len(dataset) for i in range(batch)])
-            normalize = Normalizer.from_config(cfg.dataset)
-            return normalize(images), normalize(goldens[:, 0])
+    dataset = example_split(cfg)
+    if dataset is not None:
+        images, goldens, _, _ = dataset.__getitems__([i % len(dataset) for i in range(batch)])
+        normalize = Normalizer.from_config(cfg.dataset)
+        return normalize(images), normalize(goldens[:, 0])
     log.warning("No dataset split is configured: checking the export on random inputs.")
     generator = torch.Generator().manual_seed(0)
     return torch.randn(batch, *shape, generator=generator), torch.randn(batch, *shape, generator=generator)

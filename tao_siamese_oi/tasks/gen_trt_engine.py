@@ -21,25 +21,34 @@ from tao_siamese_oi.deploy.tensorrt_engine import (
     require_tensorrt,
     workspace_bytes,
 )
-from tao_siamese_oi.errors import CheckpointError, ConfigError, OutputExistsError
-from tao_siamese_oi.tasks.common import require, tracked_task
+from tao_siamese_oi.errors import CheckpointError, ConfigError
+from tao_siamese_oi.tasks.common import check_model_file, require
+from tao_siamese_oi.tasks.lifecycle import tracked_task
 from tao_siamese_oi.utils.crypto import encrypt
 from tao_siamese_oi.utils.files import atomic_write, atomic_write_text
 
 log = logging.getLogger("tao_siamese_oi")
 
 
-@tracked_task("gen_trt_engine")
+def engine_path(cfg, out: Path) -> Path:
+    return Path(cfg.gen_trt_engine.trt_engine or out / "oi_model.engine")
+
+
+def outputs(cfg, out: Path) -> list[Path]:
+    return [engine_path(cfg, out), sidecar_path(engine_path(cfg, out))]
+
+
+def preflight(cfg) -> None:
+    path = require(cfg.gen_trt_engine.onnx_file, "gen_trt_engine.onnx_file", "the .onnx file written by export")
+    check_model_file(path, "gen_trt_engine.onnx_file")
+
+
+@tracked_task("gen_trt_engine", outputs=outputs, preflight=preflight)
 def run(cfg, out: Path, status) -> dict:
     gen = cfg.gen_trt_engine
     trt_cfg = gen.tensorrt
-    onnx_file = Path(require(gen.onnx_file, "gen_trt_engine.onnx_file", "the .onnx file written by export"))
-    engine_file = Path(gen.trt_engine or out / "oi_model.engine")
-    if engine_file.exists() and not gen.overwrite:
-        raise OutputExistsError(
-            f"{engine_file} already exists; remove it, choose another gen_trt_engine.trt_engine, or pass "
-            "gen_trt_engine.overwrite=true"
-        )
+    onnx_file = Path(gen.onnx_file)
+    engine_file = engine_path(cfg, out)
     if trt_cfg.calibration.cal_image_dir:
         log.warning("gen_trt_engine.tensorrt.calibration.cal_image_dir is ignored: int8 calibrates on spec pairs.")
     onnx_bytes = read_model_bytes(onnx_file, cfg.encryption_key)

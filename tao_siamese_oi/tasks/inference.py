@@ -6,13 +6,25 @@ from pathlib import Path
 
 import numpy as np
 
-from tao_siamese_oi.tasks.common import decision_threshold, score_split, tracked_task
+from tao_siamese_oi.tasks.common import check_scoring_inputs, decision_threshold, score_split
+from tao_siamese_oi.tasks.lifecycle import tracked_task
 from tao_siamese_oi.utils.files import atomic_write
 
 log = logging.getLogger("tao_siamese_oi")
 
 
-@tracked_task("inference")
+INFERENCE_CSV = "inference.csv"
+
+
+def outputs(cfg, out: Path) -> list[Path]:
+    return [out / INFERENCE_CSV]
+
+
+def preflight(cfg) -> None:
+    check_scoring_inputs(cfg, "inference", "infer")
+
+
+@tracked_task("inference", outputs=outputs, preflight=preflight)
 def run(cfg, out: Path, status) -> dict:
     dataset, scores, calibration, speed = score_split(cfg, "inference", "infer")
     if scores is None:  # another DDP process: the main one writes the results
@@ -21,7 +33,7 @@ def run(cfg, out: Path, status) -> dict:
     frame = dataset.table.frame.copy()
     frame["siamese_score"] = scores
     frame["decision"] = np.where(scores > threshold, "FAIL", "PASS")
-    path = atomic_write(out / "inference.csv", lambda tmp: frame.to_csv(tmp, index=False))
+    path = atomic_write(out / INFERENCE_CSV, lambda tmp: frame.to_csv(tmp, index=False))
     flagged = int((scores > threshold).sum())
     log.info(
         "Scored %d pairs at %.1f pairs/s, %d FAIL at threshold %.4f (%s); wrote %s",

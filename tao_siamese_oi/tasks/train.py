@@ -14,23 +14,42 @@ from tao_siamese_oi.engine.callbacks import (
     ThroughputAndStatus,
     ValidateLastEpoch,
     epoch_metrics,
-    tao_checkpoint_callback,
+    tao_checkpoint_callbacks,
 )
 from tao_siamese_oi.engine.distributed import trainer_devices
 from tao_siamese_oi.engine.module import SiameseModule
 from tao_siamese_oi.errors import ConfigError
-from tao_siamese_oi.tasks.common import model_state, read_checkpoint, tracked_task
+from tao_siamese_oi.tasks.common import check_model_file, model_state, read_checkpoint
+from tao_siamese_oi.tasks.lifecycle import tracked_task
+from tao_siamese_oi.utils.progress import bars_wanted
 from tao_siamese_oi.utils.status import RUNNING
 
 log = logging.getLogger("tao_siamese_oi")
 
 
-@tracked_task("train")
-def run(cfg, out: Path, status) -> dict:
+def outputs(cfg, out: Path) -> list[Path]:
+    """Checkpoints of another training that this one would replace: none when it continues the training of
+    this folder (its latest checkpoint, or train.resume_training_checkpoint_path naming that file)."""
+    latest = out / f"{LATEST_NAME}{CHECKPOINT_EXT}"
+    explicit = cfg.train.resume_training_checkpoint_path
+    if latest.is_file() and (not explicit or Path(explicit).resolve() == latest.resolve()):
+        return []
+    return sorted(out.glob(f"*{CHECKPOINT_EXT}"))
+
+
+def preflight(cfg) -> None:
     check_train_config(cfg.train, cfg.dataset)
-    for stale in out.glob(".*.tmp"):  # a write that a killed run left half-done; the file it meant to replace is intact
-        log.warning("Removing %s, left by an interrupted checkpoint write.", stale)
-        stale.unlink(missing_ok=True)  # another DDP process may have removed it first
+    for key in ("resume_training_checkpoint_path", "pretrained_model_path"):
+        if cfg.train[key]:
+            check_model_file(cfg.train[key], f"train.{key}")
+    datamodule = PairDataModule(cfg.dataset, seed=cfg.train.seed)
+    for split, key in (("train", "train_dataset"), ("validation", "validation_dataset")):
+        if cfg.dataset[key].csv_path:
+            datamodule.dataset(split)
+
+
+@tracked_task("train", outputs=outputs, preflight=preflight)
+def run(cfg, out: Path, status) -> dict:
     resume = resume_checkpoint(cfg, out)
     done = epochs_done(resume, cfg.encryption_key) if resume else 0
     if done >= cfg.train.num_epochs:
@@ -47,7 +66,7 @@ def run(cfg, out: Path, status) -> dict:
 
     has_validation = bool(cfg.dataset.validation_dataset.csv_path)
     datamodule = PairDataModule(cfg.dataset, seed=cfg.train.seed)
-    datamodule.dataset("train")  # validated now, not when the loaders first need them (mid-epoch for validation)
+    datamodule.dataset("train")  # checked by preflight (remembered), not when the loaders first need them
     if has_validation:
         datamodule.dataset("validation")
     module = build_module(cfg)
@@ -133,7 +152,7 @@ def build_trainer(
         default_root_dir=out,
         logger=training_loggers(train_cfg, out),
         plugins=[AtomicCheckpointIO(encryption_key)],
-        callbacks=[tao_checkpoint_callback(out, train_cfg.checkpoint_interval), throughput, ValidateLastEpoch()],
+        callbacks=[*tao_checkpoint_callbacks(out, train_cfg.checkpoint_interval), throughput, ValidateLastEpoch()],
         check_val_every_n_epoch=train_cfg.validation_interval,
         limit_val_batches=None if has_validation else 0,
         num_sanity_val_steps=0,
@@ -141,6 +160,8 @@ def build_trainer(
         deterministic=train_cfg.cudnn.deterministic,
         benchmark=train_cfg.cudnn.benchmark,
         log_every_n_steps=1,
+        enable_progress_bar=bars_wanted(),
+        enable_model_summary=False,
     )
 
 
@@ -161,9 +182,6 @@ def epochs_done(checkpoint_path: str, encryption_key: str | None) -> int:
 def resume_checkpoint(cfg, out: Path) -> str | None:
     """train.resume_training_checkpoint_path, else the latest checkpoint already in the results dir."""
     if cfg.train.resume_training_checkpoint_path:
-        path = Path(cfg.train.resume_training_checkpoint_path)
-        if not path.is_file():
-            raise ConfigError(f"train.resume_training_checkpoint_path {path} not found")
-        return str(path)
+        return str(check_model_file(cfg.train.resume_training_checkpoint_path, "train.resume_training_checkpoint_path"))
     latest = out / f"{LATEST_NAME}{CHECKPOINT_EXT}"
     return str(latest) if latest.is_file() else None

@@ -5,18 +5,27 @@ from pathlib import Path
 
 from tao_siamese_oi.data.datamodule import SPLIT_KEYS, build_dataset
 from tao_siamese_oi.errors import ConfigError
-from tao_siamese_oi.tasks.common import tracked_task
+from tao_siamese_oi.tasks.lifecycle import tracked_task
 
 log = logging.getLogger("tao_siamese_oi")
 
 
-@tracked_task("validate")
+def checked_splits(cfg) -> dict:
+    """Every configured split, checked (the checks are remembered: preflight and run decode images once)."""
+    splits = {
+        split: build_dataset(cfg.dataset, split, cfg.train.seed).table
+        for split, key in SPLIT_KEYS.items()
+        if cfg.dataset[key].csv_path
+    }
+    if not splits:
+        raise ConfigError("no dataset split is configured; set dataset.<split>_dataset.csv_path and images_dir")
+    return splits
+
+
+@tracked_task("validate", preflight=checked_splits)
 def run(cfg, out: Path, status) -> dict:
     summary = {}
-    for split, key in SPLIT_KEYS.items():
-        if not cfg.dataset[key].csv_path:
-            continue
-        table = build_dataset(cfg.dataset, split, cfg.train.seed).table
+    for split, table in checked_splits(cfg).items():
         labels = table.frame["label"].astype(str).str.strip().value_counts().to_dict()
         summary[split] = {"pairs": len(table), "fail": int(table.labels.sum()), "labels": labels}
         log.info(
@@ -27,6 +36,4 @@ def run(cfg, out: Path, status) -> dict:
             summary[split]["fail"],
             ", ".join(f"{k} {v}" for k, v in sorted(labels.items())),
         )
-    if not summary:
-        raise ConfigError("no dataset split is configured; set dataset.<split>_dataset.csv_path and images_dir")
     return summary

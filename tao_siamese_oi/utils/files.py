@@ -1,16 +1,25 @@
 """Atomic file writes: a reader never sees a half-written output, a crash never truncates an old one."""
 
+import contextlib
 import os
+import re
 import tempfile
 from collections.abc import Callable
 from pathlib import Path
 
+# ".<target name>.<pid>-<random>.tmp": the writer's PID tells a stale temp file from one being written.
+_TEMP = re.compile(r"^\.(?P<target>.+)\.(?P<pid>\d+)-[^.]+\.tmp$")
+
 
 def atomic_write(path: str | os.PathLike, write: Callable[[str], None]) -> Path:
-    """Call ``write(tmp_path)`` on a temp file beside ``path``, fsync it, then rename it over ``path``."""
+    """Call ``write(tmp_path)`` on a temp file beside ``path``, fsync it, then rename it over ``path``.
+
+    Temp files of earlier writes to ``path`` whose writer is gone (killed mid-write) are removed first.
+    """
     path = Path(path)
     path.parent.mkdir(parents=True, exist_ok=True)
-    fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".tmp", dir=path.parent)
+    remove_stale_temp_files(path.parent, target=path.name)
+    fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.{os.getpid()}-", suffix=".tmp", dir=path.parent)
     os.close(fd)
     try:
         write(tmp)
@@ -24,6 +33,33 @@ def atomic_write(path: str | os.PathLike, write: Callable[[str], None]) -> Path:
     return path
 
 
+def remove_stale_temp_files(folder: Path, target: str | None = None) -> list[Path]:
+    """Remove temp files that atomic_write left in ``folder`` (for ``target`` only, if given) when its process
+    was killed; a temp file whose writer still runs is kept."""
+    removed = []
+    with contextlib.suppress(OSError):
+        for entry in os.scandir(folder):
+            match = _TEMP.match(entry.name)
+            if not match or (target is not None and match["target"] != target) or _alive(int(match["pid"])):
+                continue
+            with contextlib.suppress(FileNotFoundError):
+                os.unlink(entry.path)
+                removed.append(Path(entry.path))
+    return removed
+
+
+def _alive(pid: int) -> bool:
+    if pid == os.getpid():
+        return True
+    try:
+        os.kill(pid, 0)
+    except ProcessLookupError:
+        return False
+    except PermissionError:  # another user's live process
+        return True
+    return True
+
+
 def atomic_write_text(path: str | os.PathLike, text: str) -> Path:
     return atomic_write(path, lambda tmp: Path(tmp).write_text(text))
 
@@ -35,20 +71,21 @@ def _umask() -> int:
 
 
 def load_checkpoint_file(path, encryption_key: str | None = None, map_location="cpu", mmap: bool = False) -> dict:
-    """torch.load of a checkpoint written by train, decrypting it first when it is encrypted.
+    """A checkpoint written by train (or TAO), decrypted first when it is encrypted, read without running code
+    (see utils/safe_load.py).
 
     A plain file is loaded from its path (``mmap``: its tensors are mapped, not read), never copied into memory
     first: a Siamese_3 checkpoint at 4 x 128 x 128 is 3 GB.
     """
     import io
 
-    import torch
-
     from tao_siamese_oi.utils.crypto import MAGIC, decrypt, is_encrypted
+    from tao_siamese_oi.utils.safe_load import safe_torch_load
 
     with open(path, "rb") as handle:
         encrypted = is_encrypted(handle.read(len(MAGIC)))
+    name = f"checkpoint {path}"
     if not encrypted:
-        return torch.load(path, map_location=map_location, weights_only=False, mmap=mmap)
-    data = decrypt(Path(path).read_bytes(), encryption_key, f"checkpoint {path}")
-    return torch.load(io.BytesIO(data), map_location=map_location, weights_only=False)
+        return safe_torch_load(path, name, map_location=map_location, mmap=mmap)
+    data = decrypt(Path(path).read_bytes(), encryption_key, name)
+    return safe_torch_load(io.BytesIO(data), name, map_location=map_location)

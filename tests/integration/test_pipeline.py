@@ -6,11 +6,12 @@ import subprocess
 import numpy as np
 import pandas as pd
 import pytest
-import torch
 import yaml
 from PIL import Image
 
+from tao_siamese_oi.errors import CheckpointError
 from tao_siamese_oi.utils.crypto import decrypt
+from tao_siamese_oi.utils.files import load_checkpoint_file
 from tests.conftest import TINY_KEY, cli, load_tiny_checkpoint, tiny_spec_dict
 
 
@@ -41,8 +42,8 @@ def test_train_writes_tao_named_checkpoints_and_status(pipeline):
     assert pipeline["train"]["train_pairs_per_second"] > 0
     names = sorted(p.name for p in out.glob("*.pth"))
     assert names == ["model_epoch_000.pth", "model_epoch_001.pth", "oi_model_latest.pth"]
-    with pytest.raises(Exception):  # noqa: B017 - encrypted at rest: not loadable without the key
-        torch.load(out / "oi_model_latest.pth", map_location="cpu", weights_only=False)
+    with pytest.raises(CheckpointError, match="is encrypted; set encryption_key"):  # encrypted at rest
+        load_checkpoint_file(out / "oi_model_latest.pth")
     latest = load_tiny_checkpoint(out / "oi_model_latest.pth")
     assert latest["epoch"] == 1
     assert all(k.startswith("model.") for k in latest["state_dict"])

@@ -1,0 +1,129 @@
+"""The life of one task run in its results folder.
+
+Before anything is written (so a refused run changes nothing on disk):
+1. the results folder must be a folder we can use (not a file);
+2. **the overwrite rule**: a task never replaces a file an earlier run made. Each task names the files it would
+   write (:data:`Outputs`); if one exists the run stops (exit 5) naming them, unless ``<task>.overwrite: true``.
+   Train has no overwrite: rerunning it in a folder continues that training (resume); a new training needs a
+   new results_dir;
+3. the task's ``preflight(cfg)`` checks its inputs (data, model files);
+4. the folder is locked for the whole run (another run into it is refused, naming its PID and host).
+Then stale temp files of killed writes are removed, experiment.yaml is written, and status.json records the
+run (appended, as TAO: STARTED ... SUCCESS or FAILURE with the reason, "Interrupted by SIGTERM" included).
+"""
+
+import contextlib
+import functools
+import logging
+import warnings
+from collections.abc import Callable
+from pathlib import Path
+
+from tao_siamese_oi.config import save_resolved_config
+from tao_siamese_oi.engine.distributed import is_main_process
+from tao_siamese_oi.errors import ConfigError, OutputExistsError
+from tao_siamese_oi.utils import signals
+from tao_siamese_oi.utils.files import remove_stale_temp_files
+from tao_siamese_oi.utils.memory import keep_freed_memory
+from tao_siamese_oi.utils.run_lock import locked_folder
+from tao_siamese_oi.utils.status import FAILURE, STARTED, SUCCESS, StatusLogger
+
+log = logging.getLogger("tao_siamese_oi")
+
+TASK_TITLES = {"evaluate": "evaluation", "dataset_convert": "dataset conversion", "validate": "data validation"}
+MAX_NAMED = 3
+
+# outputs(cfg, out) -> the files (or folders) the run would write; those that exist are refused.
+Outputs = Callable[[object, Path], list[Path]]
+
+
+class _DropAdverts(logging.Filter):
+    def filter(self, record: logging.LogRecord) -> bool:
+        return not str(record.msg).startswith("💡 Tip")
+
+
+def quiet_libraries() -> None:
+    """Drop library chatter that says nothing about the user's run: banners (GPU/TPU available), adverts,
+    warnings about choices made on purpose (resuming into a folder with checkpoints, our batch hook)."""
+    logging.getLogger("lightning.pytorch.utilities.rank_zero").addFilter(_DropAdverts())
+    if log.getEffectiveLevel() > logging.DEBUG:
+        logging.getLogger("lightning.pytorch").setLevel(logging.WARNING)
+    warnings.filterwarnings("ignore", message=r"Checkpoint directory .* exists and is not empty")
+    warnings.filterwarnings("ignore", message=r"You have overridden `on_after_batch_transfer`")
+    warnings.filterwarnings("ignore", message=r".*isinstance\(treespec, LeafSpec\)")
+    warnings.filterwarnings("ignore", message=r".*does not have many workers")
+    # SiameseModule gathers every process's scores itself, so each logs the same epoch values.
+    warnings.filterwarnings("ignore", message=r".*when logging on epoch level in distributed setting")
+
+
+def tracked_task(task: str, outputs: Outputs | None = None, preflight: Callable | None = None):
+    """Decorate ``run(cfg, out, status)`` with the life described in this module's docstring."""
+
+    def decorate(run):
+        @functools.wraps(run)
+        def wrapper(cfg):
+            quiet_libraries()
+            keep_freed_memory()
+            out = Path(cfg[task].results_dir)
+            if not is_main_process():  # another DDP process: the main one checks and reports, this one computes
+                log.setLevel(logging.WARNING)
+                return run(cfg, out=out, status=StatusLogger(None))
+            check_outputs(cfg, task, out, outputs)
+            if preflight is not None:
+                preflight(cfg)
+            with _created_folder(out, task), locked_folder(out, task):
+                check_outputs(cfg, task, out, outputs)  # again: another run may have finished meanwhile
+                remove_stale_temp_files(out)
+                save_resolved_config(cfg, out)
+                return _run_recorded(run, cfg, task, out)
+
+        return wrapper
+
+    return decorate
+
+
+def _run_recorded(run, cfg, task: str, out: Path):
+    status = StatusLogger(out)
+    status.write(STARTED, f"Starting Optical Inspection {TASK_TITLES.get(task, task)}.")
+    try:
+        result = run(cfg, out=out, status=status)
+    except BaseException as exc:
+        stopped = signals.received()
+        message = str(stopped or exc) or type(exc).__name__
+        status.write(FAILURE, message if message.endswith(".") else message + ".", verbosity="ERROR")
+        raise
+    kpi = {k: v for k, v in (result or {}).items() if isinstance(v, (int, float))}
+    status.write(SUCCESS, f"{task.capitalize()} finished successfully.", kpi=kpi)
+    return result
+
+
+def check_outputs(cfg, task: str, out: Path, outputs: Outputs | None) -> None:
+    """Refuse to start when the results folder is unusable or the run would replace an earlier run's files."""
+    if out.exists() and not out.is_dir():
+        raise ConfigError(f"{task}.results_dir {out} is a file, not a folder; choose another results_dir")
+    existing = [path for path in (outputs(cfg, out) if outputs else []) if path.exists()]
+    if not existing or cfg[task].get("overwrite", False):
+        return
+    named = ", ".join(map(str, existing[:MAX_NAMED])) + (
+        f" and {len(existing) - MAX_NAMED} more" if len(existing) > MAX_NAMED else ""
+    )
+    how = f"pass {task}.overwrite=true to replace them" if "overwrite" in cfg[task] else "remove them first"
+    raise OutputExistsError(f"{task} would replace {named} from an earlier run; {how}, or choose another results_dir")
+
+
+@contextlib.contextmanager
+def _created_folder(out: Path, task: str):
+    """Create the results folder (and missing parents); remove what was created if the run is refused before it
+    wrote anything (another run holds the folder)."""
+    missing = [p for p in (out, *out.parents) if not p.exists()]
+    try:
+        out.mkdir(parents=True, exist_ok=True)
+    except FileExistsError:
+        raise ConfigError(f"{task}.results_dir {out}: a parent of it is a file; choose another results_dir") from None
+    try:
+        yield
+    except OutputExistsError:
+        for folder in missing:  # deepest first; only folders that are still empty
+            with contextlib.suppress(OSError):
+                folder.rmdir()
+        raise
