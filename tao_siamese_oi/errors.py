@@ -8,6 +8,16 @@ class OIError(Exception):
 
     exit_code = 1
 
+    def __str__(self) -> str:
+        # Raised in a DataLoader worker, the error is rebuilt in the main process with the worker's traceback as
+        # its message ("Caught DataError in DataLoader worker process 0. Original Traceback ..."): keep the
+        # original one line, which torch puts last as "<module>.<Class>: <message>".
+        text = super().__str__()
+        if "Original Traceback" not in text:
+            return text
+        last = text.rstrip().splitlines()[-1]
+        return last.split(f"{type(self).__name__}: ", 1)[-1]
+
 
 class ConfigError(OIError):
     """A spec key, value or override is wrong."""

@@ -18,12 +18,12 @@ from omegaconf.errors import (
     ConfigKeyError,
     InterpolationResolutionError,
     OmegaConfBaseException,
-    ValidationError,
 )
 
 from tao_siamese_oi.config.schema import ACTION_SECTIONS, TOP_LEVEL_KEYS, ExperimentConfig
 from tao_siamese_oi.errors import ConfigError
 from tao_siamese_oi.utils.files import atomic_write_text
+from tao_siamese_oi.utils.safe_yaml import YamlRefused, load_yaml_file, load_yaml_text
 
 log = logging.getLogger(__name__)
 
@@ -32,6 +32,7 @@ KEY_ALIASES = {"dataset.input_width": "dataset.image_width", "dataset.input_heig
 # Dict-valued keys a spec replaces instead of merging into (a 2-light input_map must not keep the 4 defaults).
 REPLACED_DICTS = ["dataset.input_map"]
 REDACTED = "*****"
+SECRET_KEYS = ("encryption_key",)
 
 
 def load_config(spec_path: str | os.PathLike | None = None, overrides: list[str] | tuple = ()) -> DictConfig:
@@ -51,14 +52,14 @@ def load_config(spec_path: str | os.PathLike | None = None, overrides: list[str]
 
 
 def _read_spec(path: Path) -> DictConfig:
+    if path.is_dir():
+        raise ConfigError(f"spec file {path} is a folder; pass the YAML file with -e")
     if not path.is_file():
         raise ConfigError(f"spec file {path} not found; pass an existing YAML file with -e")
     try:
-        data = yaml.safe_load(path.read_text())
-    except yaml.YAMLError as exc:
-        mark = getattr(exc, "problem_mark", None)
-        where = f" line {mark.line + 1}, column {mark.column + 1}" if mark else ""
-        raise ConfigError(f"spec file {path}{where}: invalid YAML ({getattr(exc, 'problem', exc)})") from None
+        data = load_yaml_file(path)
+    except YamlRefused as exc:
+        raise ConfigError(f"spec file {path}: {exc}") from None
     if data is None:
         data = {}
     if not isinstance(data, dict):
@@ -67,13 +68,22 @@ def _read_spec(path: Path) -> DictConfig:
 
 
 def _parse_overrides(overrides) -> DictConfig:
+    layer = OmegaConf.create()
     for item in overrides:
-        if "=" not in item or item.startswith("="):
+        key, _, text = item.partition("=")
+        if "=" not in item or not key.strip():
             raise ConfigError(f"override '{item}' is not key=value (example: train.num_epochs=20)")
-    try:
-        return OmegaConf.from_dotlist(list(overrides))
-    except OmegaConfBaseException as exc:
-        raise ConfigError(f"override: {_first_line(exc)}") from None
+        try:
+            value = load_yaml_text(text) if text else ""
+        except YamlRefused as exc:
+            raise ConfigError(
+                f"override {key}: the value is not valid YAML ({exc}); fix it or quote it (example: {key}='[0, 1]')"
+            ) from None
+        try:
+            OmegaConf.update(layer, key.strip(), value, merge=True)
+        except OmegaConfBaseException as exc:
+            raise ConfigError(f"override '{key}': {_first_line(exc)}") from None
+    return layer
 
 
 def _merge_layer(cfg: DictConfig, layer: DictConfig, origin: str) -> None:
@@ -85,10 +95,11 @@ def _merge_layer(cfg: DictConfig, layer: DictConfig, origin: str) -> None:
         cfg.merge_with(layer)
     except ConfigKeyError as exc:
         raise ConfigError(_unknown_key_message(exc, origin)) from None
-    except ValidationError as exc:
-        raise ConfigError(f"{origin}: {_full_key(exc)}: {_first_line(exc)}") from None
     except OmegaConfBaseException as exc:
-        raise ConfigError(f"{origin}: {_full_key(exc)}: {_first_line(exc)}") from None
+        key = _full_key(exc)
+        if key in SECRET_KEYS:  # OmegaConf's message quotes the value: never echo a secret
+            raise ConfigError(f"{origin}: {key} must be a string (a passphrase); the value given is not") from None
+        raise ConfigError(f"{origin}: {key}: {_first_line(exc)}") from None
 
 
 def _apply_aliases(layer: DictConfig, origin: str) -> None:
@@ -143,8 +154,9 @@ def _validate_node(node: DictConfig, schema, prefix: str) -> None:
 
 def redacted_container(cfg: DictConfig) -> dict:
     data = OmegaConf.to_container(cfg, resolve=True)
-    if data.get("encryption_key"):
-        data["encryption_key"] = REDACTED
+    for key in SECRET_KEYS:
+        if data.get(key):
+            data[key] = REDACTED
     return data
 
 

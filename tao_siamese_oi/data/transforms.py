@@ -8,6 +8,7 @@ the float work vectorised.
 """
 
 import os
+import warnings
 from collections import OrderedDict
 from dataclasses import dataclass
 
@@ -71,6 +72,29 @@ def light_views(chw: np.ndarray, layout: Layout) -> list[np.ndarray]:
 
 
 JPEG_SUFFIXES = {".jpg", ".jpeg", ".jpe", ".jfif"}
+# Larger than any component crop by far; refused before decoding (Pillow only warns below 89 MP).
+MAX_PIXELS = 64 * 2**20
+WIDE_GREY_MODES = ("I;16", "I;16B", "I;16L", "I;16N", "I")
+
+
+def image_mode_problem(mode: str) -> str | None:
+    """Why an image of this Pillow mode cannot be used, or None. Everything but floating point converts."""
+    if mode == "F":
+        return "is a floating-point image (mode F); save it as an 8- or 16-bit image"
+    return None
+
+
+def to_rgb(img: Image.Image) -> np.ndarray:
+    """HWC uint8 RGB. 16-bit grey (and 32-bit integer grey) is scaled by 255/65535: Pillow's own conversion
+    clips it at 255, which turns a 16-bit crop white."""
+    if img.mode in WIDE_GREY_MODES:
+        wide = np.asarray(img).astype(np.int64)
+        grey = ((np.clip(wide, 0, 65535) * 255 + 32767) // 65535).astype(np.uint8)
+        return np.repeat(grey[:, :, None], 3, axis=2)
+    problem = image_mode_problem(img.mode)
+    if problem:
+        raise DataError(f"image {img.filename} {problem}")
+    return np.asarray(img.convert("RGB"))
 
 
 def decode_resized(path, width: int, height: int) -> np.ndarray:
@@ -98,6 +122,12 @@ def _decode_jpeg(path: str, min_width: int, min_height: int) -> np.ndarray | Non
     except FileNotFoundError:
         raise DataError(f"image {path} not found; check images_dir, the CSV paths and dataset.image_ext") from None
     try:
+        height, width, _, _ = simplejpeg.decode_jpeg_header(data)
+    except ValueError:
+        return None  # not a JPEG simplejpeg reads: Pillow decides
+    if height * width > MAX_PIXELS:
+        raise DataError(f"image {path} is {width}x{height} px, far too large for a component crop")
+    try:
         return simplejpeg.decode_jpeg(data, colorspace="RGB", min_width=min_width, min_height=min_height)
     except ValueError:
         return None
@@ -105,12 +135,18 @@ def _decode_jpeg(path: str, min_width: int, min_height: int) -> np.ndarray | Non
 
 def _decode_pillow(path: str, min_width: int, min_height: int) -> np.ndarray:
     try:
-        with Image.open(path) as img:
-            img.draft("RGB", (min_width, min_height))  # JPEG only; a no-op for other formats
-            return np.asarray(img.convert("RGB"))
+        with warnings.catch_warnings():
+            warnings.simplefilter("error", Image.DecompressionBombWarning)
+            with Image.open(path) as img:
+                if img.width * img.height > MAX_PIXELS:
+                    raise DataError(f"image {path} is {img.width}x{img.height} px, far too large for a component crop")
+                img.draft("RGB", (min_width, min_height))  # JPEG only; a no-op for other formats
+                return to_rgb(img)
     except FileNotFoundError:
         raise DataError(f"image {path} not found; check images_dir, the CSV paths and dataset.image_ext") from None
-    except (UnidentifiedImageError, OSError) as exc:
+    except (Image.DecompressionBombError, Image.DecompressionBombWarning):
+        raise DataError(f"image {path} is far too large for a component crop (a decompression bomb?)") from None
+    except (UnidentifiedImageError, OSError, SyntaxError, ValueError) as exc:
         raise DataError(f"image {path} cannot be decoded ({exc}); replace or remove it") from None
 
 

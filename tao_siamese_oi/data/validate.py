@@ -4,7 +4,9 @@ Run at the start of every task (and on its own by ``optical_inspection validate`
 instead of mid-epoch. Row numbers are line numbers of the CSV file (the header is line 1).
 """
 
+import logging
 import os
+import warnings
 from collections import defaultdict
 from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path, PurePath
@@ -12,10 +14,12 @@ from pathlib import Path, PurePath
 from PIL import Image, UnidentifiedImageError
 
 from tao_siamese_oi.data.goldens import GoldenIndex
-from tao_siamese_oi.data.pairs import REQUIRED_COLUMNS, PairTable, image_path, read_pairs
-from tao_siamese_oi.data.transforms import layout_from_config
+from tao_siamese_oi.data.pairs import PATH_COLUMNS, PairTable, image_path, read_pairs
+from tao_siamese_oi.data.transforms import MAX_PIXELS, image_mode_problem, layout_from_config
 from tao_siamese_oi.errors import DataError
 from tao_siamese_oi.utils.progress import progress
+
+log = logging.getLogger("tao_siamese_oi")
 
 MAX_LISTED = 20
 MIN_SIDE = 4  # px; anything smaller is a broken crop, not a component
@@ -38,11 +42,13 @@ def validate_split(dataset_cfg, key: str, *, training: bool = False, seed: int =
     memo = _memo_key(dataset_cfg, key, training, seed)
     if memo in _checked:
         return _checked[memo]
-    table = read_pairs(paths.csv_path)
+    need_label = key != "infer_dataset"  # production data is unlabelled
+    table = read_pairs(paths.csv_path, need_label=need_label)
     problems: list[tuple[int, str]] = []
-    problems += _cell_problems(table, dataset_cfg.allow_absolute_paths)
+    problems += _cell_problems(table, dataset_cfg.allow_absolute_paths, need_label)
     if not problems:  # image checks need well-formed rows
         problems += _image_problems(table, paths.images_dir, dataset_cfg, seed)
+        _warn_duplicates(table)
     if training:
         problems += _class_problems(table)
     if problems:
@@ -62,16 +68,16 @@ def _memo_key(dataset_cfg, key: str, training: bool, seed: int) -> tuple | None:
     return key, training, seed, OmegaConf.to_yaml(dataset_cfg), stat.st_size, stat.st_mtime_ns
 
 
-def _cell_problems(table: PairTable, allow_outside: bool) -> list[tuple[int, str]]:
+def _cell_problems(table: PairTable, allow_outside: bool, need_label: bool) -> list[tuple[int, str]]:
     problems = []
     frame = table.frame
-    for column in REQUIRED_COLUMNS:
-        for i in frame.index[frame[column].isna() | (frame[column].astype(str).str.strip() == "")]:
+    for column in PATH_COLUMNS + (("label",) if need_label else ()):
+        for i in frame.index[frame[column].str.strip() == ""]:
             problems.append((line(i), f"empty {column}"))
     if allow_outside:
         return problems
-    for column in ("input_path", "golden_path", "object_name"):
-        for i, value in frame[column].dropna().items():
+    for column in PATH_COLUMNS:
+        for i, value in frame[column].items():
             parts = PurePath(str(value)).parts
             if PurePath(str(value)).is_absolute() or ".." in parts or (column == "object_name" and len(parts) > 1):
                 problems.append(
@@ -118,6 +124,8 @@ def _image_problems(table: PairTable, images_dir, dataset_cfg, seed: int) -> lis
             for light in layout.lights:
                 rows_of[image_path(images_dir, side_dir, stem, light, dataset_cfg.image_ext)].append(line(i))
     check = _decode_problem if dataset_cfg.validate_images else _exists_problem
+    if not dataset_cfg.allow_absolute_paths:
+        check = _inside(os.path.realpath(images_dir), check)
     with ThreadPoolExecutor(max_workers=min(8, (os.cpu_count() or 1) * 2)) as pool:
         checked = progress(pool.map(check, rows_of), len(rows_of), f"checking images of {table.csv_path.name}", "image")
         for path, problem in zip(rows_of, checked):
@@ -129,19 +137,58 @@ def _image_problems(table: PairTable, images_dir, dataset_cfg, seed: int) -> lis
     return problems
 
 
+def _inside(root: str, check):
+    """``check`` after making sure that the file, symlinks resolved, is inside ``root`` (the resolved
+    images_dir): a link in the image tree must not read files from elsewhere."""
+
+    def checked(path: str) -> str | None:
+        real = os.path.realpath(path)
+        if os.path.commonpath([root, real]) != root:
+            return (
+                f"resolves to {real}, outside images_dir (through a symlink); copy the file in, or set "
+                "dataset.allow_absolute_paths=true"
+            )
+        return check(path)
+
+    return checked
+
+
+def _warn_duplicates(table: PairTable) -> None:
+    columns = [c for c in table.frame.columns if c in (*PATH_COLUMNS, "label")]
+    repeated = table.frame.duplicated(subset=columns, keep="first")
+    if repeated.any():
+        rows = [line(i) for i in table.frame.index[repeated]]
+        log.warning(
+            "%s: %d row(s) repeat an earlier row (rows %s); they count twice in training and metrics. Remove them "
+            "unless that is intended.",
+            table.csv_path,
+            len(rows),
+            _span(rows),
+        )
+
+
 def _exists_problem(path: str) -> str | None:
     return None if os.path.isfile(path) else "not found"
 
 
 def _decode_problem(path: str) -> str | None:
     try:
-        with Image.open(path) as img:
-            img.load()  # a full decode: truncated JPEGs fail here, not at open
-            width, height = img.size
+        with warnings.catch_warnings():
+            warnings.simplefilter("error", Image.DecompressionBombWarning)
+            with Image.open(path) as img:
+                if img.width * img.height > MAX_PIXELS:
+                    return f"is {img.width}x{img.height} px, far too large for a component crop"
+                img.load()  # a full decode: truncated JPEGs fail here, not at open
+                width, height = img.size
+                mode = image_mode_problem(img.mode)
     except FileNotFoundError:
         return "not found"
+    except (Image.DecompressionBombError, Image.DecompressionBombWarning):
+        return "is far too large for a component crop (a decompression bomb?)"
     except (UnidentifiedImageError, OSError, SyntaxError, ValueError) as exc:
         return f"cannot be decoded ({exc})"
+    if mode:
+        return mode
     if min(width, height) < MIN_SIDE:
         return f"is {width}x{height} px, too small to be a component crop"
     return None

@@ -82,7 +82,7 @@ def defect_types(frame: pd.DataFrame, labels: np.ndarray) -> np.ndarray:
     """Each FAIL pair's defect type: the CSV's ``defect_type`` column when it has one, else its label; PASS
     pairs get an empty string."""
     named = frame["defect_type"] if "defect_type" in frame.columns else frame["label"]
-    named = named.where(named.notna(), frame["label"]).astype(str).str.strip().to_numpy(dtype=object)
+    named = named.where(named.str.strip() != "", frame["label"]).str.strip().to_numpy(dtype=object)
     return np.where(labels.astype(bool), named, "")
 
 

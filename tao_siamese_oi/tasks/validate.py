@@ -26,7 +26,7 @@ def checked_splits(cfg) -> dict:
 def run(cfg, out: Path, status) -> dict:
     summary = {}
     for split, table in checked_splits(cfg).items():
-        labels = table.frame["label"].astype(str).str.strip().value_counts().to_dict()
+        labels = table.frame["label"].str.strip().value_counts().to_dict() if table.labelled else {}
         summary[split] = {"pairs": len(table), "fail": int(table.labels.sum()), "labels": labels}
         log.info(
             "%s: %s is valid: %d pairs, %d FAIL (%s)",

@@ -109,11 +109,27 @@ def test_long_reports_are_capped(tmp_path):
     assert lines[-1] == f"  ... and {80 - MAX_LISTED} more"
 
 
-def test_long_loops_show_a_progress_bar_and_short_ones_do_not(capsys):
+def test_long_loops_show_a_progress_bar_on_a_terminal_only(capsys, monkeypatch):
+    from tao_siamese_oi.utils import progress as progress_module
     from tao_siamese_oi.utils.progress import MIN_ITEMS, progress
 
+    monkeypatch.setattr(progress_module, "bars_wanted", lambda: True)  # as on a terminal
     short = list(range(MIN_ITEMS - 1))
     assert progress(short, len(short), "short work") is short
     assert sum(progress(iter(range(MIN_ITEMS)), MIN_ITEMS, "long work", "image")) == sum(range(MIN_ITEMS))
     err = capsys.readouterr().err
     assert f"long work:   0%|          | 0/{MIN_ITEMS}" in err and "short work" not in err
+
+    monkeypatch.setattr(progress_module, "bars_wanted", lambda: False)  # a log file: no bar stuck at 0 %
+    long = list(range(MIN_ITEMS))
+    assert progress(long, len(long), "long work") is long
+    assert capsys.readouterr().err == ""
+
+
+def test_bars_are_wanted_only_when_stderr_is_a_terminal(monkeypatch):
+    import io
+
+    from tao_siamese_oi.utils.progress import bars_wanted
+
+    monkeypatch.setattr("sys.stderr", io.StringIO())
+    assert not bars_wanted()
