@@ -30,11 +30,23 @@ EXAMPLES = {
 }
 
 
+class _StderrHandler(logging.StreamHandler):
+    """Writes to whatever sys.stderr is when a record comes (a test's capture, a redirected stream)."""
+
+    @property
+    def stream(self):
+        return sys.stderr
+
+    @stream.setter
+    def stream(self, value):
+        pass
+
+
 def _setup_logging() -> None:
     # Our own logger only: Lightning configures its loggers itself, a root handler would print them twice.
     logger = logging.getLogger("tao_siamese_oi")
     if not logger.handlers:
-        handler = logging.StreamHandler(sys.stderr)
+        handler = _StderrHandler()
         handler.setFormatter(logging.Formatter("%(levelname)s: %(message)s"))
         logger.addHandler(handler)
         logger.setLevel(logging.INFO)
@@ -49,11 +61,17 @@ def _fail(message: str, code: int, debug: bool) -> None:
 
 
 def run_task(action: str, spec: str, overrides: tuple, debug: bool) -> dict:
-    from tao_siamese_oi.config import load_config
     from tao_siamese_oi.utils import signals
 
     _setup_logging()
-    signals.install()
+    with signals.handled():
+        return _run_or_fail(action, spec, overrides, debug)
+
+
+def _run_or_fail(action: str, spec: str, overrides: tuple, debug: bool) -> dict:
+    from tao_siamese_oi.config import load_config
+    from tao_siamese_oi.utils import signals
+
     try:
         cfg = load_config(spec, overrides)
         return importlib.import_module(f"tao_siamese_oi.tasks.{action}").run(cfg)

@@ -14,6 +14,7 @@ import traceback
 
 USAGE = """usage: tao [--local] [--dry-run] [--image IMAGE] [--debug] model <task> <action> [args ...]
        tao mounts validate [FILE]
+       tao --version
 
 options:
   --local          run in this Python environment instead of a Docker container (or TAO_LAUNCHER_LOCAL=1)
@@ -52,6 +53,8 @@ def _parse_flags(args: list[str]) -> tuple[dict, list[str]]:
             flags["debug"] = True
         elif flag == "--image" and args:
             flags["image"] = args.pop(0)
+        elif flag == "--version":
+            flags["version"] = True
         elif flag == "--help":
             args.insert(0, "--help")
             break
@@ -77,6 +80,13 @@ def dispatch(args: list[str], flags: dict) -> int:
         )
         return 0
     plugins = discover()
+    if flags.get("version"):
+        from tao_siamese_oi import __version__
+
+        print(f"tao launcher {__version__}")
+        for name, plugin in sorted(plugins.items()):
+            print(f"  {name}: {plugin.distribution}")
+        return 0
     if not args or args[0] in ("-h", "--help") or args[0] != "model" or len(args) < 2 or args[1] in ("-h", "--help"):
         print(USAGE + "\n" + _task_list(plugins))
         return 0 if not args or args[0] in ("-h", "--help") or args[1:2] in (["-h"], ["--help"]) else 2
@@ -89,7 +99,7 @@ def dispatch(args: list[str], flags: dict) -> int:
         return 0
     if rest[0] not in plugin.actions:
         raise LauncherError(f"{task} has no action '{rest[0]}'; choose one of {', '.join(plugin.actions)}")
-    if flags["local"]:
+    if flags["local"] or any(arg in ("-h", "--help") for arg in rest[1:]):  # help needs no container
         from tao_siamese_oi.launcher.launch import run_local
 
         return run_local(plugin, rest)

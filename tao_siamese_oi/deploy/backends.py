@@ -36,10 +36,7 @@ class OnnxEmbedder:
         import onnx
         import onnxruntime as ort
 
-        model = onnx.load_from_string(read_model_bytes(path, encryption_key))
-        names = [i.name for i in model.graph.input]
-        if names[:2] != ["input_1", "input_2"]:
-            raise CheckpointError(f"{path} is not a tao_siamese_oi / TAO SiameseOI export (inputs {names})")
+        model = read_siamese_onnx(path, encryption_key)
         branch = onnx.utils.Extractor(model).extract_model(["input_1"], ["output_1"])
         self.session = ort.InferenceSession(
             branch.SerializeToString(), sess_options=_session_options(ort), providers=_ort_providers(ort)
@@ -67,6 +64,33 @@ def read_model_bytes(path, encryption_key: str | None) -> bytes:
     if not path.is_file():
         raise CheckpointError(f"{path} not found; run export (or gen_trt_engine) first, or fix the path")
     return decrypt(path.read_bytes(), encryption_key, path)  # plain files come back as they are
+
+
+def read_siamese_onnx(path, encryption_key: str | None):
+    """``read_onnx`` of a Siamese export: inputs input_1, input_2 and output output_1, or a one-line error."""
+    model = read_onnx(path, encryption_key)
+    names = [i.name for i in model.graph.input]
+    outputs = [o.name for o in model.graph.output]
+    if names[:2] != ["input_1", "input_2"] or "output_1" not in outputs:
+        raise CheckpointError(
+            f"{path} is not a tao_siamese_oi / TAO SiameseOI export (inputs {names}, outputs {outputs}; expected "
+            "input_1, input_2 -> output_1, output_2); export the checkpoint with optical_inspection export"
+        )
+    return model
+
+
+def read_onnx(path, encryption_key: str | None):
+    """The ONNX model in ``path`` (decrypted); protobuf parsing runs no code, foreign bytes are one line."""
+    import onnx
+
+    try:
+        return onnx.load_from_string(read_model_bytes(path, encryption_key))
+    except CheckpointError:
+        raise
+    except Exception as exc:  # noqa: BLE001 - protobuf raises several kinds for foreign bytes
+        raise CheckpointError(
+            f"{path} is not an ONNX file ({type(exc).__name__}); give the .onnx file written by export"
+        ) from None
 
 
 def _session_options(ort):
@@ -105,12 +129,27 @@ def build_embedder(cfg, task: str, device=None):
 def sidecar_calibration(model_file) -> dict | None:
     """The decision threshold of the sidecar beside an ONNX file or engine (<model>.json) as a calibration
     record; None without a sidecar or when the export itself fell back to the margin."""
+
+    data = read_sidecar(model_file)
+    if data is None or data.get("threshold_source") not in ("calibrated", "spec"):
+        return None
+    return {**(data.get("calibration") or {}), "threshold": data["threshold"]}
+
+
+def read_sidecar(model_file) -> dict | None:
+    """The export sidecar beside a model file (None when there is none); a broken one is a one-line error."""
     import json
 
     sidecar = sidecar_path(model_file)
     if not sidecar.is_file():
         return None
-    data = json.loads(sidecar.read_text())
-    if data.get("threshold_source") not in ("calibrated", "spec"):
-        return None
-    return {**(data.get("calibration") or {}), "threshold": data["threshold"]}
+    try:
+        data = json.loads(sidecar.read_text())
+        if not isinstance(data, dict) or not isinstance(data.get("threshold", 0.0), (int, float)):
+            raise ValueError("not a sidecar object")
+    except (ValueError, UnicodeDecodeError) as exc:
+        raise CheckpointError(
+            f"sidecar {sidecar} is not a valid export sidecar ({str(exc).splitlines()[0]}); restore the file "
+            f"export wrote beside {Path(model_file).name}, or export again"
+        ) from None
+    return data

@@ -47,13 +47,18 @@ def tao_checkpoint_callbacks(results_dir, every_n_epochs: int) -> list[ModelChec
     Two callbacks: Lightning's ``save_last`` writes the latest file only in epochs that wrote a periodic one, so
     a kill could lose up to N - 1 epochs.
     """
-    periodic = _checkpoint(results_dir, "model_epoch_{epoch:03d}", every_n_epochs, keep=-1)
-    latest = _checkpoint(results_dir, LATEST_NAME, 1, keep=1)  # one name, replaced every epoch
+    periodic = _checkpoint(ModelCheckpoint, results_dir, "model_epoch_{epoch:03d}", every_n_epochs, keep=-1)
+    latest = _checkpoint(LatestCheckpoint, results_dir, LATEST_NAME, 1, keep=1)  # one name, replaced every epoch
     return [periodic, latest]
 
 
-def _checkpoint(results_dir, filename: str, every_n_epochs: int, keep: int) -> ModelCheckpoint:
-    callback = ModelCheckpoint(
+class LatestCheckpoint(ModelCheckpoint):
+    """``oi_model_latest.pth``. A class of its own so that Lightning, which keys callback states by class and
+    interval, can tell its state from the periodic callback's when both run every epoch."""
+
+
+def _checkpoint(kind: type, results_dir, filename: str, every_n_epochs: int, keep: int) -> ModelCheckpoint:
+    callback = kind(
         dirpath=results_dir,
         filename=filename,
         auto_insert_metric_name=False,

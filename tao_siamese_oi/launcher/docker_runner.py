@@ -35,10 +35,9 @@ def container_spec(
     if not user:  # files the task writes on the host then belong to the caller, not root
         user = f"{os.getuid() if uid is None else uid}:{os.getgid() if gid is None else gid}"
         environment.setdefault("HOME", "/tmp")
-    volumes = {
-        str(m.source): {"bind": m.destination, "mode": "ro" if m.read_only else "rw"}
-        for m in (*config.mounts, *extra_mounts)
-    }
+    # A list, not the SDK's {source: ...} dict: one source may be mounted twice (read-only and read-write).
+    # Paths hold no ':' or ',' (mounts.py refuses them), so the short form is exact.
+    volumes = [f"{m.source}:{m.destination}:{'ro' if m.read_only else 'rw'}" for m in (*config.mounts, *extra_mounts)]
     spec = {
         "image": image,
         "command": list(argv),
@@ -66,8 +65,8 @@ def _gpus(gpus) -> list[dict]:
 def docker_command_line(spec: dict) -> str:
     """The equivalent ``docker run`` command, for --dry-run."""
     args = ["docker", "run", "--rm", "--init", "--user", spec["user"]]
-    for source, bind in spec["volumes"].items():
-        args += ["--volume", f"{source}:{bind['bind']}:{bind['mode']}"]
+    for volume in spec["volumes"]:
+        args += ["--volume", volume]
     for key, value in spec["environment"].items():
         args += ["--env", f"{key}={value}"]
     for request in spec["device_requests"]:

@@ -2,6 +2,7 @@
 
 import importlib
 import os
+import sys
 import tempfile
 from pathlib import Path
 
@@ -11,6 +12,7 @@ from tao_siamese_oi.launcher import LauncherError
 from tao_siamese_oi.launcher.mounts import Mount, MountsConfig, load_mounts
 from tao_siamese_oi.launcher.paths import PathMapper, translate_override, translate_spec
 from tao_siamese_oi.launcher.plugins import Plugin
+from tao_siamese_oi.utils.safe_yaml import YamlRefused, load_yaml_file
 
 SPEC_MOUNT = "/tao_launcher/spec"
 LOCAL_ENV = "TAO_LAUNCHER_LOCAL"
@@ -51,9 +53,11 @@ def _write_translated_spec(host_spec: Path, mapper: PathMapper, patterns, workdi
     if not host_spec.is_file():
         raise LauncherError(f"spec file {host_spec} not found")
     try:
-        data = yaml.safe_load(host_spec.read_text()) or {}
-    except yaml.YAMLError as exc:
-        raise LauncherError(f"spec file {host_spec}: invalid YAML ({exc})") from None
+        data = load_yaml_file(host_spec) or {}
+    except YamlRefused as exc:
+        raise LauncherError(f"spec file {host_spec}: {exc}") from None
+    if not isinstance(data, dict):
+        raise LauncherError(f"spec file {host_spec}: the top level must be a mapping of keys")
     target = workdir / host_spec.name
     target.write_text(yaml.safe_dump(translate_spec(data, mapper, patterns), sort_keys=False))
     target.chmod(0o644)
@@ -61,17 +65,39 @@ def _write_translated_spec(host_spec: Path, mapper: PathMapper, patterns, workdi
 
 
 def run_docker(plugin: Plugin, argv: list[str], image: str | None = None, dry_run: bool = False) -> int:
-    from tao_siamese_oi.launcher.docker_runner import container_spec, docker_command_line, run_container
+    from tao_siamese_oi.launcher.docker_runner import run_container
 
     config = load_mounts()
+    if dry_run:  # the printed command must work when pasted: keep the translated spec where it can be seen
+        workdir = Path(tempfile.mkdtemp(prefix=f"{plugin.name}-", dir=_dry_run_home()))
+        return _print_dry_run(plugin, argv, config, image, workdir)
     with tempfile.TemporaryDirectory(prefix="tao_launcher_") as tmp:
-        workdir = Path(tmp)
-        workdir.chmod(0o755)  # readable by the container's (non-root) user
-        command, extra = container_argv(plugin, argv, config, workdir)
-        spec = container_spec(
-            image_for(plugin, image), command, config, extra, plugin_options=plugin.data.get("docker_options")
-        )
-        if dry_run:
-            print(docker_command_line(spec))
-            return 0
-        return run_container(spec)
+        return run_container(_container(plugin, argv, config, image, Path(tmp)))
+
+
+def _container(plugin: Plugin, argv: list[str], config: MountsConfig, image: str | None, workdir: Path) -> dict:
+    from tao_siamese_oi.launcher.docker_runner import container_spec
+
+    workdir.chmod(0o755)  # readable by the container's (non-root) user
+    command, extra = container_argv(plugin, argv, config, workdir)
+    return container_spec(
+        image_for(plugin, image), command, config, extra, plugin_options=plugin.data.get("docker_options")
+    )
+
+
+def _print_dry_run(plugin: Plugin, argv: list[str], config: MountsConfig, image: str | None, workdir: Path) -> int:
+    from tao_siamese_oi.launcher.docker_runner import docker_command_line
+
+    spec = _container(plugin, argv, config, image, workdir)
+    print(docker_command_line(spec))
+    if any(workdir.iterdir()):
+        print(f"tao: the translated spec is kept in {workdir} (mounted at {SPEC_MOUNT})", file=sys.stderr)
+    else:
+        workdir.rmdir()
+    return 0
+
+
+def _dry_run_home() -> Path:
+    home = Path(os.environ.get("XDG_CACHE_HOME") or Path.home() / ".cache") / "tao_launcher" / "dry_run"
+    home.mkdir(parents=True, exist_ok=True)
+    return home

@@ -6,11 +6,18 @@
 
 A missing default file means no mounts; a file named by ``$LAUNCHER_MOUNTS`` must exist. Sources are expanded
 (``~``, relative to the current directory) and must exist: Docker would otherwise create them, owned by root.
+Nothing in the file can smuggle an option into Docker: paths with ``:`` or ``,`` (Docker's separators) are
+refused, destinations are normalised, absolute, free of ``..`` and unique, env names are identifiers.
+Choices that hand the container this machine (privileged, the host network, ``/`` or the Docker socket
+mounted) are allowed, with one warning line each.
 """
 
 import difflib
 import json
 import os
+import posixpath
+import re
+import sys
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -32,6 +39,11 @@ OPTION_TYPES = {
 }
 
 
+ENV_NAME = re.compile(r"[A-Za-z_][A-Za-z0-9_]*")
+SEPARATORS = (":", ",")
+DOCKER_SOCKETS = ("/var/run/docker.sock", "/run/docker.sock")
+
+
 @dataclass(frozen=True)
 class Mount:
     source: Path
@@ -45,6 +57,7 @@ class MountsConfig:
     mounts: tuple[Mount, ...] = ()
     envs: dict = field(default_factory=dict)
     options: dict = field(default_factory=dict)
+    warnings: tuple[str, ...] = ()
 
 
 def mounts_path() -> tuple[Path, bool]:
@@ -54,7 +67,19 @@ def mounts_path() -> tuple[Path, bool]:
     return Path("~/.tao_mounts.json").expanduser(), False
 
 
-def load_mounts(path: Path | None = None) -> MountsConfig:
+def load_mounts(path: Path | None = None, warn=None) -> MountsConfig:
+    """The validated mounts file; its warnings go to ``warn`` (default: stderr, one line each)."""
+    config = _load(path)
+    for message in config.warnings:
+        (warn or _stderr_warning)(message)
+    return config
+
+
+def _stderr_warning(message: str) -> None:
+    print(f"warning: {message}", file=sys.stderr)
+
+
+def _load(path: Path | None) -> MountsConfig:
     explicit = path is not None
     if path is None:
         path, explicit = mounts_path()
@@ -62,13 +87,14 @@ def load_mounts(path: Path | None = None) -> MountsConfig:
         if explicit:
             raise LauncherError(f"mounts file {path} not found; create it or unset LAUNCHER_MOUNTS")
         return MountsConfig()
-    text = path.read_text()
     try:
-        data = json.loads(text)
+        data = json.loads(path.read_text())
     except json.JSONDecodeError as exc:
         raise LauncherError(
             f"mounts file {path} line {exc.lineno}, column {exc.colno}: invalid JSON ({exc.msg})"
         ) from None
+    except UnicodeDecodeError:
+        raise LauncherError(f"mounts file {path} is not UTF-8 text; is it the JSON mounts file?") from None
     return parse_mounts(data, path)
 
 
@@ -85,11 +111,20 @@ def parse_mounts(data, path: Path) -> MountsConfig:
         if key not in TOP_KEYS:
             raise _unknown(f"mounts file {path}", key, TOP_KEYS)
     mounts = tuple(_mount(item, i, path) for i, item in enumerate(_list(data, "Mounts", path)))
+    _check_unique_destinations(mounts, path)
     envs = {}
     for i, item in enumerate(_list(data, "Envs", path)):
         where = f"mounts file {path}: Envs[{i}]"
         _check_keys(item, ENV_KEYS, where, required=ENV_KEYS)
-        envs[str(item["variable"])] = str(item["value"])
+        name = item["variable"]
+        if not isinstance(name, str) or not ENV_NAME.fullmatch(name):
+            raise LauncherError(
+                f"{where}: variable {json.dumps(name)} is not a valid name; use letters, digits and _ "
+                "(not starting with a digit)"
+            )
+        if name in envs:
+            raise LauncherError(f"{where}: variable {name} is set twice; keep one")
+        envs[name] = str(item["value"])
     options = data.get("DockerOptions", {})
     if not isinstance(options, dict):
         raise LauncherError(f"mounts file {path}: DockerOptions must be an object")
@@ -101,7 +136,34 @@ def parse_mounts(data, path: Path) -> MountsConfig:
     gpus = options.get("gpus", "all")
     if isinstance(gpus, str) and gpus not in ("all", "none"):
         raise LauncherError(f'mounts file {path}: DockerOptions.gpus must be "all", "none" or a list of GPU ids')
-    return MountsConfig(path, mounts, envs, dict(options))
+    return MountsConfig(path, mounts, envs, dict(options), _risks(mounts, options, path))
+
+
+def _risks(mounts, options: dict, path: Path) -> tuple[str, ...]:
+    """One line for each choice that hands the container this machine."""
+    where = f"mounts file {path}"
+    risks = []
+    if options.get("privileged"):
+        risks.append(f"{where}: DockerOptions.privileged gives the container full control of this machine")
+    if options.get("network") == "host":
+        risks.append(f"{where}: DockerOptions.network host lets the container use every port of this machine")
+    for mount in mounts:
+        if str(mount.source) == "/":
+            risks.append(f"{where}: the whole file system (/) is mounted at {mount.destination}")
+        if str(mount.source) in DOCKER_SOCKETS:
+            risks.append(f"{where}: the Docker socket {mount.source} is mounted: the container can control Docker")
+    return tuple(risks)
+
+
+def _check_unique_destinations(mounts, path: Path) -> None:
+    seen = {}
+    for mount in mounts:
+        if mount.destination in seen:
+            raise LauncherError(
+                f"mounts file {path}: {seen[mount.destination]} and {mount.source} are both mounted at "
+                f"{mount.destination}; give each mount its own destination"
+            )
+        seen[mount.destination] = mount.source
 
 
 def _list(data: dict, key: str, path: Path) -> list:
@@ -125,12 +187,36 @@ def _check_keys(item, valid: set, where: str, required: set) -> None:
 def _mount(item, index: int, path: Path) -> Mount:
     where = f"mounts file {path}: Mounts[{index}]"
     _check_keys(item, MOUNT_KEYS, where, required={"source", "destination"})
+    for key in ("source", "destination"):
+        if not isinstance(item[key], str) or not item[key]:
+            raise LauncherError(f"{where}: {key} must be a path (a non-empty string)")
+    if not isinstance(item.get("read_only", False), bool):
+        raise LauncherError(f"{where}: read_only must be true or false")
     source = Path(os.path.abspath(Path(item["source"]).expanduser()))
+    if any(sep in str(source) for sep in SEPARATORS):
+        raise LauncherError(
+            f"{where}: source {source} contains ':' or ',', which Docker reads as separators; mount a folder "
+            "without them (a symlink to it will do)"
+        )
     if not source.exists():
         raise LauncherError(
             f"{where}: source {source} does not exist; create it first (Docker would create it owned by root)"
         )
-    destination = str(item["destination"])
+    return Mount(source, _destination(item["destination"], where), item.get("read_only", False))
+
+
+def _destination(destination: str, where: str) -> str:
+    """An absolute, normalised container path without separators or '..', and not the container's root."""
     if not destination.startswith("/"):
         raise LauncherError(f"{where}: destination '{destination}' must be an absolute path in the container")
-    return Mount(source, destination.rstrip("/") or "/", bool(item.get("read_only", False)))
+    if any(sep in destination for sep in SEPARATORS):
+        raise LauncherError(
+            f"{where}: destination '{destination}' contains ':' or ',', which Docker reads as options; "
+            'use a plain path (read-only: "read_only": true)'
+        )
+    if ".." in destination.split("/"):
+        raise LauncherError(f"{where}: destination '{destination}' contains '..'; write the path it means")
+    normal = "/" + posixpath.normpath(destination).lstrip("/")  # POSIX keeps a leading //; Docker would not
+    if normal == "/":
+        raise LauncherError(f"{where}: destination / would hide the image's own files; mount below it (/data)")
+    return normal

@@ -9,13 +9,15 @@ from typing import NamedTuple
 import numpy as np
 
 from tao_siamese_oi.engine.distributed import trainer_devices
-from tao_siamese_oi.errors import CheckpointError, ConfigError
+from tao_siamese_oi.errors import CheckpointError, ConfigError, DataError
 from tao_siamese_oi.utils.files import load_checkpoint_file
 from tao_siamese_oi.utils.progress import bars_wanted
 
 log = logging.getLogger("tao_siamese_oi")
 
 MODEL_FILE_KEYS = {"pytorch": "checkpoint", "onnxruntime": "onnx_file", "tensorrt": "trt_engine"}
+# Columns evaluate.csv and inference.csv add to the input CSV (evaluate keeps a defect_type the CSV has).
+WRITTEN_COLUMNS = {"evaluate": ("siamese_score", "decision"), "inference": ("siamese_score", "decision")}
 
 
 def require(value, key: str, what: str) -> str:
@@ -37,15 +39,46 @@ def check_model_file(path: str | os.PathLike, what: str) -> Path:
 def check_scoring_inputs(cfg, task: str, split: str) -> None:
     """Preflight of evaluate and inference: the backend's model file and the split, before anything is written."""
     from tao_siamese_oi.data.datamodule import build_dataset
+    from tao_siamese_oi.deploy.backends import read_siamese_onnx, read_sidecar
+    from tao_siamese_oi.deploy.onnx_export import sidecar_path
 
     task_cfg = cfg[task]
     key = MODEL_FILE_KEYS[task_cfg.backend]
-    check_model_file(require(task_cfg[key], f"{task}.{key}", f"the {key} to score with"), f"{task}.{key}")
-    build_dataset(cfg.dataset, split, cfg.train.seed)
+    path = check_model_file(require(task_cfg[key], f"{task}.{key}", f"the {key} to score with"), f"{task}.{key}")
+    if key != "checkpoint" and read_sidecar(path) is None and task_cfg.threshold is None:
+        raise CheckpointError(
+            f"{path} has no sidecar {sidecar_path(path).name} beside it (export writes it; it holds the decision "
+            f"threshold); copy it next to the model, or set {task}.threshold"
+        )
+    if key == "checkpoint":
+        read_checkpoint(path, cfg.encryption_key)
+    elif key == "onnx_file":
+        read_siamese_onnx(path, cfg.encryption_key)
+    table = build_dataset(cfg.dataset, split, cfg.train.seed).table
+    clash = [c for c in WRITTEN_COLUMNS[task] if c in table.frame.columns]
+    if clash:
+        raise DataError(
+            f"pair CSV {table.csv_path} already has column(s) {', '.join(clash)}, which {task} writes; rename or "
+            "drop them"
+        )
+
+
+_last_read: dict = {}
 
 
 def read_checkpoint(path: str | os.PathLike, encryption_key: str | None = None, mmap: bool = False) -> dict:
+    """A checkpoint, read safely. The last one read is remembered (keyed by the file's identity and the way it
+    was read), so a task's preflight and its run read a large or encrypted file once."""
     path = check_model_file(path, "checkpoint")
+    stat = path.stat()
+    key = (str(path.resolve()), stat.st_size, stat.st_mtime_ns, encryption_key, mmap)
+    if key not in _last_read:
+        _last_read.clear()
+        _last_read[key] = _load_checkpoint(path, encryption_key, mmap)
+    return _last_read[key]
+
+
+def _load_checkpoint(path: Path, encryption_key: str | None, mmap: bool) -> dict:
     try:
         return load_checkpoint_file(path, encryption_key, mmap=mmap)
     except CheckpointError:
@@ -98,7 +131,7 @@ def decision_threshold(task_cfg, margin: float, calibration: dict | None) -> tup
     if calibration:
         return float(calibration["threshold"]), "calibrated"
     log.warning(
-        "The checkpoint holds no calibrated threshold (trained without validation, or by TAO): deciding at "
+        "The model came with no calibrated threshold (trained without validation, or by TAO): deciding at "
         "model.margin = %s. Set the task's threshold to choose one.",
         margin,
     )

@@ -29,7 +29,9 @@ def preflight(cfg) -> None:
     light_order(cfg.dataset.input_map, cfg.dataset.num_input)
 
 
-@tracked_task("dataset_convert", outputs=outputs, preflight=preflight)
+@tracked_task(
+    "dataset_convert", outputs=outputs, preflight=preflight, elsewhere="dataset_convert.data_convert_output_dir"
+)
 def run(cfg, out: Path, status) -> dict:
     convert = cfg.dataset_convert
     target = output_dir(cfg)

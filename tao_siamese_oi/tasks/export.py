@@ -17,7 +17,7 @@ from tao_siamese_oi.deploy.onnx_export import (
     sidecar_path,
 )
 from tao_siamese_oi.errors import ConfigError, OIError
-from tao_siamese_oi.tasks.common import check_model_file, decision_threshold, load_module, require
+from tao_siamese_oi.tasks.common import check_model_file, decision_threshold, load_module, read_checkpoint, require
 from tao_siamese_oi.tasks.lifecycle import tracked_task
 from tao_siamese_oi.utils.crypto import encrypt
 from tao_siamese_oi.utils.files import atomic_write, atomic_write_text
@@ -34,14 +34,13 @@ def outputs(cfg, out: Path) -> list[Path]:
 
 
 def preflight(cfg) -> None:
-    check_model_file(
-        require(cfg.export.checkpoint, "export.checkpoint", "the .pth file written by train"), "export.checkpoint"
-    )
+    checkpoint = require(cfg.export.checkpoint, "export.checkpoint", "the .pth file written by train")
+    read_checkpoint(check_model_file(checkpoint, "export.checkpoint"), cfg.encryption_key)
     input_shape(cfg)
     example_split(cfg)
 
 
-@tracked_task("export", outputs=outputs, preflight=preflight)
+@tracked_task("export", outputs=outputs, preflight=preflight, elsewhere="export.onnx_file")
 def run(cfg, out: Path, status) -> dict:
     export_cfg = cfg.export
     checkpoint = export_cfg.checkpoint

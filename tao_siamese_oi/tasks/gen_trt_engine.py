@@ -10,7 +10,7 @@ from pathlib import Path
 
 from tao_siamese_oi.data.datamodule import SPLIT_KEYS, build_dataset
 from tao_siamese_oi.data.transforms import Normalizer
-from tao_siamese_oi.deploy.backends import read_model_bytes
+from tao_siamese_oi.deploy.backends import read_onnx
 from tao_siamese_oi.deploy.onnx_export import sidecar_path
 from tao_siamese_oi.deploy.tensorrt_engine import (
     BuildOptions,
@@ -43,7 +43,7 @@ def preflight(cfg) -> None:
     check_model_file(path, "gen_trt_engine.onnx_file")
 
 
-@tracked_task("gen_trt_engine", outputs=outputs, preflight=preflight)
+@tracked_task("gen_trt_engine", outputs=outputs, preflight=preflight, elsewhere="gen_trt_engine.trt_engine")
 def run(cfg, out: Path, status) -> dict:
     gen = cfg.gen_trt_engine
     trt_cfg = gen.tensorrt
@@ -51,8 +51,9 @@ def run(cfg, out: Path, status) -> dict:
     engine_file = engine_path(cfg, out)
     if trt_cfg.calibration.cal_image_dir:
         log.warning("gen_trt_engine.tensorrt.calibration.cal_image_dir is ignored: int8 calibrates on spec pairs.")
-    onnx_bytes = read_model_bytes(onnx_file, cfg.encryption_key)
-    batch, shape = onnx_input_dims(onnx_bytes, onnx_file)
+    onnx_model = read_onnx(onnx_file, cfg.encryption_key)
+    onnx_bytes = onnx_model.SerializeToString()
+    batch, shape = onnx_input_dims(onnx_model, onnx_file)
     options = BuildOptions(
         data_type=trt_cfg.data_type,
         workspace_bytes=workspace_bytes(trt_cfg.workspace_size),
@@ -81,14 +82,9 @@ def run(cfg, out: Path, status) -> dict:
     return {"trt_engine": str(engine_file), "data_type": options.data_type, "encrypted": bool(cfg.encryption_key)}
 
 
-def onnx_input_dims(onnx_bytes: bytes, path) -> tuple:
+def onnx_input_dims(model, path) -> tuple:
     """(batch, (C, H, W)) of input_1: batch an int when static, a name when dynamic."""
-    import onnx
-
-    try:
-        graph = onnx.load_from_string(onnx_bytes).graph
-    except Exception as exc:  # noqa: BLE001 - protobuf raises several kinds for foreign bytes
-        raise CheckpointError(f"{path} is not an ONNX file ({type(exc).__name__})") from None
+    graph = model.graph
     inputs = {i.name: i for i in graph.input}
     if "input_1" not in inputs:
         raise CheckpointError(f"{path} has no input_1; export it with optical_inspection export")

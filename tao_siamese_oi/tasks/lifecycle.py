@@ -56,8 +56,11 @@ def quiet_libraries() -> None:
     warnings.filterwarnings("ignore", message=r".*when logging on epoch level in distributed setting")
 
 
-def tracked_task(task: str, outputs: Outputs | None = None, preflight: Callable | None = None):
-    """Decorate ``run(cfg, out, status)`` with the life described in this module's docstring."""
+def tracked_task(
+    task: str, outputs: Outputs | None = None, preflight: Callable | None = None, elsewhere: str = "results_dir"
+):
+    """Decorate ``run(cfg, out, status)`` with the life described in this module's docstring. ``elsewhere``: the
+    key a refused user can change to write somewhere else."""
 
     def decorate(run):
         @functools.wraps(run)
@@ -68,11 +71,11 @@ def tracked_task(task: str, outputs: Outputs | None = None, preflight: Callable 
             if not is_main_process():  # another DDP process: the main one checks and reports, this one computes
                 log.setLevel(logging.WARNING)
                 return run(cfg, out=out, status=StatusLogger(None))
-            check_outputs(cfg, task, out, outputs)
+            check_outputs(cfg, task, out, outputs, elsewhere)
             if preflight is not None:
                 preflight(cfg)
             with _created_folder(out, task), locked_folder(out, task):
-                check_outputs(cfg, task, out, outputs)  # again: another run may have finished meanwhile
+                check_outputs(cfg, task, out, outputs, elsewhere)  # again: another run may have finished meanwhile
                 remove_stale_temp_files(out)
                 save_resolved_config(cfg, out)
                 return _run_recorded(run, cfg, task, out)
@@ -97,7 +100,7 @@ def _run_recorded(run, cfg, task: str, out: Path):
     return result
 
 
-def check_outputs(cfg, task: str, out: Path, outputs: Outputs | None) -> None:
+def check_outputs(cfg, task: str, out: Path, outputs: Outputs | None, elsewhere: str = "results_dir") -> None:
     """Refuse to start when the results folder is unusable or the run would replace an earlier run's files."""
     if out.exists() and not out.is_dir():
         raise ConfigError(f"{task}.results_dir {out} is a file, not a folder; choose another results_dir")
@@ -108,7 +111,7 @@ def check_outputs(cfg, task: str, out: Path, outputs: Outputs | None) -> None:
         f" and {len(existing) - MAX_NAMED} more" if len(existing) > MAX_NAMED else ""
     )
     how = f"pass {task}.overwrite=true to replace them" if "overwrite" in cfg[task] else "remove them first"
-    raise OutputExistsError(f"{task} would replace {named} from an earlier run; {how}, or choose another results_dir")
+    raise OutputExistsError(f"{task} would replace {named} from an earlier run; {how}, or choose another {elsewhere}")
 
 
 @contextlib.contextmanager

@@ -39,9 +39,12 @@ def outputs(cfg, out: Path) -> list[Path]:
 
 def preflight(cfg) -> None:
     check_train_config(cfg.train, cfg.dataset)
-    for key in ("resume_training_checkpoint_path", "pretrained_model_path"):
-        if cfg.train[key]:
-            check_model_file(cfg.train[key], f"train.{key}")
+    pretrained = cfg.train.pretrained_model_path
+    if pretrained:
+        read_checkpoint(check_model_file(pretrained, "train.pretrained_model_path"), cfg.encryption_key)
+    resume = resume_checkpoint(cfg, Path(cfg.train.results_dir))
+    if resume:
+        epochs_done(resume, cfg.encryption_key)  # read (safely) now: a bad file refuses the run before it starts
     datamodule = PairDataModule(cfg.dataset, seed=cfg.train.seed)
     for split, key in (("train", "train_dataset"), ("validation", "validation_dataset")):
         if cfg.dataset[key].csv_path:

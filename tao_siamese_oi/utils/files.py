@@ -1,12 +1,14 @@
 """Atomic file writes: a reader never sees a half-written output, a crash never truncates an old one."""
 
 import contextlib
+import errno
 import os
 import re
 import tempfile
 from collections.abc import Callable
 from pathlib import Path
 
+FULL_BELOW_BYTES = 1 << 20
 # ".<target name>.<pid>-<random>.tmp": the writer's PID tells a stale temp file from one being written.
 _TEMP = re.compile(r"^\.(?P<target>.+)\.(?P<pid>\d+)-[^.]+\.tmp$")
 
@@ -27,10 +29,23 @@ def atomic_write(path: str | os.PathLike, write: Callable[[str], None]) -> Path:
         with open(tmp, "rb") as handle:
             os.fsync(handle.fileno())
         os.replace(tmp, path)
-    except BaseException:
+    except BaseException as exc:
+        full = not isinstance(exc, OSError) and _disk_full(path.parent)
         Path(tmp).unlink(missing_ok=True)
+        if full:  # torch and others report a short write as a RuntimeError without the path
+            raise OSError(errno.ENOSPC, os.strerror(errno.ENOSPC), str(path)) from exc
         raise
     return path
+
+
+def _disk_full(folder: Path) -> bool:
+    """Whether the file system of ``folder`` has (almost) no space left, checked while a failed temp file still
+    holds what it wrote."""
+    try:
+        stat = os.statvfs(folder)
+    except OSError:
+        return False
+    return stat.f_bavail * stat.f_frsize < FULL_BELOW_BYTES
 
 
 def remove_stale_temp_files(folder: Path, target: str | None = None) -> list[Path]:

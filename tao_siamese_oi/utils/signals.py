@@ -8,8 +8,10 @@ path and re-raise it to us. Loader worker processes inherit the handlers through
 signal would have done, so a worker never prints a traceback of its own.
 """
 
+import contextlib
 import os
 import signal
+import threading
 
 HANDLED = (signal.SIGINT, signal.SIGTERM)
 
@@ -38,11 +40,23 @@ class _State:
     received: int | None = None
 
 
-def install() -> None:
-    """Handle SIGINT and SIGTERM in this process from now on (the CLI edge calls this once)."""
+@contextlib.contextmanager
+def handled():
+    """Handle SIGINT and SIGTERM in this process for the body of the ``with`` (the CLI edge runs a task in it);
+    the previous handlers come back afterwards. Outside the main thread signals cannot be handled: a no-op."""
+    if threading.current_thread() is not threading.main_thread():
+        yield
+        return
+    previous = {signum: signal.getsignal(signum) for signum in HANDLED}
     _State.owner_pid, _State.received = os.getpid(), None
     for signum in HANDLED:
         signal.signal(signum, _handle)
+    try:
+        yield
+    finally:
+        for signum, handler in previous.items():
+            signal.signal(signum, handler)
+        _State.owner_pid = None
 
 
 def received() -> Interrupted | None:

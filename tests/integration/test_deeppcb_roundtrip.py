@@ -70,4 +70,4 @@ def test_deeppcb_round_trip(tmp_path):
     again = subprocess.run(
         [cli("optical_inspection"), "dataset_convert", "-e", str(spec)], capture_output=True, text=True
     )
-    assert again.returncode == 5 and "already holds CSV files" in again.stderr
+    assert again.returncode == 5 and "choose another dataset_convert.data_convert_output_dir" in again.stderr

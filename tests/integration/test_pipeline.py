@@ -169,7 +169,7 @@ def test_export_is_checked_dynamic_and_matches_pytorch(pipeline):
         capture_output=True,
         text=True,
     )
-    assert again.returncode != 0 and "already exists" in again.stderr
+    assert again.returncode == 5 and "export would replace" in again.stderr and "export.overwrite=true" in again.stderr
     assert path.stat().st_size > 0
 
 
@@ -240,7 +240,7 @@ def test_the_last_epoch_is_validated_and_calibrated_whatever_the_interval(pipeli
     assert metrics["threshold"] == 0.5 and metrics["threshold_source"] == "spec"
 
 
-def test_checkpoint_that_does_not_fit_the_spec_is_a_one_line_error(pipeline):
+def test_checkpoint_that_does_not_fit_the_spec_is_a_one_line_error(pipeline, tmp_path):
     out = subprocess.run(
         [
             cli("optical_inspection"),
@@ -248,6 +248,7 @@ def test_checkpoint_that_does_not_fit_the_spec_is_a_one_line_error(pipeline):
             "-e",
             str(pipeline["spec"]),
             "dataset.image_width=16",
+            f"evaluate.results_dir={tmp_path}",
             f"evaluate.checkpoint={pipeline['results']}/train/oi_model_latest.pth",
         ],
         capture_output=True,
@@ -287,7 +288,7 @@ def test_evaluation_without_fail_rows_reports_fpr_only(pipeline, tmp_path):
     "key, message",
     [("wrong-key", "cannot be decrypted: wrong encryption_key"), ("null", "is encrypted; set encryption_key")],
 )
-def test_encrypted_checkpoints_need_the_right_key(pipeline, key, message):
+def test_encrypted_checkpoints_need_the_right_key(pipeline, key, message, tmp_path):
     out = subprocess.run(
         [
             cli("optical_inspection"),
@@ -295,6 +296,7 @@ def test_encrypted_checkpoints_need_the_right_key(pipeline, key, message):
             "-e",
             str(pipeline["spec"]),
             f"encryption_key={key}",
+            f"evaluate.results_dir={tmp_path}",
             f"evaluate.checkpoint={pipeline['results']}/train/oi_model_latest.pth",
         ],
         capture_output=True,

@@ -105,7 +105,7 @@ def test_unknown_key_in_spec_names_the_spec(write_spec):
 def test_yaml_syntax_error_names_line(tmp_path):
     spec = tmp_path / "broken.yaml"
     spec.write_text("model:\n  margin: [1.0\n")
-    with pytest.raises(ConfigError, match=r"broken\.yaml line \d+, column \d+: invalid YAML"):
+    with pytest.raises(ConfigError, match=r"broken\.yaml: line \d+, column \d+: invalid YAML"):
         load_config(spec)
 
 

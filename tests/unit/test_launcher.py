@@ -147,7 +147,7 @@ def test_container_spec_defaults(tmp_path):
     assert spec["command"] == ["optical_inspection", "train", "-e", "/s.yaml"]  # a list, never a shell string
     assert spec["init"] is True
     assert spec["user"] == "1000:50" and spec["environment"] == {"A": "1", "HOME": "/tmp"}
-    assert spec["volumes"] == {str(tmp_path): {"bind": "/data", "mode": "ro"}}
+    assert spec["volumes"] == [f"{tmp_path}:/data:ro"]
     assert spec["device_requests"] == [{"count": -1, "capabilities": [["gpu"]]}]
     assert spec["shm_size"] == "16G" and spec["ipc_mode"] == "host"
     assert spec["labels"][LABEL] != container_spec("img:1", [], config)["labels"][LABEL]
