@@ -75,3 +75,20 @@ def cli_env() -> dict:
     env = dict(os.environ)
     env.setdefault("OMP_NUM_THREADS", "2")
     return env
+
+
+@pytest.fixture(scope="session")
+def tiny_model(tiny_data, tmp_path_factory) -> dict:
+    """A tiny model trained for one epoch and exported (its checkpoint, ONNX file and sidecar), made once."""
+    from entry_points.optical_inspection import run_action
+
+    root = tmp_path_factory.mktemp("tiny_model")
+    spec = tiny_spec_dict(tiny_data, root / "results")
+    spec["train"]["num_epochs"] = 1
+    path = root / "spec.yaml"
+    path.write_text(yaml.safe_dump(spec))
+    checkpoint = root / "results" / "train" / "oi_model_latest.pth"
+    assert run_action(["train", "-e", str(path)]) == 0
+    assert run_action(["export", "-e", str(path), f"export.checkpoint={checkpoint}"]) == 0
+    onnx_file = root / "results" / "export" / "oi_model.onnx"
+    return {"spec": path, "checkpoint": checkpoint, "onnx": onnx_file, "sidecar": onnx_file.with_suffix(".json")}

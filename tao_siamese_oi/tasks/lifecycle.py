@@ -93,7 +93,8 @@ def _run_recorded(run, cfg, task: str, out: Path):
     except BaseException as exc:
         stopped = signals.received()
         message = str(stopped or exc) or type(exc).__name__
-        status.write(FAILURE, message if message.endswith(".") else message + ".", verbosity="ERROR")
+        with contextlib.suppress(OSError):  # on a full disk the failure itself cannot be recorded
+            status.write(FAILURE, message if message.endswith(".") else message + ".", verbosity="ERROR")
         raise
     kpi = {k: v for k, v in (result or {}).items() if isinstance(v, (int, float))}
     status.write(SUCCESS, f"{task.capitalize()} finished successfully.", kpi=kpi)
@@ -121,7 +122,7 @@ def _created_folder(out: Path, task: str):
     missing = [p for p in (out, *out.parents) if not p.exists()]
     try:
         out.mkdir(parents=True, exist_ok=True)
-    except FileExistsError:
+    except (FileExistsError, NotADirectoryError):
         raise ConfigError(f"{task}.results_dir {out}: a parent of it is a file; choose another results_dir") from None
     try:
         yield

@@ -34,6 +34,8 @@ def atomic_write(path: str | os.PathLike, write: Callable[[str], None]) -> Path:
         Path(tmp).unlink(missing_ok=True)
         if full:  # torch and others report a short write as a RuntimeError without the path
             raise OSError(errno.ENOSPC, os.strerror(errno.ENOSPC), str(path)) from exc
+        if isinstance(exc, OSError) and exc.filename is None:  # a failed write() names no file: name ours
+            raise OSError(exc.errno, exc.strerror, str(path)) from exc
         raise
     return path
 

@@ -77,7 +77,7 @@ def safe_torch_load(source, name: str, map_location="cpu", mmap: bool = False):
     except pickle.UnpicklingError as exc:
         raise CheckpointError(
             f"{name} holds a Python object of type {_refused_type(exc)} that no model file needs; refused without "
-            "running it (the file may be malicious). Use a checkpoint written by train or by TAO"
+            "running it (the file may be malicious). Use a checkpoint written by train or TAO"
         ) from None
 
 

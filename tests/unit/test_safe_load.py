@@ -65,7 +65,7 @@ def test_a_malicious_checkpoint_is_refused_without_running_it(tmp_path):
     assert not marker.exists()
     assert str(caught.value) == (
         f"checkpoint {path} holds a Python object of type posix.system that no model file needs; refused "
-        "without running it (the file may be malicious). Use a checkpoint written by train or by TAO"
+        "without running it (the file may be malicious). Use a checkpoint written by train or TAO"
     )
 
 
