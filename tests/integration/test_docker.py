@@ -8,6 +8,7 @@ the container runs exactly the code under test. Skipped, with the reason, where 
 import io
 import json
 import os
+import shutil
 import signal
 import subprocess
 import sys
@@ -135,7 +136,11 @@ def test_a_failing_spec_gives_the_tasks_exit_code(setup, client):
     assert leftover_containers(client) == []
 
 
-def test_ctrl_c_stops_and_removes_the_container(setup, client):
+@pytest.mark.parametrize(
+    "signum, code, said", [(signal.SIGINT, 130, "SIGINT (Ctrl-C)"), (signal.SIGTERM, 143, "SIGTERM")]
+)
+def test_a_signal_reaches_the_task_its_code_comes_back_and_the_container_goes(setup, client, signum, code, said):
+    name = signal.Signals(signum).name
     proc = subprocess.Popen(
         [
             cli("tao"),
@@ -145,25 +150,26 @@ def test_ctrl_c_stops_and_removes_the_container(setup, client):
             "-e",
             str(setup["spec"]),
             "train.num_epochs=500",
-            f"results_dir={setup['results']}/interrupted",
+            f"results_dir={setup['results']}/{name}",
         ],
         env=setup["env"],
         stdout=subprocess.PIPE,
         stderr=subprocess.STDOUT,
         text=True,
     )
-    status = setup["results"] / "interrupted" / "train" / "status.json"
+    status = setup["results"] / name / "train" / "status.json"
     deadline = time.time() + 120
-    while time.time() < deadline and proc.poll() is None and not (status.exists() and "RUNNING" in status.read_text()):
+    while time.time() < deadline and proc.poll() is None and not (status.exists() and '"epoch"' in status.read_text()):
         time.sleep(0.5)
     if not status.exists():
         proc.kill()
         pytest.fail("training never started in the container: " + proc.communicate()[0][-2000:])
-    proc.send_signal(signal.SIGINT)
+    proc.send_signal(signum)
     output, _ = proc.communicate(timeout=120)
-    assert proc.returncode != 0, output[-2000:]
-    assert "forwarding SIGINT to the task" in output
-    assert json.loads(status.read_text().splitlines()[-1])["status"] == "FAILURE"
+    assert proc.returncode == code, output[-2000:]
+    assert f"forwarding {name} to the task" in output and f"error: Interrupted by {said}" in output
+    last = json.loads(status.read_text().splitlines()[-1])
+    assert last["status"] == "FAILURE" and last["message"] == f"Interrupted by {said}."
     assert leftover_containers(client) == []
 
 
@@ -195,3 +201,21 @@ def test_missing_image_and_dry_run(setup):
     assert dry.returncode == 0
     assert dry.stdout.startswith("docker run --rm --init --user ")
     assert f"--volume {setup['results']}:/results:rw" in dry.stdout
+
+
+def test_a_dry_run_command_works_when_pasted(setup, client, tmp_path):
+    """The printed command is run by a shell with the docker CLI, as a user would paste it."""
+    if not shutil.which("docker"):
+        pytest.skip("no docker command-line client on this machine")
+    env = {**setup["env"], "XDG_CACHE_HOME": str(tmp_path / "cache")}
+    dry = subprocess.run(
+        [cli("tao"), "--dry-run", "model", "optical_inspection", "validate", "-e", str(setup["spec"])],
+        capture_output=True,
+        text=True,
+        env=env,
+    )
+    assert dry.returncode == 0, dry.stderr
+    assert "the translated spec is kept in" in dry.stderr
+    pasted = subprocess.run(["bash", "-c", dry.stdout.strip()], capture_output=True, text=True, env=env, timeout=300)
+    assert pasted.returncode == 0, pasted.stdout[-2000:] + pasted.stderr[-2000:]
+    assert '"train": {"pairs": 36' in pasted.stdout
