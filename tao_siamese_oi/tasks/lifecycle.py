@@ -57,10 +57,15 @@ def quiet_libraries() -> None:
 
 
 def tracked_task(
-    task: str, outputs: Outputs | None = None, preflight: Callable | None = None, elsewhere: str = "results_dir"
+    task: str,
+    outputs: Outputs | None = None,
+    preflight: Callable | None = None,
+    elsewhere: str = "results_dir",
+    finished: Callable | None = None,
 ):
     """Decorate ``run(cfg, out, status)`` with the life described in this module's docstring. ``elsewhere``: the
-    key a refused user can change to write somewhere else."""
+    key a refused user can change to write somewhere else; ``finished(cfg)``: the result of a run that has
+    nothing left to do (a finished training), returned without touching the folder."""
 
     def decorate(run):
         @functools.wraps(run)
@@ -72,6 +77,9 @@ def tracked_task(
                 log.setLevel(logging.WARNING)
                 return run(cfg, out=out, status=StatusLogger(None))
             check_outputs(cfg, task, out, outputs, elsewhere)
+            result = finished(cfg) if finished is not None else None
+            if result is not None:
+                return result
             if preflight is not None:
                 preflight(cfg)
             with _created_folder(out, task), locked_folder(out, task):

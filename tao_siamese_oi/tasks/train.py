@@ -51,19 +51,27 @@ def preflight(cfg) -> None:
             datamodule.dataset(split)
 
 
-@tracked_task("train", outputs=outputs, preflight=preflight)
+def already_finished(cfg) -> dict | None:
+    """The result of a training that has run all its epochs in this folder: rerunning it changes nothing."""
+    out = Path(cfg.train.results_dir)
+    resume = resume_checkpoint(cfg, out)
+    done = epochs_done(resume, cfg.encryption_key) if resume else 0
+    if not resume or done < cfg.train.num_epochs:
+        return None
+    log.info(
+        "Training already finished (%d of %d epochs) in %s; nothing to do. Raise train.num_epochs to continue "
+        "or use another results_dir.",
+        done,
+        cfg.train.num_epochs,
+        out,
+    )
+    return {"epochs": done, "checkpoint": resume, "already_finished": True}
+
+
+@tracked_task("train", outputs=outputs, preflight=preflight, finished=already_finished)
 def run(cfg, out: Path, status) -> dict:
     resume = resume_checkpoint(cfg, out)
     done = epochs_done(resume, cfg.encryption_key) if resume else 0
-    if done >= cfg.train.num_epochs:
-        log.info(
-            "Training already finished (%d of %d epochs) in %s; nothing to do. Raise train.num_epochs to continue "
-            "or use another results_dir.",
-            done,
-            cfg.train.num_epochs,
-            out,
-        )
-        return {"epochs": done, "checkpoint": resume, "already_finished": True}
     if cfg.train.seed >= 0:
         L.seed_everything(cfg.train.seed, workers=True, verbose=False)
 

@@ -52,3 +52,43 @@ def test_quick_start_runs_verbatim(tmp_path):
     assert len(outputs) == 4
     for rel in outputs:
         assert (tmp_path / "results" / "sample" / rel).is_file(), rel
+
+    # Run again, as the README says: train has finished, every other task refuses to replace its outputs.
+    before = sorted((p, p.stat().st_mtime_ns) for p in (tmp_path / "results").rglob("*"))
+    for command in commands[1:]:
+        argv = shlex.split(command)
+        out = subprocess.run([cli(argv[0]), *argv[1:]], cwd=tmp_path, capture_output=True, text=True)
+        expected = 0 if argv[1] == "train" else 5
+        assert out.returncode == expected, f"{command}\n{out.stderr[-3000:]}"
+        if expected:
+            assert f"{argv[1]}.overwrite=true" in out.stderr.strip().splitlines()[-1]
+    assert sorted((p, p.stat().st_mtime_ns) for p in (tmp_path / "results").rglob("*")) == before
+
+
+def test_the_console_is_quiet_in_a_log(tmp_path, tiny_data):
+    """Output redirected to a file (a scheduler's log): no framework banners, no progress bars stuck at 0 %."""
+    import yaml
+
+    from tests.conftest import tiny_spec_dict
+
+    spec = tiny_spec_dict(tiny_data, tmp_path / "results")
+    spec["train"]["num_epochs"] = 1
+    spec["dataset"]["workers"] = 1
+    path = tmp_path / "spec.yaml"
+    path.write_text(yaml.safe_dump(spec))
+    for argv in (["train", "-e", path], ["train", "-e", path, "train.num_epochs=2"]):  # fresh, then resumed
+        out = subprocess.run([cli("optical_inspection"), *map(str, argv)], capture_output=True, text=True)
+        assert out.returncode == 0, out.stderr
+        for noise in (
+            "GPU available",
+            "TPU available",
+            "exists and is not empty",
+            "on_after_batch_transfer",
+            "%|",
+            "Trainable params",
+            "LOCAL_RANK",
+            "`Trainer.fit` stopped",
+            "Warning",
+        ):
+            assert noise not in out.stderr, (noise, out.stderr)
+        assert [line.split(":")[0] for line in out.stderr.splitlines()] == ["INFO"] * len(out.stderr.splitlines())
