@@ -6,11 +6,12 @@ FROM ${BASE_IMAGE}
 
 ENV PYTHONDONTWRITEBYTECODE=1 PYTHONUNBUFFERED=1 PIP_NO_CACHE_DIR=1
 WORKDIR /opt/tao_siamese_oi
+COPY launcher ./launcher
 COPY setup.cfg pyproject.toml README.md ./
 COPY tao_siamese_oi ./tao_siamese_oi
 COPY entry_points ./entry_points
 COPY specs ./specs
 # torch comes from the base image (same version), so pip keeps it instead of downloading another build.
-RUN pip install . && optical_inspection --help > /dev/null
+RUN pip install ./launcher . && optical_inspection --help > /dev/null
 WORKDIR /workspace
 CMD ["optical_inspection", "--help"]

@@ -20,7 +20,7 @@ SPECS = {"Siamese_Grid": "specs/train_deeppcb.yaml", "Siamese_3": "specs/train_d
 # Runs the CLI in this process and reports its peak resident memory (the process holding the model).
 WITH_PEAK_RSS = """
 import resource, sys
-from entry_points.optical_inspection import main
+from tao_siamese_oi.entry_points.optical_inspection import main
 try:
     main(sys.argv[1:])
 finally:

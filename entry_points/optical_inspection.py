@@ -13,21 +13,8 @@ import traceback
 import click
 
 from tao_siamese_oi import __version__
+from tao_siamese_oi.actions import ACTIONS
 from tao_siamese_oi.errors import FILE_ACCESS_EXIT_CODE, OIError, file_access_message
-from tao_siamese_oi.plugin import ACTIONS
-
-EXAMPLES = {
-    "train": "optical_inspection train -e specs/train.yaml train.num_epochs=20",
-    "evaluate": "optical_inspection evaluate -e specs/evaluate.yaml "
-    "evaluate.checkpoint=results/sample/train/oi_model_latest.pth",
-    "inference": "optical_inspection inference -e specs/inference.yaml "
-    "inference.checkpoint=results/sample/train/oi_model_latest.pth",
-    "export": "optical_inspection export -e specs/export.yaml "
-    "export.checkpoint=results/sample/train/oi_model_latest.pth",
-    "gen_trt_engine": "optical_inspection gen_trt_engine -e specs/gen_trt_engine.yaml",
-    "dataset_convert": "optical_inspection dataset_convert -e specs/dataset_convert_deeppcb.yaml",
-    "validate": "optical_inspection validate -e specs/train.yaml",
-}
 
 
 class _StderrHandler(logging.StreamHandler):
@@ -74,7 +61,7 @@ def _run_or_fail(action: str, spec: str, overrides: tuple, debug: bool) -> dict:
 
     try:
         cfg = load_config(spec, overrides)
-        return importlib.import_module(f"tao_siamese_oi.tasks.{action}").run(cfg)
+        return importlib.import_module(ACTIONS[action].task_module).run(cfg)
     except signals.Interrupted as exc:
         _fail(str(exc), exc.exit_code, debug)
     except (SystemExit, KeyboardInterrupt, Exception) as exc:  # noqa: BLE001 - the CLI edge: one line each
@@ -93,7 +80,7 @@ def _run_or_fail(action: str, spec: str, overrides: tuple, debug: bool) -> dict:
 
 
 def _action_command(action: str):
-    help_text = ACTIONS[action] + f"\n\n\b\nExample:\n  {EXAMPLES[action]}"
+    help_text = ACTIONS[action].help + f"\n\n\b\nExample:\n  {ACTIONS[action].example}"
 
     @click.command(action, help=help_text, context_settings={"ignore_unknown_options": True})
     @click.option(

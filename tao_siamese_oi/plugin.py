@@ -1,47 +1,25 @@
-"""The launcher plugin declaration: plain data, standard library only.
+"""The launcher plugin declaration: plain data built from the action table and the schema, no torch.
 
-The launcher finds this through the ``tao_launcher.plugins`` entry point and must be able to read it without
-importing torch. Handlers are ``"module:function"`` strings; ``function(argv) -> int`` is imported only when an
-action actually runs.
+The launcher finds it through the ``tao_launcher.plugins`` entry point (docs/plugin_protocol.md). Actions run
+locally through ``handler`` and in the image through ``optical_inspection <action> ...``.
 """
 
+from tao_launcher.protocol import Action, PluginSpec
+
 from tao_siamese_oi import __version__
+from tao_siamese_oi.actions import ACTIONS
+from tao_siamese_oi.config.schema import path_keys
 
-_HANDLER = "entry_points.optical_inspection:run_action"
-
-ACTIONS = {
-    "train": "Train a Siamese model on pair CSVs.",
-    "evaluate": "Score the test split with a checkpoint and write metrics.json.",
-    "inference": "Score the infer split and write inference.csv (input CSV + siamese_score).",
-    "export": "Export a checkpoint to ONNX, verified against PyTorch with onnxruntime.",
-    "gen_trt_engine": "Build a TensorRT engine from the ONNX file (needs TensorRT and an NVIDIA GPU).",
-    "dataset_convert": "Convert factory AOI CSVs, DeepPCB or synthetic data to pair CSVs.",
-    "validate": "Check every configured split (CSV, paths, images, classes) and report all problems at once.",
-}
-
-PLUGIN = {
-    "api_version": 1,
-    "name": "optical_inspection",
-    "task_group": "model",
-    "version": __version__,
-    "summary": "SiameseOI optical inspection of PCB components (input vs golden image pairs).",
-    "image": f"tao_siamese_oi:{__version__}",
-    "argv_prefix": ["optical_inspection"],
-    "actions": {name: {"help": text, "handler": _HANDLER} for name, text in ACTIONS.items()},
-    # Spec keys and CLI options whose values are paths, so a launcher can translate host paths.
-    "path_options": ["-e", "--experiment_spec"],
-    "path_keys": [
-        "results_dir",
-        "dataset.*.csv_path",
-        "dataset.*.images_dir",
-        "*.results_dir",
-        "*.checkpoint",
-        "train.pretrained_model_path",
-        "train.resume_training_checkpoint_path",
-        "*.onnx_file",
-        "*.trt_engine",
-        "gen_trt_engine.timing_cache",
-        "gen_trt_engine.tensorrt.calibration.cal_cache_file",
-    ],
-    "docker_options": {"shm_size": "16G", "ipc_mode": "host"},
-}
+PLUGIN = PluginSpec(
+    name="optical_inspection",
+    version=__version__,
+    summary="SiameseOI optical inspection of PCB components (input vs golden image pairs).",
+    image=f"tao_siamese_oi:{__version__}",
+    argv_prefix=("optical_inspection",),
+    handler="tao_siamese_oi.entry_points.optical_inspection:run_action",
+    actions=tuple(Action(a.name, a.help, a.example) for a in ACTIONS.values()),
+    path_options=("-e", "--experiment_spec"),
+    path_keys=path_keys(),
+    docker_options={"shm_size": "16G", "ipc_mode": "host"},
+    schema="tao_siamese_oi.config.loader:default_spec",
+)

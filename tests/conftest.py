@@ -80,7 +80,7 @@ def cli_env() -> dict:
 @pytest.fixture(scope="session")
 def tiny_model(tiny_data, tmp_path_factory) -> dict:
     """A tiny model trained for one epoch and exported (its checkpoint, ONNX file and sidecar), made once."""
-    from entry_points.optical_inspection import run_action
+    from tao_siamese_oi.entry_points.optical_inspection import run_action
 
     root = tmp_path_factory.mktemp("tiny_model")
     spec = tiny_spec_dict(tiny_data, root / "results")

@@ -19,11 +19,12 @@ from omegaconf.errors import (
     InterpolationResolutionError,
     OmegaConfBaseException,
 )
+from tao_launcher.safe_yaml import YamlRefused, load_yaml_file, load_yaml_text
 
-from tao_siamese_oi.config.schema import ACTION_SECTIONS, TOP_LEVEL_KEYS, ExperimentConfig
+from tao_siamese_oi.actions import ACTIONS, TOP_LEVEL_KEYS
+from tao_siamese_oi.config.schema import ExperimentConfig
 from tao_siamese_oi.errors import ConfigError
 from tao_siamese_oi.utils.files import atomic_write_text
-from tao_siamese_oi.utils.safe_yaml import YamlRefused, load_yaml_file, load_yaml_text
 
 log = logging.getLogger(__name__)
 
@@ -169,10 +170,10 @@ def save_resolved_config(cfg: DictConfig, directory: str | os.PathLike, name: st
 
 def default_spec(action: str) -> dict:
     """The full default spec of one action, as plain data (what a remote client shows)."""
-    if action not in ACTION_SECTIONS:
-        raise ConfigError(f"unknown action '{action}'; choose one of {', '.join(ACTION_SECTIONS)}")
+    if action not in ACTIONS:
+        raise ConfigError(f"unknown action '{action}'; choose one of {', '.join(ACTIONS)}")
     everything = OmegaConf.to_container(OmegaConf.structured(ExperimentConfig), resolve=False)
-    keep = TOP_LEVEL_KEYS + ACTION_SECTIONS[action]
+    keep = TOP_LEVEL_KEYS + ACTIONS[action].sections
     return {key: everything[key] for key in keep}
 
 

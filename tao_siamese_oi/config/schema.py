@@ -10,9 +10,10 @@ from typing import Any
 LIGHTS_TAO = {"LowAngleLight": 0, "SolderLight": 1, "UniformLight": 2, "WhiteLight": 3}
 
 
-def opt(default: Any = None, *, choices=None, min=None, max=None, help: str = ""):  # noqa: A002
-    """A dataclass field with validation metadata; mutable defaults are copied per instance."""
-    meta = {"choices": choices, "min": min, "max": max, "help": help}
+def opt(default: Any = None, *, choices=None, min=None, max=None, help: str = "", path: bool = False):  # noqa: A002
+    """A dataclass field with validation metadata; mutable defaults are copied per instance. ``path``: the value is
+    a file or folder (a launcher translates it from host to container)."""
+    meta = {"choices": choices, "min": min, "max": max, "help": help, "path": path}
     if isinstance(default, (list, dict)):
         return field(default_factory=lambda: type(default)(default), metadata=meta)
     return field(default=default, metadata=meta)
@@ -41,8 +42,8 @@ class ModelConfig:
 
 @dataclass
 class DataPathConfig:
-    csv_path: str | None = opt(None, help="pair CSV: input_path, golden_path, object_name, label")
-    images_dir: str | None = opt(None, help="root the CSV's input_path/golden_path are relative to")
+    csv_path: str | None = opt(None, help="pair CSV: input_path, golden_path, object_name, label", path=True)
+    images_dir: str | None = opt(None, help="root the CSV's input_path/golden_path are relative to", path=True)
 
 
 @dataclass
@@ -144,9 +145,11 @@ class TrainConfig:
     checkpoint_interval: int = opt(1, min=1, help="epochs between model_epoch_<NNN>.pth files")
     checkpoint_interval_unit: str = opt("epoch", choices=["epoch"])
     validation_interval: int = opt(1, min=1, help="epochs between validation passes")
-    resume_training_checkpoint_path: str | None = opt(None, help="default: oi_model_latest.pth in results_dir")
-    pretrained_model_path: str | None = opt(None, help="start from these weights (no optimizer state)")
-    results_dir: str = opt("${results_dir}/train", help="checkpoints, experiment.yaml, status.json, logs")
+    resume_training_checkpoint_path: str | None = opt(
+        None, help="default: oi_model_latest.pth in results_dir", path=True
+    )
+    pretrained_model_path: str | None = opt(None, help="start from these weights (no optimizer state)", path=True)
+    results_dir: str = opt("${results_dir}/train", help="checkpoints, experiment.yaml, status.json, logs", path=True)
     loss: str = opt("contrastive", choices=["contrastive"], help="contrastive loss with model.margin")
     clip_grad_norm: float = opt(0.0, min=0.0, help="0 = off")
     optim: OptimConfig = section(OptimConfig)
@@ -160,7 +163,7 @@ class ScoringConfig:
     num_gpus: int = opt(1, min=0, help="devices (processes) scoring shares of the split; rows stay in order")
     gpu_ids: list[int] = opt([0], help="as train.gpu_ids")
     num_nodes: int = opt(1, min=1, help="as train.num_nodes")
-    checkpoint: str | None = opt(None, help="a .pth written by train")
+    checkpoint: str | None = opt(None, help="a .pth written by train", path=True)
     threshold: float | None = opt(
         None, min=0.0, help="decision threshold (FAIL when distance > it); default: the checkpoint's calibrated one"
     )
@@ -169,10 +172,12 @@ class ScoringConfig:
         choices=["pytorch", "onnxruntime", "tensorrt"],
         help="scores with checkpoint, onnx_file or trt_engine",
     )
-    onnx_file: str | None = opt(None, help="onnxruntime backend: a file written by export (its .json sidecar too)")
-    trt_engine: str | None = opt(None, help="tensorrt backend: an engine written by gen_trt_engine")
+    onnx_file: str | None = opt(
+        None, help="onnxruntime backend: a file written by export (its .json sidecar too)", path=True
+    )
+    trt_engine: str | None = opt(None, help="tensorrt backend: an engine written by gen_trt_engine", path=True)
     golden_cache: bool = opt(True, help="embed each distinct golden once per run, then only the inputs")
-    results_dir: str = opt("${results_dir}/evaluate")
+    results_dir: str = opt("${results_dir}/evaluate", path=True)
     overwrite: bool = opt(False, help="replace the outputs of an earlier run in results_dir")
     batch_size: int = opt(-1, help="-1 = dataset.batch_size")
 
@@ -189,19 +194,19 @@ class EvaluateConfig(ScoringConfig):
 
 @dataclass
 class InferenceConfig(ScoringConfig):
-    results_dir: str = opt("${results_dir}/inference")
+    results_dir: str = opt("${results_dir}/inference", path=True)
 
 
 @dataclass
 class ExportConfig:
-    results_dir: str = opt("${results_dir}/export")
+    results_dir: str = opt("${results_dir}/export", path=True)
     gpu_id: int = opt(0, min=0)
-    checkpoint: str | None = opt(None, help="a .pth written by train")
+    checkpoint: str | None = opt(None, help="a .pth written by train", path=True)
     threshold: float | None = opt(
         None, min=0.0, help="threshold in the sidecar (and decision head); default: the checkpoint's calibrated one"
     )
     include_decision: bool = opt(False, help="add graph outputs distance and decision (1 = FAIL at the threshold)")
-    onnx_file: str | None = opt(None, help="default: <export.results_dir>/oi_model.onnx")
+    onnx_file: str | None = opt(None, help="default: <export.results_dir>/oi_model.onnx", path=True)
     overwrite: bool = opt(False, help="replace an existing onnx_file and its sidecar")
     opset_version: int = opt(17, min=7, help="ONNX opset")
     on_cpu: bool = opt(False, help="export on the CPU even when a GPU is present")
@@ -215,7 +220,7 @@ class ExportConfig:
 @dataclass
 class CalibrationConfig:
     cal_image_dir: list[str] = opt([], help="ignored: int8 calibrates on pairs of the spec's dataset splits")
-    cal_cache_file: str | None = opt(None, help="int8 calibration cache, read if present, then written")
+    cal_cache_file: str | None = opt(None, help="int8 calibration cache, read if present, then written", path=True)
     cal_batch_size: int = opt(1, min=1, help="pairs per calibration batch")
     cal_batches: int = opt(1, min=1, help="calibration batches")
 
@@ -233,12 +238,12 @@ class TensorRTConfig:
 
 @dataclass
 class GenTrtEngineConfig:
-    results_dir: str = opt("${results_dir}/gen_trt_engine")
+    results_dir: str = opt("${results_dir}/gen_trt_engine", path=True)
     gpu_id: int = opt(0, min=0)
-    onnx_file: str | None = opt(None, help="a file written by export (encrypted ones need encryption_key)")
-    trt_engine: str | None = opt(None, help="default: <gen_trt_engine.results_dir>/oi_model.engine")
+    onnx_file: str | None = opt(None, help="a file written by export (encrypted ones need encryption_key)", path=True)
+    trt_engine: str | None = opt(None, help="default: <gen_trt_engine.results_dir>/oi_model.engine", path=True)
     overwrite: bool = opt(False, help="replace an existing trt_engine and its sidecar")
-    timing_cache: str | None = opt(None, help="read if present, then written back")
+    timing_cache: str | None = opt(None, help="read if present, then written back", path=True)
     batch_size: int = opt(-1, help="ignored: the batch comes from the ONNX (dynamic: tensorrt.*_batch_size)")
     verbose: bool = opt(False, help="TensorRT's verbose build log")
     tensorrt: TensorRTConfig = section(TensorRTConfig)
@@ -247,13 +252,13 @@ class GenTrtEngineConfig:
 @dataclass
 class DatasetConvertConfig:
     source: str = opt("aoi", choices=["aoi", "deeppcb", "synthetic"], help="layout of the data to convert")
-    results_dir: str = opt("${results_dir}/dataset_convert", help="status.json and experiment.yaml")
-    root_dataset_dir: str | None = opt(None, help="aoi: image root; deeppcb: the folder holding PCBData/")
-    train_pcb_dataset_dir: str | None = opt(None, help="aoi: folder of per-board CSVs -> train_combined.csv")
-    val_pcb_dataset_dir: str | None = opt(None, help="aoi: folder of per-board CSVs -> valid_combined.csv")
-    all_pcb_dataset_dir: str | None = opt(None, help="aoi: folder of per-board CSVs -> all_combined.csv")
-    golden_csv_dir: str | None = opt(None, help="aoi: folder of <project><TOP|BOT>.csv golden tables")
-    data_convert_output_dir: str | None = opt(None, help="where pair CSVs (and crops) are written")
+    results_dir: str = opt("${results_dir}/dataset_convert", help="status.json and experiment.yaml", path=True)
+    root_dataset_dir: str | None = opt(None, help="aoi: image root; deeppcb: the folder holding PCBData/", path=True)
+    train_pcb_dataset_dir: str | None = opt(None, help="aoi: folder of per-board CSVs -> train_combined.csv", path=True)
+    val_pcb_dataset_dir: str | None = opt(None, help="aoi: folder of per-board CSVs -> valid_combined.csv", path=True)
+    all_pcb_dataset_dir: str | None = opt(None, help="aoi: folder of per-board CSVs -> all_combined.csv", path=True)
+    golden_csv_dir: str | None = opt(None, help="aoi: folder of <project><TOP|BOT>.csv golden tables", path=True)
+    data_convert_output_dir: str | None = opt(None, help="where pair CSVs (and crops) are written", path=True)
     overwrite: bool = opt(False, help="write into a data_convert_output_dir that is not empty")
     project_name: str | None = opt("all", help="aoi: keep one project, or all")
     bot_top: str | None = opt("all", choices=["TOP", "BOT", "all"], help="aoi: keep one board side, or all")
@@ -266,14 +271,16 @@ class DatasetConvertConfig:
 
 @dataclass
 class ValidateConfig:
-    results_dir: str = opt("${results_dir}/validate", help="status.json and experiment.yaml of a validate run")
+    results_dir: str = opt(
+        "${results_dir}/validate", help="status.json and experiment.yaml of a validate run", path=True
+    )
 
 
 @dataclass
 class ExperimentConfig:
     model_name: str = opt("optical_inspection", help="accepted for TAO specs")
     encryption_key: str | None = opt(None, help="never written to saved configs or logs")
-    results_dir: str = opt("results", help="root of every task's outputs")
+    results_dir: str = opt("results", help="root of every task's outputs", path=True)
     model: ModelConfig = section(ModelConfig)
     dataset: DatasetConfig = section(DatasetConfig)
     train: TrainConfig = section(TrainConfig)
@@ -285,14 +292,14 @@ class ExperimentConfig:
     validate: ValidateConfig = section(ValidateConfig)
 
 
-# Sections each action reads, for get-job-schema.
-ACTION_SECTIONS = {
-    "train": ["model", "dataset", "train"],
-    "evaluate": ["model", "dataset", "evaluate"],
-    "inference": ["model", "dataset", "inference"],
-    "export": ["model", "dataset", "export"],
-    "gen_trt_engine": ["dataset", "gen_trt_engine"],
-    "dataset_convert": ["dataset", "dataset_convert"],
-    "validate": ["dataset", "validate"],
-}
-TOP_LEVEL_KEYS = ["model_name", "encryption_key", "results_dir"]
+def path_keys(schema=None, prefix: str = "") -> tuple[str, ...]:
+    """Dotted keys of every field marked ``path`` (what a launcher translates from host to container)."""
+    import dataclasses
+
+    keys: list[str] = []
+    for f in dataclasses.fields(schema or ExperimentConfig):
+        if dataclasses.is_dataclass(f.type):
+            keys += path_keys(f.type, f"{prefix}{f.name}.")
+        elif f.metadata.get("path"):
+            keys.append(f"{prefix}{f.name}")
+    return tuple(keys)

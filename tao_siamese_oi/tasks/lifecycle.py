@@ -19,6 +19,7 @@ import warnings
 from collections.abc import Callable
 from pathlib import Path
 
+from tao_siamese_oi.actions import ACTIONS
 from tao_siamese_oi.config import save_resolved_config
 from tao_siamese_oi.engine.distributed import is_main_process
 from tao_siamese_oi.errors import ConfigError, OutputExistsError
@@ -30,7 +31,6 @@ from tao_siamese_oi.utils.status import FAILURE, STARTED, SUCCESS, StatusLogger
 
 log = logging.getLogger("tao_siamese_oi")
 
-TASK_TITLES = {"evaluate": "evaluation", "dataset_convert": "dataset conversion", "validate": "data validation"}
 MAX_NAMED = 3
 
 # outputs(cfg, out) -> the files (or folders) the run would write; those that exist are refused.
@@ -95,7 +95,7 @@ def tracked_task(
 
 def _run_recorded(run, cfg, task: str, out: Path):
     status = StatusLogger(out)
-    status.write(STARTED, f"Starting Optical Inspection {TASK_TITLES.get(task, task)}.")
+    status.write(STARTED, f"Starting Optical Inspection {ACTIONS[task].status_title}.")
     try:
         result = run(cfg, out=out, status=status)
     except BaseException as exc:

@@ -13,7 +13,7 @@ from tests.conftest import cli, tiny_spec_dict
 
 def run_oi(capsys, *argv) -> tuple[int, str]:
     """``optical_inspection ARGV`` in this process: (exit code, stderr)."""
-    from entry_points.optical_inspection import run_action
+    from tao_siamese_oi.entry_points.optical_inspection import run_action
 
     capsys.readouterr()
     code = run_action([str(a) for a in argv])
@@ -22,7 +22,7 @@ def run_oi(capsys, *argv) -> tuple[int, str]:
 
 def run_tao(capsys, *argv) -> tuple[int, str]:
     """``tao ARGV`` in this process: (exit code, stderr)."""
-    from entry_points.tao import main
+    from tao_launcher.cli import main
 
     capsys.readouterr()
     try:

@@ -28,7 +28,7 @@ IMAGE = "local/tao-siamese-oi:test"
 LIBSTDCXX = Path("/usr/lib/x86_64-linux-gnu/libstdc++.so.6")
 WRAPPER = """#!/bin/sh
 exec python3 -c 'import os, site, sys; site.addsitedir(os.environ["OI_SITE"]); sys.argv[0] = "optical_inspection"; \
-from entry_points.optical_inspection import main; main()' "$@"
+from tao_siamese_oi.entry_points.optical_inspection import main; main()' "$@"
 """
 
 

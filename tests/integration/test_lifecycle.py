@@ -32,7 +32,7 @@ def dying_write(path, write):
     return real_write(path, write)
 
 callbacks.atomic_write = dying_write
-from entry_points.optical_inspection import main
+from tao_siamese_oi.entry_points.optical_inspection import main
 main(["train", "-e", sys.argv[1]])
 """
 

@@ -1,5 +1,6 @@
 """The CLI edge: light imports, help with examples, one-line errors, exit codes, plugin declaration."""
 
+import dataclasses
 import json
 import subprocess
 import sys
@@ -16,7 +17,8 @@ NO_TORCH = (
     "    runpy.run_module({module!r}, run_name='__main__')\n"
     "except SystemExit:\n"
     "    pass\n"
-    "heavy = sorted(m for m in ('torch', 'lightning', 'onnx', 'pandas') if m in sys.modules)\n"
+    "heavy = sorted(m for m in ('torch', 'lightning', 'onnx', 'pandas', 'tao_siamese_oi.model', 'tao_siamese_oi.tasks')"
+    " if m in sys.modules)\n"
     "print('HEAVY=' + ','.join(heavy))\n"
 )
 
@@ -24,10 +26,10 @@ NO_TORCH = (
 @pytest.mark.parametrize(
     "module, argv",
     [
-        ("entry_points.tao", ["tao", "--help"]),
-        ("entry_points.tao", ["tao", "model", "optical_inspection", "--help"]),
-        ("entry_points.optical_inspection", ["optical_inspection", "--help"]),
-        ("entry_points.optical_inspection", ["optical_inspection", "train", "--help"]),
+        ("tao_launcher.cli", ["tao", "--help"]),
+        ("tao_launcher.cli", ["tao", "model", "optical_inspection", "--help"]),
+        ("tao_siamese_oi.entry_points.optical_inspection", ["optical_inspection", "--help"]),
+        ("tao_siamese_oi.entry_points.optical_inspection", ["optical_inspection", "train", "--help"]),
     ],
 )
 def test_help_does_not_import_heavy_libraries(module, argv):
@@ -42,12 +44,22 @@ def test_help_does_not_import_heavy_libraries(module, argv):
 
 
 def test_plugin_entry_point_is_declared_and_plain_data():
+    from tao_launcher.protocol import PROTOCOL_VERSION, parse
+
     (ep,) = [ep for ep in entry_points(group="tao_launcher.plugins") if ep.name == "optical_inspection"]
     assert ep.value == "tao_siamese_oi.plugin:PLUGIN"
-    plugin = ep.load()
-    assert plugin["name"] == "optical_inspection"
-    assert {"train", "evaluate", "inference", "export"} <= set(plugin["actions"])
-    json.dumps(plugin)  # nothing but plain data
+    plugin = parse(ep.load())
+    assert plugin.name == "optical_inspection" and plugin.protocol == PROTOCOL_VERSION
+    assert plugin.action_names == [
+        "train",
+        "evaluate",
+        "inference",
+        "export",
+        "gen_trt_engine",
+        "dataset_convert",
+        "validate",
+    ]
+    json.dumps(dataclasses.asdict(plugin))  # nothing but plain data
 
 
 def test_tao_lists_plugins_and_their_actions():
@@ -126,3 +138,30 @@ def test_get_job_schema_prints_the_default_spec():
     assert schema["action"] == "export"
     assert schema["default"]["export"]["opset_version"] == 17
     assert schema["default"]["dataset"]["input_map"]["WhiteLight"] == 3
+
+
+def test_help_of_an_action_needs_no_container(capsys, monkeypatch):
+    monkeypatch.setenv("DOCKER_HOST", "unix:///nonexistent/docker.sock")
+    from tao_launcher.cli import main
+
+    with pytest.raises(SystemExit) as done:
+        main(["model", "optical_inspection", "train", "--help"])
+    assert done.value.code == 0
+    out = capsys.readouterr().out
+    assert out.startswith("Usage: optical_inspection train [OPTIONS]") and "Example:" in out
+
+
+def test_tao_version_names_the_launcher_and_its_plugins(capsys):
+    from tao_launcher import __version__ as launcher_version
+    from tao_launcher.cli import main
+    from tao_launcher.protocol import PROTOCOL_VERSION
+
+    from tao_siamese_oi import __version__
+
+    with pytest.raises(SystemExit) as done:
+        main(["--version"])
+    assert done.value.code == 0
+    assert capsys.readouterr().out.splitlines() == [
+        f"tao launcher {launcher_version} (plugin protocol {PROTOCOL_VERSION})",
+        f"  optical_inspection: tao_siamese_oi {__version__}",
+    ]

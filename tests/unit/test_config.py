@@ -124,9 +124,10 @@ def test_saved_config_is_resolved_and_redacts_the_key(tmp_path):
     assert saved["train"]["results_dir"] == f"{tmp_path}/train"
 
 
-def test_job_schema_has_every_train_default_and_only_train_sections():
+def test_job_schema_has_every_section_train_reads():
     spec = default_spec("train")
-    assert set(spec) == {"model_name", "encryption_key", "results_dir", "model", "dataset", "train"}
+    # evaluate: train calibrates the decision threshold for evaluate.target_fpr / target_recall
+    assert set(spec) == {"model_name", "encryption_key", "results_dir", "model", "dataset", "train", "evaluate"}
     assert spec["train"]["optim"] == {"type": "Adam", "lr": 5e-4, "momentum": 0.9, "weight_decay": 5e-4}
     assert spec["train"]["results_dir"] == "${results_dir}/train"
     json.dumps(spec)  # plain data, serialisable as the CLI prints it

@@ -13,8 +13,8 @@ import signal
 import sys
 import uuid
 
-from tao_siamese_oi.launcher import LauncherError
-from tao_siamese_oi.launcher.mounts import MountsConfig
+from tao_launcher import LauncherError
+from tao_launcher.mounts import MountsConfig
 
 LABEL = "tao_launcher.run"
 STOP_TIMEOUT_S = 10

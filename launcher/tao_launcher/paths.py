@@ -9,8 +9,8 @@ import fnmatch
 import os
 from pathlib import Path
 
-from tao_siamese_oi.launcher import LauncherError
-from tao_siamese_oi.launcher.mounts import Mount
+from tao_launcher import LauncherError
+from tao_launcher.mounts import Mount
 
 
 class PathMapper:

@@ -1,6 +1,5 @@
 """What ``tao model <task> <action> ...`` does: pick the runner, translate paths, run, return the exit code."""
 
-import importlib
 import os
 import sys
 import tempfile
@@ -8,11 +7,11 @@ from pathlib import Path
 
 import yaml
 
-from tao_siamese_oi.launcher import LauncherError
-from tao_siamese_oi.launcher.mounts import Mount, MountsConfig, load_mounts
-from tao_siamese_oi.launcher.paths import PathMapper, translate_override, translate_spec
-from tao_siamese_oi.launcher.plugins import Plugin
-from tao_siamese_oi.utils.safe_yaml import YamlRefused, load_yaml_file
+from tao_launcher import LauncherError
+from tao_launcher.mounts import Mount, MountsConfig, load_mounts
+from tao_launcher.paths import PathMapper, translate_override, translate_spec
+from tao_launcher.plugins import Plugin
+from tao_launcher.safe_yaml import YamlRefused, load_yaml_file
 
 SPEC_MOUNT = "/tao_launcher/spec"
 LOCAL_ENV = "TAO_LAUNCHER_LOCAL"
@@ -20,7 +19,7 @@ LOCAL_ENV = "TAO_LAUNCHER_LOCAL"
 
 def image_for(plugin: Plugin, override: str | None = None) -> str:
     env_key = f"TAO_{plugin.name.upper()}_IMAGE"
-    return override or os.environ.get(env_key) or plugin.data["image"]
+    return override or os.environ.get(env_key) or plugin.spec.image
 
 
 def run_local(plugin: Plugin, argv: list[str]) -> int:
@@ -28,15 +27,14 @@ def run_local(plugin: Plugin, argv: list[str]) -> int:
     action = argv[0] if argv else ""
     if action not in plugin.actions:
         raise LauncherError(f"{plugin.name} has no action '{action}'; choose one of {', '.join(plugin.actions)}")
-    module_name, func = plugin.actions[action]["handler"].split(":")
-    return int(getattr(importlib.import_module(module_name), func)(list(argv)) or 0)
+    return int(plugin.load(plugin.spec.handler)(list(argv)) or 0)
 
 
 def container_argv(plugin: Plugin, argv: list[str], config: MountsConfig, workdir: Path):
     """The argv to run in the container and the extra mounts it needs (the translated spec)."""
     mapper = PathMapper(config.mounts)
-    patterns = plugin.data.get("path_keys", [])
-    spec_options = set(plugin.data.get("path_options", []))
+    patterns = plugin.spec.path_keys
+    spec_options = set(plugin.spec.path_options)
     out, extra = [], []
     args = iter(argv)
     for arg in args:
@@ -46,7 +44,7 @@ def container_argv(plugin: Plugin, argv: list[str], config: MountsConfig, workdi
             extra = [Mount(workdir, SPEC_MOUNT, read_only=True)]
         else:
             out.append(translate_override(arg, mapper, patterns))
-    return [*plugin.data["argv_prefix"], *out], extra
+    return [*plugin.spec.argv_prefix, *out], extra
 
 
 def _write_translated_spec(host_spec: Path, mapper: PathMapper, patterns, workdir: Path) -> str:
@@ -65,7 +63,7 @@ def _write_translated_spec(host_spec: Path, mapper: PathMapper, patterns, workdi
 
 
 def run_docker(plugin: Plugin, argv: list[str], image: str | None = None, dry_run: bool = False) -> int:
-    from tao_siamese_oi.launcher.docker_runner import run_container
+    from tao_launcher.docker_runner import run_container
 
     config = load_mounts()
     if dry_run:  # the printed command must work when pasted: keep the translated spec where it can be seen
@@ -76,17 +74,17 @@ def run_docker(plugin: Plugin, argv: list[str], image: str | None = None, dry_ru
 
 
 def _container(plugin: Plugin, argv: list[str], config: MountsConfig, image: str | None, workdir: Path) -> dict:
-    from tao_siamese_oi.launcher.docker_runner import container_spec
+    from tao_launcher.docker_runner import container_spec
 
     workdir.chmod(0o755)  # readable by the container's (non-root) user
     command, extra = container_argv(plugin, argv, config, workdir)
     return container_spec(
-        image_for(plugin, image), command, config, extra, plugin_options=plugin.data.get("docker_options")
+        image_for(plugin, image), command, config, extra, plugin_options=dict(plugin.spec.docker_options)
     )
 
 
 def _print_dry_run(plugin: Plugin, argv: list[str], config: MountsConfig, image: str | None, workdir: Path) -> int:
-    from tao_siamese_oi.launcher.docker_runner import docker_command_line
+    from tao_launcher.docker_runner import docker_command_line
 
     spec = _container(plugin, argv, config, image, workdir)
     print(docker_command_line(spec))

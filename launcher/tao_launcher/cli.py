@@ -8,11 +8,13 @@ host paths translated), or in this Python environment with ``--local`` (or ``TAO
 Importing this module never imports torch: plugins are plain data, handlers load only when an action runs.
 """
 
+import difflib
 import os
 import sys
 import traceback
 
 USAGE = """usage: tao [--local] [--dry-run] [--image IMAGE] [--debug] model <task> <action> [args ...]
+       tao plugins
        tao mounts validate [FILE]
        tao --version
 
@@ -23,22 +25,41 @@ options:
   --debug          show tracebacks
 
 mounts file: $LAUNCHER_MOUNTS, else ~/.tao_mounts.json (Mounts, Envs, DockerOptions)
+plugins: every one installed in the tao_launcher.plugins entry-point group, or those named in
+         TAO_LAUNCHER_PLUGINS=name,name
 """
 
 
 def _task_list(plugins) -> str:
     lines = ["tasks (installed plugins):"]
-    lines += [f"  {name:<22} {p.data.get('summary', '')}" for name, p in sorted(plugins.items())]
-    lines += ["", "example:", "  tao model optical_inspection train -e specs/train.yaml train.num_epochs=20"]
+    lines += [f"  {name:<22} {p.spec.summary}" for name, p in sorted(plugins.items())]
+    if plugins:
+        plugin = plugins[sorted(plugins)[0]]
+        lines += ["", "example:", f"  tao model {plugin.name} {plugin.actions[0]} --help"]
     return "\n".join(lines)
 
 
 def _action_list(plugin) -> str:
     lines = [f"usage: tao model {plugin.name} <action> [args ...]   ({plugin.distribution})", "", "actions:"]
-    lines += [f"  {action:<18} {meta['help']}" for action, meta in plugin.actions.items()]
-    first = next(iter(plugin.actions))
-    lines += ["", "example:", f"  tao model {plugin.name} {first} -e spec.yaml [key=value ...]"]
+    lines += [f"  {action.name:<18} {action.help}" for action in plugin.spec.actions]
+    example = next((a.example for a in plugin.spec.actions if a.example), "")
+    lines += ["", "example:", f"  tao model {plugin.name} {example.split(' ', 1)[1] if example else plugin.actions[0]}"]
     return "\n".join(lines)
+
+
+def _plugin_table(plugins) -> str:
+    rows = [("name", "version", "distribution", "image", "protocol")]
+    rows += [
+        (p.name, p.spec.version, p.distribution, p.spec.image, p.spec.protocol) for _, p in sorted(plugins.items())
+    ]
+    widths = [max(len(row[i]) for row in rows) for i in range(len(rows[0]))]
+    return "\n".join("  ".join(cell.ljust(width) for cell, width in zip(row, widths)).rstrip() for row in rows)
+
+
+def _unknown(kind: str, name: str, known) -> str:
+    near = difflib.get_close_matches(name, list(known), n=1)
+    hint = f"did you mean {near[0]}?" if near else f"choose one of {', '.join(known) or 'none'}"
+    return f"unknown {kind} '{name}'; {hint}"
 
 
 def _parse_flags(args: list[str]) -> tuple[dict, list[str]]:
@@ -64,13 +85,13 @@ def _parse_flags(args: list[str]) -> tuple[dict, list[str]]:
 
 
 def dispatch(args: list[str], flags: dict) -> int:
-    from tao_siamese_oi.launcher import LauncherError
-    from tao_siamese_oi.launcher.plugins import discover
+    from tao_launcher import LauncherError
+    from tao_launcher.plugins import discover
 
     if args[:2] == ["mounts", "validate"]:
         from pathlib import Path
 
-        from tao_siamese_oi.launcher.mounts import load_mounts, mounts_path
+        from tao_launcher.mounts import load_mounts, mounts_path
 
         path = Path(args[2]) if len(args) > 2 else mounts_path()[0]
         config = load_mounts(path)
@@ -81,29 +102,33 @@ def dispatch(args: list[str], flags: dict) -> int:
         return 0
     plugins = discover()
     if flags.get("version"):
-        from tao_siamese_oi import __version__
+        from tao_launcher import __version__
+        from tao_launcher.protocol import PROTOCOL_VERSION
 
-        print(f"tao launcher {__version__}")
+        print(f"tao launcher {__version__} (plugin protocol {PROTOCOL_VERSION})")
         for name, plugin in sorted(plugins.items()):
             print(f"  {name}: {plugin.distribution}")
+        return 0
+    if args[:1] == ["plugins"]:
+        print(_plugin_table(plugins))
         return 0
     if not args or args[0] in ("-h", "--help") or args[0] != "model" or len(args) < 2 or args[1] in ("-h", "--help"):
         print(USAGE + "\n" + _task_list(plugins))
         return 0 if not args or args[0] in ("-h", "--help") or args[1:2] in (["-h"], ["--help"]) else 2
     task, rest = args[1], args[2:]
     if task not in plugins:
-        raise LauncherError(f"unknown task '{task}'; installed: {', '.join(sorted(plugins)) or 'none'}")
+        raise LauncherError(_unknown("task", task, sorted(plugins)))
     plugin = plugins[task]
     if not rest or rest[0] in ("-h", "--help"):
         print(_action_list(plugin))
         return 0
     if rest[0] not in plugin.actions:
-        raise LauncherError(f"{task} has no action '{rest[0]}'; choose one of {', '.join(plugin.actions)}")
+        raise LauncherError(f"{task}: " + _unknown("action", rest[0], plugin.actions))
     if flags["local"] or any(arg in ("-h", "--help") for arg in rest[1:]):  # help needs no container
-        from tao_siamese_oi.launcher.launch import run_local
+        from tao_launcher.launch import run_local
 
         return run_local(plugin, rest)
-    from tao_siamese_oi.launcher.launch import run_docker
+    from tao_launcher.launch import run_docker
 
     return run_docker(plugin, rest, image=flags["image"], dry_run=flags["dry_run"])
 
@@ -115,7 +140,7 @@ def main(argv=None) -> None:
     except KeyboardInterrupt:
         code = 130
     except Exception as exc:  # noqa: BLE001 - the CLI edge: one line, traceback only with --debug
-        from tao_siamese_oi.launcher import LauncherError
+        from tao_launcher import LauncherError
 
         if flags["debug"]:
             traceback.print_exc()

@@ -6,14 +6,26 @@ from pathlib import Path
 
 import pytest
 import yaml
+from tao_launcher import LauncherError
+from tao_launcher.docker_runner import LABEL, container_spec, docker_command_line
+from tao_launcher.launch import SPEC_MOUNT, container_argv
+from tao_launcher.mounts import Mount, MountsConfig, load_mounts
+from tao_launcher.paths import PathMapper, translate_override, translate_spec
+from tao_launcher.plugins import Plugin
+from tao_launcher.protocol import Action, PluginSpec
 
-from tao_siamese_oi.launcher import LauncherError
-from tao_siamese_oi.launcher.docker_runner import LABEL, container_spec, docker_command_line
-from tao_siamese_oi.launcher.launch import SPEC_MOUNT, container_argv
-from tao_siamese_oi.launcher.mounts import Mount, MountsConfig, load_mounts
-from tao_siamese_oi.launcher.paths import PathMapper, translate_override, translate_spec
-from tao_siamese_oi.launcher.plugins import Plugin
-from tao_siamese_oi.plugin import PLUGIN
+PATH_KEYS = ("results_dir", "dataset.*.csv_path", "*.results_dir", "*.checkpoint")
+PLUGIN = PluginSpec(
+    name="optical_inspection",
+    version="1.0",
+    summary="a stand-in with the real plugin's path rules",
+    image="img:1",
+    argv_prefix=("optical_inspection",),
+    handler="x:y",
+    actions=(Action("train", "train"),),
+    path_options=("-e", "--experiment_spec"),
+    path_keys=PATH_KEYS,
+)
 
 
 def write(tmp_path, data, name="mounts.json") -> Path:
@@ -108,16 +120,14 @@ def test_spec_and_override_paths_are_translated_only_for_path_keys(mapper, tmp_p
         "dataset": {"train_dataset": {"csv_path": str(tmp_path / "data" / "t.csv")}, "image_ext": ".jpg"},
         "train": {"results_dir": "${results_dir}/train"},
     }
-    out = translate_spec(spec, mapper, PLUGIN["path_keys"])
+    out = translate_spec(spec, mapper, PATH_KEYS)
     assert out["results_dir"] == "/results"
     assert out["dataset"]["train_dataset"]["csv_path"] == "/data/t.csv"
     assert out["train"]["results_dir"] == "${results_dir}/train"  # interpolation resolved in the container
     assert out["model"] == {"margin": 2.0} and out["dataset"]["image_ext"] == ".jpg"
     ckpt = f"evaluate.checkpoint={tmp_path}/results/train/oi_model_latest.pth"
-    assert translate_override(ckpt, mapper, PLUGIN["path_keys"]) == (
-        "evaluate.checkpoint=/results/train/oi_model_latest.pth"
-    )
-    assert translate_override("train.num_epochs=3", mapper, PLUGIN["path_keys"]) == "train.num_epochs=3"
+    assert translate_override(ckpt, mapper, PATH_KEYS) == ("evaluate.checkpoint=/results/train/oi_model_latest.pth")
+    assert translate_override("train.num_epochs=3", mapper, PATH_KEYS) == "train.num_epochs=3"
 
 
 def test_container_argv_writes_a_translated_spec(mapper, tmp_path):
@@ -173,7 +183,7 @@ def test_default_user_is_the_caller():
 
 def test_permission_denied_on_the_socket_is_explained(monkeypatch):
     docker = pytest.importorskip("docker")
-    from tao_siamese_oi.launcher import docker_runner
+    from tao_launcher import docker_runner
 
     def refuse(**kwargs):
         raise docker.errors.DockerException(

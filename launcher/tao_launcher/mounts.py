@@ -21,7 +21,7 @@ import sys
 from dataclasses import dataclass, field
 from pathlib import Path
 
-from tao_siamese_oi.launcher import LauncherError
+from tao_launcher import LauncherError
 
 TOP_KEYS = {"Mounts", "Envs", "DockerOptions"}
 MOUNT_KEYS = {"source", "destination", "read_only"}
