@@ -7,6 +7,8 @@ walks it. Key names follow TAO's SiameseOI schema so existing specs load unchang
 from dataclasses import dataclass, field
 from typing import Any
 
+from tao_siamese_oi.model.registry import BACKBONE_CHOICES, MODEL_TYPE_CHOICES
+
 LIGHTS_TAO = {"LowAngleLight": 0, "SolderLight": 1, "UniformLight": 2, "WhiteLight": 3}
 
 
@@ -27,14 +29,14 @@ def section(cls):
 class ModelConfig:
     model_type: str = opt(
         "Siamese_Grid",
-        choices=["Siamese_Grid", "Siamese_3", "Siamese_1", "Siamese"],
+        choices=MODEL_TYPE_CHOICES,
         help="Siamese_Grid (default: compact, size-agnostic, cell-by-cell) or TAO's Siamese_3 / Siamese_1 ('Siamese')",
     )
     margin: float = opt(
         2.0, min=0.0, help="contrastive-loss margin; the decision threshold only without a calibrated one"
     )
     model_backbone: str | None = opt(
-        None, choices=["custom", "grid"], help="default: the model type's own (custom for TAO's types, grid)"
+        None, choices=BACKBONE_CHOICES, help="default: the model type's own (custom for TAO's types, grid)"
     )
     embedding_vectors: int = opt(5, min=1, help="embedding size E (Siamese_Grid: E per grid cell)")
     imagenet_pretrained: bool = opt(False, help="accepted for TAO compatibility; no pretrained tower exists")

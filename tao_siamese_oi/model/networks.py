@@ -1,54 +1,21 @@
-"""Siamese networks and their registry.
+"""Siamese networks, each registered under its model type (model/registry.py).
 
 Siamese_3 and Siamese_1 reproduce TAO's SiameseOI exactly: a 3-block conv tower without stride or pooling
 (1,032 parameters, 7x7 receptive field) flattened into a fully-connected head. The attribute names ``cnn1`` and
 ``fc1`` follow TAO's state-dict layout so TAO checkpoints can load.
 """
 
-from collections.abc import Callable
-
 import torch
 from torch import nn
 
-from tao_siamese_oi.errors import ConfigError
+from tao_siamese_oi.model.registry import available_models, builder, check_backbone, register_model
 
-_REGISTRY: dict[str, Callable[..., nn.Module]] = {}
-# TAO calls the v1 head "Siamese".
-ALIASES = {"Siamese": "Siamese_1"}
-
-
-def register_model(name: str):
-    def wrap(builder):
-        _REGISTRY[name] = builder
-        return builder
-
-    return wrap
-
-
-def available_models() -> list[str]:
-    return sorted(_REGISTRY)
+__all__ = ["available_models", "check_backbone", "create_model", "pair_distance", "register_model"]
 
 
 def create_model(name: str, *, input_shape: tuple[int, int, int], embedding_size: int) -> nn.Module:
     """Build a registered model for (C, H, W) inputs of one side."""
-    key = ALIASES.get(name, name)
-    if key not in _REGISTRY:
-        raise ConfigError(f"model.model_type '{name}' is unknown; choose one of {', '.join(available_models())}")
-    return _REGISTRY[key](input_shape=input_shape, embedding_size=embedding_size)
-
-
-BACKBONES = {"Siamese_3": "custom", "Siamese_1": "custom", "Siamese_Grid": "grid"}
-
-
-def check_backbone(model_type: str, backbone: str | None) -> None:
-    """model.model_backbone names the model type's tower; a mismatch is a spec mistake, said in one line."""
-    own = BACKBONES.get(ALIASES.get(model_type, model_type))
-    if backbone is not None and own is not None and backbone != own:
-        raise ConfigError(
-            f"model.model_backbone '{backbone}' does not go with model.model_type '{model_type}' (its backbone is "
-            f"'{own}'); remove model_backbone or set model_type to "
-            + " / ".join(t for t, b in BACKBONES.items() if b == backbone)
-        )
+    return builder(name)(input_shape=input_shape, embedding_size=embedding_size)
 
 
 def conv_tower() -> nn.Sequential:
