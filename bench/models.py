@@ -72,7 +72,7 @@ def measure(model: str, data: Path, root: Path, epochs: int) -> dict:
         f"inference.onnx_file={onnx_file}",
         f"inference.results_dir={root / model / 'inference_ort'}",
     )
-    from tao_siamese_oi.utils.files import load_checkpoint_file
+    from tao_siamese_oi.artifacts.checkpoint import load_checkpoint_file
 
     state = load_checkpoint_file(checkpoint)["state_dict"]
     return {

@@ -21,7 +21,7 @@ def cli(name: str) -> str:
 
 
 def load_tiny_checkpoint(path: Path) -> dict:
-    from tao_siamese_oi.utils.files import load_checkpoint_file
+    from tao_siamese_oi.artifacts.checkpoint import load_checkpoint_file
 
     return load_checkpoint_file(path, TINY_KEY)
 

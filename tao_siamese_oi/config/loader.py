@@ -153,6 +153,13 @@ def _validate_node(node: DictConfig, schema, prefix: str) -> None:
             raise ConfigError(f"{key}: {value} is above the maximum {meta['max']}")
 
 
+def require(value, key: str, what: str) -> str:
+    """The value of a key a task cannot do without, or a one-line error saying what to give."""
+    if not value:
+        raise ConfigError(f"{key} is not set; give {what} (example: {key}=/path/to/file)")
+    return str(value)
+
+
 def redacted_container(cfg: DictConfig) -> dict:
     data = OmegaConf.to_container(cfg, resolve=True)
     for key in SECRET_KEYS:

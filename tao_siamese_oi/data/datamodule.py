@@ -5,30 +5,8 @@ from torch.utils.data import DataLoader, DistributedSampler
 
 from tao_siamese_oi.data.dataset import PairDataset, pass_batch
 from tao_siamese_oi.data.sampler import build_train_sampler
-from tao_siamese_oi.data.validate import validate_split
+from tao_siamese_oi.data.splits import build_dataset
 from tao_siamese_oi.errors import ConfigError, DataError
-
-SPLIT_KEYS = {
-    "train": "train_dataset",
-    "validation": "validation_dataset",
-    "test": "test_dataset",
-    "infer": "infer_dataset",
-}
-
-
-def build_dataset(dataset_cfg, split: str, seed: int = 0, load_goldens: bool = True) -> PairDataset:
-    """Validate a split (every problem reported at once) and wrap it as a dataset."""
-    key = SPLIT_KEYS[split]
-    paths = dataset_cfg[key]
-    if not paths.csv_path:
-        raise ConfigError(f"dataset.{key}.csv_path is not set; point it at the {split} pair CSV")
-    if not paths.images_dir:
-        raise ConfigError(f"dataset.{key}.images_dir is not set; point it at the image root of that CSV")
-    table = validate_split(dataset_cfg, key, training=split == "train", seed=max(seed, 0))
-    augment = split == "train" and dataset_cfg.augmentation_config.augment
-    return PairDataset(
-        table, paths.images_dir, dataset_cfg, augment=augment, seed=max(seed, 0), load_goldens=load_goldens
-    )
 
 
 class PairDataModule(L.LightningDataModule):

@@ -3,13 +3,11 @@ onnxruntime, or a TensorRT engine. Each turns a normalised float32 batch (B, 3, 
 the scoring loop (deploy/scoring.py) does the rest, identically for all three.
 """
 
-from pathlib import Path
-
 import numpy as np
 
-from tao_siamese_oi.deploy.onnx_export import sidecar_path
-from tao_siamese_oi.errors import CheckpointError, ConfigError
-from tao_siamese_oi.utils.crypto import decrypt
+from tao_siamese_oi.artifacts.exported import read_model_bytes, read_siamese_onnx, sidecar_calibration
+from tao_siamese_oi.config import require
+from tao_siamese_oi.errors import ConfigError
 
 BACKENDS = ("pytorch", "onnxruntime", "tensorrt")
 
@@ -59,40 +57,6 @@ class TensorRTEmbedder:
         return self.runner.run({"input_1": images, "input_2": images})["output_1"]
 
 
-def read_model_bytes(path, encryption_key: str | None) -> bytes:
-    path = Path(path)
-    if not path.is_file():
-        raise CheckpointError(f"{path} not found; run export (or gen_trt_engine) first, or fix the path")
-    return decrypt(path.read_bytes(), encryption_key, path)  # plain files come back as they are
-
-
-def read_siamese_onnx(path, encryption_key: str | None):
-    """``read_onnx`` of a Siamese export: inputs input_1, input_2 and output output_1, or a one-line error."""
-    model = read_onnx(path, encryption_key)
-    names = [i.name for i in model.graph.input]
-    outputs = [o.name for o in model.graph.output]
-    if names[:2] != ["input_1", "input_2"] or "output_1" not in outputs:
-        raise CheckpointError(
-            f"{path} is not a tao_siamese_oi / TAO SiameseOI export (inputs {names}, outputs {outputs}; expected "
-            "input_1, input_2 -> output_1, output_2); export the checkpoint with optical_inspection export"
-        )
-    return model
-
-
-def read_onnx(path, encryption_key: str | None):
-    """The ONNX model in ``path`` (decrypted); protobuf parsing runs no code, foreign bytes are one line."""
-    import onnx
-
-    try:
-        return onnx.load_from_string(read_model_bytes(path, encryption_key))
-    except CheckpointError:
-        raise
-    except Exception as exc:  # noqa: BLE001 - protobuf raises several kinds for foreign bytes
-        raise CheckpointError(
-            f"{path} is not an ONNX file ({type(exc).__name__}); give the .onnx file written by export"
-        ) from None
-
-
 def _session_options(ort):
     """As many threads as torch uses, and no spin-waiting: the loader workers share these cores, and ORT's
     default (one spinning thread per core) starves them (measured: slower than the PyTorch backend)."""
@@ -111,12 +75,13 @@ def _ort_providers(ort) -> list[str]:
 
 def build_embedder(cfg, task: str, device=None):
     """The embedder ``<task>.backend`` names, from ``<task>.checkpoint``, ``.onnx_file`` or ``.trt_engine``."""
-    from tao_siamese_oi.tasks.common import load_module, require
+    from tao_siamese_oi.artifacts.checkpoint import load_network
 
     task_cfg = cfg[task]
     if task_cfg.backend == "pytorch":
-        module = load_module(cfg, require(task_cfg.checkpoint, f"{task}.checkpoint", "the .pth file written by train"))
-        return TorchEmbedder(module.model, device), module.calibration
+        checkpoint = require(task_cfg.checkpoint, f"{task}.checkpoint", "the .pth file written by train")
+        network, calibration = load_network(cfg, checkpoint)
+        return TorchEmbedder(network, device), calibration
     if task_cfg.backend == "onnxruntime":
         path = require(task_cfg.onnx_file, f"{task}.onnx_file", "the .onnx file written by export")
         return OnnxEmbedder(path, cfg.encryption_key), sidecar_calibration(path)
@@ -124,32 +89,3 @@ def build_embedder(cfg, task: str, device=None):
         path = require(task_cfg.trt_engine, f"{task}.trt_engine", "the engine written by gen_trt_engine")
         return TensorRTEmbedder(path, cfg.encryption_key), sidecar_calibration(path)
     raise ConfigError(f"{task}.backend '{task_cfg.backend}' is not one of {', '.join(BACKENDS)}")
-
-
-def sidecar_calibration(model_file) -> dict | None:
-    """The decision threshold of the sidecar beside an ONNX file or engine (<model>.json) as a calibration
-    record; None without a sidecar or when the export itself fell back to the margin."""
-
-    data = read_sidecar(model_file)
-    if data is None or data.get("threshold_source") not in ("calibrated", "spec"):
-        return None
-    return {**(data.get("calibration") or {}), "threshold": data["threshold"]}
-
-
-def read_sidecar(model_file) -> dict | None:
-    """The export sidecar beside a model file (None when there is none); a broken one is a one-line error."""
-    import json
-
-    sidecar = sidecar_path(model_file)
-    if not sidecar.is_file():
-        return None
-    try:
-        data = json.loads(sidecar.read_text())
-        if not isinstance(data, dict) or not isinstance(data.get("threshold", 0.0), (int, float)):
-            raise ValueError("not a sidecar object")
-    except (ValueError, UnicodeDecodeError) as exc:
-        raise CheckpointError(
-            f"sidecar {sidecar} is not a valid export sidecar ({str(exc).splitlines()[0]}); restore the file "
-            f"export wrote beside {Path(model_file).name}, or export again"
-        ) from None
-    return data

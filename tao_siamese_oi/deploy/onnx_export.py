@@ -69,11 +69,6 @@ def export_onnx(
         )
 
 
-def sidecar_path(model_file) -> Path:
-    """The deployment sidecar beside an exported model or an engine built from it: ``<model>.json``."""
-    return Path(model_file).with_suffix(".json")
-
-
 def check_onnx(path) -> None:
     import onnx
 

@@ -1,16 +1,13 @@
 """Training callbacks: TAO-named checkpoints written atomically, throughput, and status.json epoch lines."""
 
-import io
 import logging
 import time
-from pathlib import Path
 
 import torch
 from lightning.pytorch.callbacks import Callback, Checkpoint, ModelCheckpoint
 from lightning.pytorch.plugins.io import TorchCheckpointIO
 
-from tao_siamese_oi.utils.crypto import encrypt
-from tao_siamese_oi.utils.files import atomic_write, load_checkpoint_file
+from tao_siamese_oi.artifacts.checkpoint import load_checkpoint_file, save_checkpoint
 from tao_siamese_oi.utils.status import RUNNING, StatusLogger
 
 log = logging.getLogger("tao_siamese_oi")
@@ -29,13 +26,7 @@ class AtomicCheckpointIO(TorchCheckpointIO):
         self._key = encryption_key
 
     def save_checkpoint(self, checkpoint, path, storage_options=None):
-        if not self._key:
-            atomic_write(path, lambda tmp: torch.save(checkpoint, tmp))
-            return
-        buffer = io.BytesIO()
-        torch.save(checkpoint, buffer)
-        data = encrypt(buffer.getvalue(), self._key)
-        atomic_write(path, lambda tmp: Path(tmp).write_bytes(data))
+        save_checkpoint(checkpoint, path, self._key)
 
     def load_checkpoint(self, path, map_location=None, **kwargs):
         return load_checkpoint_file(path, self._key, map_location)

@@ -1,16 +1,15 @@
 """What the tasks share: required keys, checkpoint loading, decision thresholds, scoring a split."""
 
 import logging
-import os
 import time
-from pathlib import Path
 from typing import NamedTuple
 
 import numpy as np
 
+from tao_siamese_oi.artifacts.checkpoint import check_model_file, load_network, read_checkpoint
+from tao_siamese_oi.config import require
 from tao_siamese_oi.engine.distributed import trainer_devices
 from tao_siamese_oi.errors import CheckpointError, ConfigError, DataError
-from tao_siamese_oi.utils.files import load_checkpoint_file
 from tao_siamese_oi.utils.progress import bars_wanted
 
 log = logging.getLogger("tao_siamese_oi")
@@ -20,27 +19,10 @@ MODEL_FILE_KEYS = {"pytorch": "checkpoint", "onnxruntime": "onnx_file", "tensorr
 WRITTEN_COLUMNS = {"evaluate": ("siamese_score", "decision"), "inference": ("siamese_score", "decision")}
 
 
-def require(value, key: str, what: str) -> str:
-    if not value:
-        raise ConfigError(f"{key} is not set; give {what} (example: {key}=/path/to/file)")
-    return str(value)
-
-
-def check_model_file(path: str | os.PathLike, what: str) -> Path:
-    """A model file that exists and is a file (not a folder), with a one-line error otherwise."""
-    path = Path(path)
-    if path.is_dir():
-        raise CheckpointError(f"{what} {path} is a folder; name the model file inside it")
-    if not path.is_file():
-        raise CheckpointError(f"{what} {path} not found; train (or export) first, or fix the path")
-    return path
-
-
 def check_scoring_inputs(cfg, task: str, split: str) -> None:
     """Preflight of evaluate and inference: the backend's model file and the split, before anything is written."""
-    from tao_siamese_oi.data.datamodule import build_dataset
-    from tao_siamese_oi.deploy.backends import read_siamese_onnx, read_sidecar
-    from tao_siamese_oi.deploy.onnx_export import sidecar_path
+    from tao_siamese_oi.artifacts.exported import read_siamese_onnx, read_sidecar, sidecar_path
+    from tao_siamese_oi.data.splits import build_dataset
 
     task_cfg = cfg[task]
     key = MODEL_FILE_KEYS[task_cfg.backend]
@@ -63,63 +45,14 @@ def check_scoring_inputs(cfg, task: str, split: str) -> None:
         )
 
 
-_last_read: dict = {}
-
-
-def read_checkpoint(path: str | os.PathLike, encryption_key: str | None = None, mmap: bool = False) -> dict:
-    """A checkpoint, read safely. The last one read is remembered (keyed by the file's identity and the way it
-    was read), so a task's preflight and its run read a large or encrypted file once."""
-    path = check_model_file(path, "checkpoint")
-    stat = path.stat()
-    key = (str(path.resolve()), stat.st_size, stat.st_mtime_ns, encryption_key, mmap)
-    if key not in _last_read:
-        _last_read.clear()
-        _last_read[key] = _load_checkpoint(path, encryption_key, mmap)
-    return _last_read[key]
-
-
-def _load_checkpoint(path: Path, encryption_key: str | None, mmap: bool) -> dict:
-    try:
-        return load_checkpoint_file(path, encryption_key, mmap=mmap)
-    except CheckpointError:
-        raise
-    except Exception as exc:  # torch raises many kinds for a corrupt or foreign file
-        raise CheckpointError(
-            f"checkpoint {path} cannot be read ({type(exc).__name__}); it is truncated or not a PyTorch file"
-        ) from None
-
-
-def model_state(checkpoint: dict) -> dict:
-    """Network weights from a Lightning checkpoint (keys ``model.*``, TAO's layout too) or a bare state dict."""
-    state = checkpoint.get("state_dict", checkpoint)
-    if any(k.startswith("model.") for k in state):
-        state = {k[len("model.") :]: v for k, v in state.items() if k.startswith("model.")}
-    return state
-
-
 def load_module(cfg, path):
-    """Build the spec's model and load a checkpoint into it, with a one-line error when they disagree."""
+    """The Lightning module of the spec's model with a checkpoint's weights (multi-process scoring)."""
     from tao_siamese_oi.engine.module import SiameseModule
 
-    checkpoint = read_checkpoint(path, cfg.encryption_key)
+    network, calibration = load_network(cfg, path)
     module = SiameseModule.from_config(cfg)
-    shape = module.hparams.input_shape
-    try:
-        module.model.load_state_dict(model_state(checkpoint))
-    except RuntimeError as exc:
-        trained = checkpoint.get("hyper_parameters", {})
-        detail = (
-            f"it was trained as {trained.get('model_type')} with input shape "
-            f"{tuple(trained['input_shape'])} and embedding {trained.get('embedding_size')}"
-            if "input_shape" in trained
-            else str(exc).splitlines()[0]
-        )
-        raise CheckpointError(
-            f"checkpoint {path} does not fit the spec's model ({cfg.model.model_type}, input "
-            f"shape {shape}, embedding {cfg.model.embedding_vectors}): {detail}; use the "
-            "spec it was trained with"
-        ) from None
-    module.calibration = checkpoint.get("calibration")
+    module.model = network
+    module.calibration = calibration
     return module.eval()
 
 
@@ -180,7 +113,7 @@ def score_split(cfg, task: str, split: str) -> SplitScores:
 def _score_one_process(cfg, task: str, split: str, devices: dict):
     import torch
 
-    from tao_siamese_oi.data.datamodule import build_dataset
+    from tao_siamese_oi.data.splits import build_dataset
     from tao_siamese_oi.data.transforms import Normalizer
     from tao_siamese_oi.deploy.backends import build_embedder
     from tao_siamese_oi.deploy.scoring import score_pairs

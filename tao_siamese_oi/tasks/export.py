@@ -6,7 +6,11 @@ from pathlib import Path
 
 import torch
 
-from tao_siamese_oi.data.datamodule import SPLIT_KEYS, build_dataset
+from tao_siamese_oi.artifacts.checkpoint import check_model_file, load_network, read_checkpoint
+from tao_siamese_oi.artifacts.crypto import encrypt
+from tao_siamese_oi.artifacts.exported import deployment_sidecar, sidecar_path
+from tao_siamese_oi.config import require
+from tao_siamese_oi.data.splits import SPLIT_KEYS, build_dataset
 from tao_siamese_oi.data.transforms import Normalizer, layout_from_config
 from tao_siamese_oi.deploy.onnx_export import (
     PARITY_TOLERANCE,
@@ -14,12 +18,10 @@ from tao_siamese_oi.deploy.onnx_export import (
     check_onnx,
     export_onnx,
     parity,
-    sidecar_path,
 )
 from tao_siamese_oi.errors import ConfigError, OIError
-from tao_siamese_oi.tasks.common import check_model_file, decision_threshold, load_module, read_checkpoint, require
+from tao_siamese_oi.tasks.common import decision_threshold
 from tao_siamese_oi.tasks.lifecycle import tracked_task
-from tao_siamese_oi.utils.crypto import encrypt
 from tao_siamese_oi.utils.files import atomic_write, atomic_write_text
 
 log = logging.getLogger("tao_siamese_oi")
@@ -51,9 +53,9 @@ def run(cfg, out: Path, status) -> dict:
         if torch.cuda.is_available() and not export_cfg.on_cpu
         else torch.device("cpu")
     )
-    module = load_module(cfg, checkpoint)
-    threshold, source = decision_threshold(export_cfg, cfg.model.margin, module.calibration)
-    model = module.model if not export_cfg.include_decision else WithDecision(module.model, threshold)
+    network, calibration = load_network(cfg, checkpoint)
+    threshold, source = decision_threshold(export_cfg, cfg.model.margin, calibration)
+    model = network if not export_cfg.include_decision else WithDecision(network, threshold)
     model = model.to(device).eval()
 
     dynamic = export_cfg.batch_size == -1
@@ -85,7 +87,7 @@ def run(cfg, out: Path, status) -> dict:
     atomic_write(onnx_file, write_verified)
     sidecar = atomic_write_text(
         sidecar_path(onnx_file),
-        json.dumps(deployment_sidecar(cfg, shape, dynamic, (threshold, source), module.calibration), indent=2),
+        json.dumps(deployment_sidecar(cfg, shape, dynamic, (threshold, source), calibration), indent=2),
     )
     diff = diffs[-1]
     log.info(
@@ -104,46 +106,6 @@ def run(cfg, out: Path, status) -> dict:
         "dynamic_batch": dynamic,
         "threshold": threshold,
         "decision_in_graph": bool(export_cfg.include_decision),
-        "encrypted": bool(cfg.encryption_key),
-    }
-
-
-def deployment_sidecar(cfg, shape, dynamic: bool, decision: tuple[float, str], calibration: dict | None) -> dict:
-    """What a deployment needs besides the ONNX file: input layout, light order, preprocessing and decision."""
-    threshold, source = decision
-    data = cfg.dataset
-    aug = data.augmentation_config
-    return {
-        "format": "tao_siamese_oi export sidecar v1",
-        "inputs": {"input_1": "input (component under test)", "input_2": "golden (defect-free reference)"},
-        "outputs": {
-            "output_1": "embedding of input_1",
-            "output_2": "embedding of input_2",
-            **(
-                {"distance": "the score (Euclidean distance)", "decision": "1 = FAIL (distance > threshold), 0 = PASS"}
-                if cfg.export.include_decision
-                else {}
-            ),
-        },
-        "input_shape": ["batch" if dynamic else cfg.export.batch_size, *shape],
-        "lights": list(layout_from_config(data).lights),
-        "concat_type": data.concat_type,
-        "grid_map": {"x": data.grid_map.x, "y": data.grid_map.y} if data.concat_type == "grid" else None,
-        "image_height": data.image_height,
-        "image_width": data.image_width,
-        "image_ext": data.image_ext,
-        "preprocessing": {
-            "decode": "RGB, each light resized bilinearly to image_height x image_width, then concatenated",
-            "normalise": "(pixel / 255 - mean) / std per channel, channels first",
-            "mean": list(aug.rgb_input_mean),
-            "std": list(aug.rgb_input_std),
-        },
-        "score": "Euclidean distance between output_1 and output_2",
-        "decision": "FAIL when score > threshold",
-        "threshold": threshold,
-        "threshold_source": source,
-        "calibration": calibration,
-        "margin": cfg.model.margin,
         "encrypted": bool(cfg.encryption_key),
     }
 

@@ -8,10 +8,12 @@ import json
 import logging
 from pathlib import Path
 
-from tao_siamese_oi.data.datamodule import SPLIT_KEYS, build_dataset
+from tao_siamese_oi.artifacts.checkpoint import check_model_file
+from tao_siamese_oi.artifacts.crypto import encrypt
+from tao_siamese_oi.artifacts.exported import read_onnx, sidecar_path
+from tao_siamese_oi.config import require
+from tao_siamese_oi.data.splits import SPLIT_KEYS, build_dataset
 from tao_siamese_oi.data.transforms import Normalizer
-from tao_siamese_oi.deploy.backends import read_onnx
-from tao_siamese_oi.deploy.onnx_export import sidecar_path
 from tao_siamese_oi.deploy.tensorrt_engine import (
     BuildOptions,
     batch_profiles,
@@ -22,9 +24,7 @@ from tao_siamese_oi.deploy.tensorrt_engine import (
     workspace_bytes,
 )
 from tao_siamese_oi.errors import CheckpointError, ConfigError
-from tao_siamese_oi.tasks.common import check_model_file, require
 from tao_siamese_oi.tasks.lifecycle import tracked_task
-from tao_siamese_oi.utils.crypto import encrypt
 from tao_siamese_oi.utils.files import atomic_write, atomic_write_text
 
 log = logging.getLogger("tao_siamese_oi")

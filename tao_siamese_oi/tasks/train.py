@@ -6,6 +6,7 @@ from pathlib import Path
 import lightning as L
 from lightning.pytorch.loggers import CSVLogger, TensorBoardLogger
 
+from tao_siamese_oi.artifacts.checkpoint import check_model_file, epochs_done, model_state, read_checkpoint
 from tao_siamese_oi.data.datamodule import PairDataModule
 from tao_siamese_oi.engine.callbacks import (
     CHECKPOINT_EXT,
@@ -19,7 +20,6 @@ from tao_siamese_oi.engine.callbacks import (
 from tao_siamese_oi.engine.distributed import trainer_devices
 from tao_siamese_oi.engine.module import SiameseModule
 from tao_siamese_oi.errors import ConfigError
-from tao_siamese_oi.tasks.common import check_model_file, model_state, read_checkpoint
 from tao_siamese_oi.tasks.lifecycle import tracked_task
 from tao_siamese_oi.utils.progress import bars_wanted
 from tao_siamese_oi.utils.status import RUNNING
@@ -183,11 +183,6 @@ def training_loggers(train_cfg, out: Path) -> list:
     if train_cfg.tensorboard.enabled:
         loggers.append(TensorBoardLogger(out, name="tensorboard", default_hp_metric=False))
     return loggers
-
-
-def epochs_done(checkpoint_path: str, encryption_key: str | None) -> int:
-    """Completed epochs recorded in a checkpoint (a plain one is memory-mapped: its weights are not read)."""
-    return int(read_checkpoint(checkpoint_path, encryption_key, mmap=True).get("epoch", -1)) + 1
 
 
 def resume_checkpoint(cfg, out: Path) -> str | None:

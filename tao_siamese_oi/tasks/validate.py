@@ -3,7 +3,7 @@
 import logging
 from pathlib import Path
 
-from tao_siamese_oi.data.datamodule import SPLIT_KEYS, build_dataset
+from tao_siamese_oi.data.splits import SPLIT_KEYS, build_dataset
 from tao_siamese_oi.errors import ConfigError
 from tao_siamese_oi.tasks.lifecycle import tracked_task
 

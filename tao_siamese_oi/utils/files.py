@@ -85,24 +85,3 @@ def _umask() -> int:
     mask = os.umask(0)
     os.umask(mask)
     return mask
-
-
-def load_checkpoint_file(path, encryption_key: str | None = None, map_location="cpu", mmap: bool = False) -> dict:
-    """A checkpoint written by train (or TAO), decrypted first when it is encrypted, read without running code
-    (see utils/safe_load.py).
-
-    A plain file is loaded from its path (``mmap``: its tensors are mapped, not read), never copied into memory
-    first: a Siamese_3 checkpoint at 4 x 128 x 128 is 3 GB.
-    """
-    import io
-
-    from tao_siamese_oi.utils.crypto import MAGIC, decrypt, is_encrypted
-    from tao_siamese_oi.utils.safe_load import safe_torch_load
-
-    with open(path, "rb") as handle:
-        encrypted = is_encrypted(handle.read(len(MAGIC)))
-    name = f"checkpoint {path}"
-    if not encrypted:
-        return safe_torch_load(path, name, map_location=map_location, mmap=mmap)
-    data = decrypt(Path(path).read_bytes(), encryption_key, name)
-    return safe_torch_load(io.BytesIO(data), name, map_location=map_location)

@@ -9,9 +9,9 @@ import pytest
 import yaml
 from PIL import Image
 
+from tao_siamese_oi.artifacts.checkpoint import load_checkpoint_file
+from tao_siamese_oi.artifacts.crypto import decrypt
 from tao_siamese_oi.errors import CheckpointError
-from tao_siamese_oi.utils.crypto import decrypt
-from tao_siamese_oi.utils.files import load_checkpoint_file
 from tests.conftest import TINY_KEY, cli, load_tiny_checkpoint, tiny_spec_dict
 
 

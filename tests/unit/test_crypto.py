@@ -3,9 +3,9 @@ import io
 import pytest
 import torch
 
+from tao_siamese_oi.artifacts.checkpoint import load_checkpoint_file
+from tao_siamese_oi.artifacts.crypto import MAGIC, decrypt, encrypt, is_encrypted
 from tao_siamese_oi.errors import CheckpointError
-from tao_siamese_oi.utils.crypto import MAGIC, decrypt, encrypt, is_encrypted
-from tao_siamese_oi.utils.files import load_checkpoint_file
 
 
 def test_round_trip_and_salted():

@@ -154,9 +154,9 @@ def test_backbone_must_match_the_model_type():
 
 def test_a_tao_style_checkpoint_loads_into_siamese_3(tmp_path):
     """TAO saves Lightning checkpoints whose network weights are prefixed ``model.`` (cnn1.*, fc1.*)."""
+    from tao_siamese_oi.artifacts.checkpoint import load_network
     from tao_siamese_oi.config import load_config
     from tao_siamese_oi.model.networks import create_model
-    from tao_siamese_oi.tasks.common import load_module
 
     shape = (3, 4 * 24, 24)
     tao_net = create_model("Siamese_3", input_shape=shape, embedding_size=5)
@@ -165,7 +165,8 @@ def test_a_tao_style_checkpoint_loads_into_siamese_3(tmp_path):
     path = tmp_path / "tao.pth"
     torch.save({"state_dict": state, "epoch": 9, "pytorch-lightning_version": "2.2.0"}, path)
     cfg = load_config(None, ["model.model_type=Siamese_3", "dataset.image_width=24", "dataset.image_height=24"])
-    module = load_module(cfg, path)
+    network, calibration = load_network(cfg, path)
     for key, value in tao_net.state_dict().items():
-        assert torch.equal(module.model.state_dict()[key], value), key
-    assert module.calibration is None  # TAO stores no threshold: evaluate falls back to the margin
+        assert torch.equal(network.state_dict()[key], value), key
+    assert calibration is None  # TAO stores no threshold: evaluate falls back to the margin
+    assert not network.training

@@ -7,10 +7,10 @@ import os
 import pytest
 import torch
 
+from tao_siamese_oi.artifacts.checkpoint import load_checkpoint_file
+from tao_siamese_oi.artifacts.crypto import encrypt
+from tao_siamese_oi.artifacts.safe_load import PickledRecord
 from tao_siamese_oi.errors import CheckpointError
-from tao_siamese_oi.utils.crypto import encrypt
-from tao_siamese_oi.utils.files import load_checkpoint_file
-from tao_siamese_oi.utils.safe_load import PickledRecord
 
 
 class RunsCommand:

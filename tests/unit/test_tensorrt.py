@@ -9,7 +9,7 @@ import pytest
 import torch
 
 from tao_siamese_oi.config import load_config
-from tao_siamese_oi.data.datamodule import build_dataset
+from tao_siamese_oi.data.splits import build_dataset
 from tao_siamese_oi.data.transforms import Normalizer
 from tao_siamese_oi.deploy.onnx_export import export_onnx, onnxruntime_outputs
 from tao_siamese_oi.deploy.tensorrt_engine import (

@@ -1,0 +1,137 @@
+"""Checkpoints: Lightning's layout (``state_dict`` with ``model.*`` keys, ``epoch``, ``hyper_parameters``), which
+TAO's files share, plus our ``calibration`` record. Read safely and decrypted when encrypted; written atomically
+and encrypted when a key is set. No Lightning: a deployment loads the plain network with :func:`load_network`.
+"""
+
+import io
+import os
+from pathlib import Path
+from typing import TypedDict
+
+from tao_siamese_oi.artifacts.crypto import MAGIC, decrypt, encrypt, is_encrypted
+from tao_siamese_oi.artifacts.safe_load import safe_torch_load
+from tao_siamese_oi.errors import CheckpointError
+from tao_siamese_oi.utils.files import atomic_write
+
+
+class CalibrationRecord(TypedDict, total=False):
+    """The decision threshold picked on the validation set at training time (stored in every checkpoint, copied
+    into export sidecars): for the most recall at ``target_fpr`` % or the fewest false alarms at
+    ``target_recall`` %, with what it gave on validation."""
+
+    threshold: float
+    target_fpr: float
+    target_recall: float
+    fpr: float | None
+    recall: float | None
+    num_pass: int
+    num_fail: int
+    epoch: int
+    split: str
+
+
+def check_model_file(path: str | os.PathLike, what: str) -> Path:
+    """A model file that exists and is a file (not a folder), with a one-line error otherwise."""
+    path = Path(path)
+    if path.is_dir():
+        raise CheckpointError(f"{what} {path} is a folder; name the model file inside it")
+    if not path.is_file():
+        raise CheckpointError(f"{what} {path} not found; train (or export) first, or fix the path")
+    return path
+
+
+def load_checkpoint_file(path, encryption_key: str | None = None, map_location="cpu", mmap: bool = False) -> dict:
+    """A checkpoint written by train (or TAO), decrypted first when it is encrypted, read without running code.
+
+    A plain file is loaded from its path (``mmap``: its tensors are mapped, not read), never copied into memory
+    first: a Siamese_3 checkpoint at 4 x 128 x 128 is 3 GB.
+    """
+    with open(path, "rb") as handle:
+        encrypted = is_encrypted(handle.read(len(MAGIC)))
+    name = f"checkpoint {path}"
+    if not encrypted:
+        return safe_torch_load(path, name, map_location=map_location, mmap=mmap)
+    data = decrypt(Path(path).read_bytes(), encryption_key, name)
+    return safe_torch_load(io.BytesIO(data), name, map_location=map_location)
+
+
+def save_checkpoint(checkpoint: dict, path, encryption_key: str | None = None) -> None:
+    """Write atomically (a kill never leaves a truncated file), encrypted when a key is set."""
+    import torch
+
+    if not encryption_key:
+        atomic_write(path, lambda tmp: torch.save(checkpoint, tmp))
+        return
+    buffer = io.BytesIO()
+    torch.save(checkpoint, buffer)
+    data = encrypt(buffer.getvalue(), encryption_key)
+    atomic_write(path, lambda tmp: Path(tmp).write_bytes(data))
+
+
+_last_read: dict = {}
+
+
+def read_checkpoint(path: str | os.PathLike, encryption_key: str | None = None, mmap: bool = False) -> dict:
+    """A checkpoint, read safely. The last one read is remembered (keyed by the file's identity and the way it
+    was read), so a task's preflight and its run read a large or encrypted file once."""
+    path = check_model_file(path, "checkpoint")
+    stat = path.stat()
+    key = (str(path.resolve()), stat.st_size, stat.st_mtime_ns, encryption_key, mmap)
+    if key not in _last_read:
+        _last_read.clear()
+        _last_read[key] = _load_checkpoint(path, encryption_key, mmap)
+    return _last_read[key]
+
+
+def _load_checkpoint(path: Path, encryption_key: str | None, mmap: bool) -> dict:
+    try:
+        return load_checkpoint_file(path, encryption_key, mmap=mmap)
+    except CheckpointError:
+        raise
+    except Exception as exc:  # torch raises many kinds for a corrupt or foreign file
+        raise CheckpointError(
+            f"checkpoint {path} cannot be read ({type(exc).__name__}); it is truncated or not a PyTorch file"
+        ) from None
+
+
+def model_state(checkpoint: dict) -> dict:
+    """Network weights from a Lightning checkpoint (keys ``model.*``, TAO's layout too) or a bare state dict."""
+    state = checkpoint.get("state_dict", checkpoint)
+    if any(k.startswith("model.") for k in state):
+        state = {k[len("model.") :]: v for k, v in state.items() if k.startswith("model.")}
+    return state
+
+
+def epochs_done(path, encryption_key: str | None) -> int:
+    """Completed epochs recorded in a checkpoint (a plain one is memory-mapped: its weights are not read)."""
+    return int(read_checkpoint(path, encryption_key, mmap=True).get("epoch", -1)) + 1
+
+
+def load_network(cfg, path):
+    """(the spec's network with the checkpoint's weights, in eval mode; its calibration record or None), with a
+    one-line error when the checkpoint does not fit the spec's model."""
+    from tao_siamese_oi.data.transforms import layout_from_config
+    from tao_siamese_oi.model.networks import check_backbone, create_model
+
+    checkpoint = read_checkpoint(path, cfg.encryption_key)
+    check_backbone(cfg.model.model_type, cfg.model.model_backbone)
+    shape = layout_from_config(cfg.dataset).shape
+    network = create_model(cfg.model.model_type, input_shape=shape, embedding_size=cfg.model.embedding_vectors)
+    try:
+        network.load_state_dict(model_state(checkpoint))
+    except RuntimeError as exc:
+        trained = checkpoint.get("hyper_parameters")
+        trained = trained if isinstance(trained, dict) else {}  # TAO's: absent, or an OmegaConf record
+        detail = (
+            f"it was trained as {trained.get('model_type')} with input shape "
+            f"{tuple(trained['input_shape'])} and embedding {trained.get('embedding_size')}"
+            if "input_shape" in trained
+            else str(exc).splitlines()[0]
+        )
+        raise CheckpointError(
+            f"checkpoint {path} does not fit the spec's model ({cfg.model.model_type}, input "
+            f"shape {shape}, embedding {cfg.model.embedding_vectors}): {detail}; use the "
+            "spec it was trained with"
+        ) from None
+    calibration: CalibrationRecord | None = checkpoint.get("calibration")
+    return network.eval(), calibration

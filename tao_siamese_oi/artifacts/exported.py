@@ -1,0 +1,120 @@
+"""Exported models and engines, and the sidecar beside each (``<model>.json``): input layout, light order,
+preprocessing, the decision threshold and its calibration record. ONNX files are read as protobuf (no code
+runs), decrypted when encrypted; foreign or broken files are one-line errors.
+"""
+
+import json
+from pathlib import Path
+
+from tao_siamese_oi.artifacts.crypto import decrypt
+from tao_siamese_oi.errors import CheckpointError
+
+SIDECAR_FORMAT = "tao_siamese_oi export sidecar v1"
+
+
+def sidecar_path(model_file) -> Path:
+    """The deployment sidecar beside an exported model or an engine built from it: ``<model>.json``."""
+    return Path(model_file).with_suffix(".json")
+
+
+def read_model_bytes(path, encryption_key: str | None) -> bytes:
+    path = Path(path)
+    if not path.is_file():
+        raise CheckpointError(f"{path} not found; run export (or gen_trt_engine) first, or fix the path")
+    return decrypt(path.read_bytes(), encryption_key, path)  # plain files come back as they are
+
+
+def read_siamese_onnx(path, encryption_key: str | None):
+    """``read_onnx`` of a Siamese export: inputs input_1, input_2 and output output_1, or a one-line error."""
+    model = read_onnx(path, encryption_key)
+    names = [i.name for i in model.graph.input]
+    outputs = [o.name for o in model.graph.output]
+    if names[:2] != ["input_1", "input_2"] or "output_1" not in outputs:
+        raise CheckpointError(
+            f"{path} is not a tao_siamese_oi / TAO SiameseOI export (inputs {names}, outputs {outputs}; expected "
+            "input_1, input_2 -> output_1, output_2); export the checkpoint with optical_inspection export"
+        )
+    return model
+
+
+def read_onnx(path, encryption_key: str | None):
+    """The ONNX model in ``path`` (decrypted); protobuf parsing runs no code, foreign bytes are one line."""
+    import onnx
+
+    try:
+        return onnx.load_from_string(read_model_bytes(path, encryption_key))
+    except CheckpointError:
+        raise
+    except Exception as exc:  # noqa: BLE001 - protobuf raises several kinds for foreign bytes
+        raise CheckpointError(
+            f"{path} is not an ONNX file ({type(exc).__name__}); give the .onnx file written by export"
+        ) from None
+
+
+def read_sidecar(model_file) -> dict | None:
+    """The export sidecar beside a model file (None when there is none); a broken one is a one-line error."""
+    sidecar = sidecar_path(model_file)
+    if not sidecar.is_file():
+        return None
+    try:
+        data = json.loads(sidecar.read_text())
+        if not isinstance(data, dict) or not isinstance(data.get("threshold", 0.0), (int, float)):
+            raise ValueError("not a sidecar object")
+    except (ValueError, UnicodeDecodeError) as exc:
+        raise CheckpointError(
+            f"sidecar {sidecar} is not a valid export sidecar ({str(exc).splitlines()[0]}); restore the file "
+            f"export wrote beside {Path(model_file).name}, or export again"
+        ) from None
+    return data
+
+
+def sidecar_calibration(model_file) -> dict | None:
+    """The decision threshold of the sidecar beside an ONNX file or engine (<model>.json) as a calibration
+    record; None without a sidecar or when the export itself fell back to the margin."""
+
+    data = read_sidecar(model_file)
+    if data is None or data.get("threshold_source") not in ("calibrated", "spec"):
+        return None
+    return {**(data.get("calibration") or {}), "threshold": data["threshold"]}
+
+
+def deployment_sidecar(cfg, shape, dynamic: bool, decision: tuple[float, str], calibration: dict | None) -> dict:
+    """What a deployment needs besides the ONNX file: input layout, light order, preprocessing and decision."""
+    from tao_siamese_oi.data.transforms import layout_from_config
+
+    threshold, source = decision
+    data = cfg.dataset
+    aug = data.augmentation_config
+    return {
+        "format": SIDECAR_FORMAT,
+        "inputs": {"input_1": "input (component under test)", "input_2": "golden (defect-free reference)"},
+        "outputs": {
+            "output_1": "embedding of input_1",
+            "output_2": "embedding of input_2",
+            **(
+                {"distance": "the score (Euclidean distance)", "decision": "1 = FAIL (distance > threshold), 0 = PASS"}
+                if cfg.export.include_decision
+                else {}
+            ),
+        },
+        "input_shape": ["batch" if dynamic else cfg.export.batch_size, *shape],
+        "lights": list(layout_from_config(data).lights),
+        "concat_type": data.concat_type,
+        "grid_map": {"x": data.grid_map.x, "y": data.grid_map.y} if data.concat_type == "grid" else None,
+        "image_height": data.image_height,
+        "image_width": data.image_width,
+        "image_ext": data.image_ext,
+        "preprocessing": {
+            "decode": "RGB, each light resized bilinearly to image_height x image_width, then concatenated",
+            "normalise": "(pixel / 255 - mean) / std per channel, channels first",
+            "mean": list(aug.rgb_input_mean),
+            "std": list(aug.rgb_input_std),
+        },
+        "score": "Euclidean distance between output_1 and output_2",
+        "decision": "FAIL when score > threshold",
+        "threshold": threshold,
+        "threshold_source": source,
+        "calibration": calibration,
+        "margin": cfg.model.margin,
+        "encrypted": bool(cfg.encryption_key),
+    }
