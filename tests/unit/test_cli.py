@@ -17,8 +17,8 @@ NO_TORCH = (
     "    runpy.run_module({module!r}, run_name='__main__')\n"
     "except SystemExit:\n"
     "    pass\n"
-    "heavy = sorted(m for m in ('torch', 'lightning', 'onnx', 'pandas', 'tao_siamese_oi.model.networks', 'tao_siamese_oi.tasks')"
-    " if m in sys.modules)\n"
+    "heavy = sorted(m for m in ('torch', 'lightning', 'onnx', 'pandas', 'tao_siamese_oi.model.networks',"
+    " 'tao_siamese_oi.tasks') if m in sys.modules)\n"
     "print('HEAVY=' + ','.join(heavy))\n"
 )
 
