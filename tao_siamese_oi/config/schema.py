@@ -140,7 +140,7 @@ class CudnnConfig:
 class TrainConfig:
     num_gpus: int = opt(1, min=0, help="devices (DDP processes) per node; without CUDA, CPU processes (gloo)")
     gpu_ids: list[int] = opt([0], help="GPUs to use; disagreeing with num_gpus, the larger count wins (TAO)")
-    num_nodes: int = opt(1, min=1, help="machines in a multi-node DDP run (see README: torchrun, SLURM)")
+    num_nodes: int = opt(1, min=1, help="machines in a multi-node DDP run (see docs/clusters.md: torchrun, SLURM)")
     seed: int = opt(1234, help="random seed; < 0 disables seeding")
     cudnn: CudnnConfig = section(CudnnConfig)
     num_epochs: int = opt(10, min=1)
