@@ -18,11 +18,13 @@ def cli_markdown() -> str:
     from tao_siamese_oi.entry_points.optical_inspection import cli
 
     sections = [CLI_HEADER, "## tao\n", "```text", USAGE.rstrip(), "```\n"]
-    width = {"terminal_width": 100, "max_content_width": 100}  # the page must not depend on the terminal
-    with click.Context(cli, info_name="optical_inspection", **width) as context:
+    width = 100  # the page must not depend on the terminal it is generated in
+    with click.Context(cli, info_name="optical_inspection", terminal_width=width, max_content_width=width) as context:
         sections += ["## optical_inspection\n", "```text", cli.get_help(context), "```\n"]
         for name, command in cli.commands.items():
-            with click.Context(command, parent=context, info_name=name, **width) as sub:
+            with click.Context(
+                command, parent=context, info_name=name, terminal_width=width, max_content_width=width
+            ) as sub:
                 sections += [f"### optical_inspection {name}\n", "```text", command.get_help(sub), "```\n"]
     return "\n".join(sections)
 

@@ -9,6 +9,7 @@ import json
 import logging
 import sys
 import traceback
+from typing import NoReturn
 
 import click
 
@@ -40,7 +41,7 @@ def _setup_logging() -> None:
         logger.propagate = False
 
 
-def _fail(message: str, code: int, debug: bool) -> None:
+def _fail(message: str, code: int, debug: bool) -> NoReturn:
     if debug:
         traceback.print_exc()
     click.echo(f"error: {message}", err=True)

@@ -69,5 +69,5 @@ _OS_HINTS = {
 def file_access_message(exc: OSError) -> str:
     """One line for an OSError that reached the CLI edge: the path, what happened and what to do."""
     where = exc.filename if exc.filename is not None else "a file"
-    hint = _OS_HINTS.get(exc.errno, exc.strerror or type(exc).__name__)
+    hint = _OS_HINTS.get(exc.errno or 0, exc.strerror or type(exc).__name__)
     return f"cannot use {where}: {hint}"

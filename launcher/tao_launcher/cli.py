@@ -63,7 +63,12 @@ def _unknown(kind: str, name: str, known) -> str:
 
 
 def _parse_flags(args: list[str]) -> tuple[dict, list[str]]:
-    flags = {"local": os.environ.get("TAO_LAUNCHER_LOCAL") == "1", "dry_run": False, "image": None, "debug": False}
+    flags: dict[str, bool | str | None] = {
+        "local": os.environ.get("TAO_LAUNCHER_LOCAL") == "1",
+        "dry_run": False,
+        "image": None,
+        "debug": False,
+    }
     while args and args[0].startswith("--"):
         flag = args.pop(0)
         if flag == "--local":

@@ -26,7 +26,7 @@ from tao_launcher import LauncherError
 TOP_KEYS = {"Mounts", "Envs", "DockerOptions"}
 MOUNT_KEYS = {"source", "destination", "read_only"}
 ENV_KEYS = {"variable", "value"}
-OPTION_TYPES = {
+OPTION_TYPES: dict[str, type | tuple[type, ...]] = {
     "user": str,
     "ports": dict,
     "shm_size": (str, int),
@@ -156,7 +156,7 @@ def _risks(mounts, options: dict, path: Path) -> tuple[str, ...]:
 
 
 def _check_unique_destinations(mounts, path: Path) -> None:
-    seen = {}
+    seen: dict[str, Path] = {}
     for mount in mounts:
         if mount.destination in seen:
             raise LauncherError(

@@ -10,6 +10,7 @@ from typing import TypedDict
 
 from tao_siamese_oi.artifacts.crypto import MAGIC, decrypt, encrypt, is_encrypted
 from tao_siamese_oi.artifacts.safe_load import safe_torch_load
+from tao_siamese_oi.config.schema import ExperimentConfig
 from tao_siamese_oi.errors import CheckpointError
 from tao_siamese_oi.utils.files import atomic_write
 
@@ -107,14 +108,13 @@ def epochs_done(path, encryption_key: str | None) -> int:
     return int(read_checkpoint(path, encryption_key, mmap=True).get("epoch", -1)) + 1
 
 
-def load_network(cfg, path):
+def load_network(cfg: ExperimentConfig, path):
     """(the spec's network with the checkpoint's weights, in eval mode; its calibration record or None), with a
     one-line error when the checkpoint does not fit the spec's model."""
     from tao_siamese_oi.data.transforms import layout_from_config
-    from tao_siamese_oi.model.networks import check_backbone, create_model
+    from tao_siamese_oi.model.networks import create_model
 
     checkpoint = read_checkpoint(path, cfg.encryption_key)
-    check_backbone(cfg.model.model_type, cfg.model.model_backbone)
     shape = layout_from_config(cfg.dataset).shape
     network = create_model(cfg.model.model_type, input_shape=shape, embedding_size=cfg.model.embedding_vectors)
     try:

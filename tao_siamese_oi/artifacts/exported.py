@@ -7,6 +7,7 @@ import json
 from pathlib import Path
 
 from tao_siamese_oi.artifacts.crypto import decrypt
+from tao_siamese_oi.config.schema import ExperimentConfig
 from tao_siamese_oi.errors import CheckpointError
 
 SIDECAR_FORMAT = "tao_siamese_oi export sidecar v1"
@@ -78,7 +79,9 @@ def sidecar_calibration(model_file) -> dict | None:
     return {**(data.get("calibration") or {}), "threshold": data["threshold"]}
 
 
-def deployment_sidecar(cfg, shape, dynamic: bool, decision: tuple[float, str], calibration: dict | None) -> dict:
+def deployment_sidecar(
+    cfg: ExperimentConfig, shape, dynamic: bool, decision: tuple[float, str], calibration: dict | None
+) -> dict:
     """What a deployment needs besides the ONNX file: input layout, light order, preprocessing and decision."""
     from tao_siamese_oi.data.transforms import layout_from_config
 

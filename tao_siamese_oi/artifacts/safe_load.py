@@ -16,6 +16,7 @@ import collections
 import pickle
 import re
 import typing
+from typing import Any
 
 from tao_siamese_oi.errors import CheckpointError
 
@@ -62,7 +63,7 @@ _VALUE_GLOBALS = [
     (typing.Any, "typing.Any"),
 ]
 
-ALLOWED_GLOBALS = [(_record_type(name), name) for name in _OMEGACONF_TYPES] + _VALUE_GLOBALS
+ALLOWED_GLOBALS: list[Any] = [(_record_type(name), name) for name in _OMEGACONF_TYPES] + _VALUE_GLOBALS
 
 _GLOBAL_NAME = re.compile(r"GLOBAL (\S+)")
 

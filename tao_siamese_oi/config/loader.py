@@ -22,7 +22,8 @@ from omegaconf.errors import (
 from tao_launcher.safe_yaml import YamlRefused, load_yaml_file, load_yaml_text
 
 from tao_siamese_oi.actions import ACTIONS, TOP_LEVEL_KEYS
-from tao_siamese_oi.config.schema import ExperimentConfig
+from tao_siamese_oi.config.checks import check_config
+from tao_siamese_oi.config.schema import ExperimentConfig, seal
 from tao_siamese_oi.errors import ConfigError
 from tao_siamese_oi.utils.files import atomic_write_text
 
@@ -36,8 +37,8 @@ REDACTED = "*****"
 SECRET_KEYS = ("encryption_key",)
 
 
-def load_config(spec_path: str | os.PathLike | None = None, overrides: list[str] | tuple = ()) -> DictConfig:
-    """Return the validated, resolved, read-only experiment config."""
+def load_config(spec_path: str | os.PathLike | None = None, overrides: list[str] | tuple = ()) -> ExperimentConfig:
+    """The validated, resolved experiment config, as the schema's dataclasses (what every task receives)."""
     cfg = OmegaConf.structured(ExperimentConfig)
     if spec_path is not None:
         _merge_layer(cfg, _read_spec(Path(spec_path)), f"spec {spec_path}")
@@ -48,8 +49,11 @@ def load_config(spec_path: str | os.PathLike | None = None, overrides: list[str]
     except InterpolationResolutionError as exc:
         raise ConfigError(f"{_full_key(exc)}: cannot resolve interpolation ({_first_line(exc)})") from None
     validate(cfg)
-    OmegaConf.set_readonly(cfg, True)
-    return cfg
+    typed = OmegaConf.to_object(cfg)
+    assert isinstance(typed, ExperimentConfig)
+    check_config(typed)
+    seal(typed)
+    return typed
 
 
 def _read_spec(path: Path) -> DictConfig:
@@ -120,7 +124,7 @@ def _unknown_key_message(exc: ConfigKeyError, origin: str) -> str:
     full_key = _full_key(exc)
     parent, _, leaf = full_key.rpartition(".")
     node = OmegaConf.select(OmegaConf.structured(ExperimentConfig), parent) if parent else None
-    valid = list(node.keys()) if isinstance(node, DictConfig) else list(ExperimentConfig.__dataclass_fields__)
+    valid = [str(k) for k in node] if isinstance(node, DictConfig) else list(ExperimentConfig.__dataclass_fields__)
     valid += [k.rsplit(".", 1)[1] for k in KEY_ALIASES if k.rsplit(".", 1)[0] == parent]
     hint = difflib.get_close_matches(leaf, valid, n=1, cutoff=0.6)
     if hint:
@@ -160,15 +164,15 @@ def require(value, key: str, what: str) -> str:
     return str(value)
 
 
-def redacted_container(cfg: DictConfig) -> dict:
-    data = OmegaConf.to_container(cfg, resolve=True)
+def redacted_container(cfg: ExperimentConfig) -> dict:
+    data = dataclasses.asdict(cfg)
     for key in SECRET_KEYS:
         if data.get(key):
             data[key] = REDACTED
     return data
 
 
-def save_resolved_config(cfg: DictConfig, directory: str | os.PathLike, name: str = "experiment.yaml") -> Path:
+def save_resolved_config(cfg: ExperimentConfig, directory: str | os.PathLike, name: str = "experiment.yaml") -> Path:
     """Write the resolved config (encryption_key redacted) next to a task's outputs."""
     path = Path(directory) / name
     atomic_write_text(path, yaml.safe_dump(redacted_container(cfg), sort_keys=False))
@@ -180,6 +184,7 @@ def default_spec(action: str) -> dict:
     if action not in ACTIONS:
         raise ConfigError(f"unknown action '{action}'; choose one of {', '.join(ACTIONS)}")
     everything = OmegaConf.to_container(OmegaConf.structured(ExperimentConfig), resolve=False)
+    assert isinstance(everything, dict)
     keep = TOP_LEVEL_KEYS + ACTIONS[action].sections
     return {key: everything[key] for key in keep}
 

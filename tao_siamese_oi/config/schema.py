@@ -4,7 +4,7 @@ Field metadata carries the checks OmegaConf cannot express (allowed values, rang
 walks it. Key names follow TAO's SiameseOI schema so existing specs load unchanged.
 """
 
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, fields
 from typing import Any
 
 from tao_siamese_oi.model.registry import BACKBONE_CHOICES, MODEL_TYPE_CHOICES
@@ -25,8 +25,27 @@ def section(cls):
     return field(default_factory=cls)
 
 
+class Sealed:
+    """Every schema dataclass: read-only once the loader has sealed it, so no task can change the config that
+    experiment.yaml records."""
+
+    def __setattr__(self, name, value):
+        if getattr(self, "_sealed", False):
+            raise AttributeError(f"the config is read-only; set {name} in the spec or as an override instead")
+        object.__setattr__(self, name, value)
+
+
+def seal(config) -> None:
+    """Make a loaded config and every section in it read-only."""
+    for f in fields(config):
+        value = getattr(config, f.name)
+        if isinstance(value, Sealed):
+            seal(value)
+    object.__setattr__(config, "_sealed", True)
+
+
 @dataclass
-class ModelConfig:
+class ModelConfig(Sealed):
     model_type: str = opt(
         "Siamese_Grid",
         choices=MODEL_TYPE_CHOICES,
@@ -43,33 +62,33 @@ class ModelConfig:
 
 
 @dataclass
-class DataPathConfig:
+class DataPathConfig(Sealed):
     csv_path: str | None = opt(None, help="pair CSV: input_path, golden_path, object_name, label", path=True)
     images_dir: str | None = opt(None, help="root the CSV's input_path/golden_path are relative to", path=True)
 
 
 @dataclass
-class GridMapConfig:
+class GridMapConfig(Sealed):
     x: int = opt(2, min=1, help="columns of the light grid")
     y: int = opt(2, min=1, help="rows of the light grid")
 
 
 @dataclass
-class RandomFlipConfig:
+class RandomFlipConfig(Sealed):
     enable: bool = opt(True, help="used when augment is true")
     hflip_probability: float = opt(0.5, min=0.0, max=1.0)
     vflip_probability: float = opt(0.5, min=0.0, max=1.0)
 
 
 @dataclass
-class RandomRotateConfig:
+class RandomRotateConfig(Sealed):
     enable: bool = opt(True, help="used when augment is true")
     rotate_probability: float = opt(0.5, min=0.0, max=1.0)
     angle_list: list[float] = opt([90.0, 180.0, 270.0], help="one angle drawn uniformly from all of them")
 
 
 @dataclass
-class RandomColorConfig:
+class RandomColorConfig(Sealed):
     enable: bool = opt(True, help="used when augment is true")
     brightness: float = opt(0.3, min=0.0, max=2.0)
     contrast: float = opt(0.3, min=0.0, max=2.0)
@@ -79,7 +98,7 @@ class RandomColorConfig:
 
 
 @dataclass
-class AugmentationConfig:
+class AugmentationConfig(Sealed):
     rgb_input_mean: list[float] = opt([0.485, 0.456, 0.406], help="per-channel mean, every split")
     rgb_input_std: list[float] = opt([0.229, 0.224, 0.225], help="per-channel std, every split")
     augment: bool = opt(False, help="paired training augmentation: one draw per pair, every light, both sides")
@@ -95,7 +114,7 @@ class AugmentationConfig:
 
 
 @dataclass
-class DatasetConfig:
+class DatasetConfig(Sealed):
     train_dataset: DataPathConfig = section(DataPathConfig)
     validation_dataset: DataPathConfig = section(DataPathConfig)
     test_dataset: DataPathConfig = section(DataPathConfig)
@@ -117,7 +136,7 @@ class DatasetConfig:
 
 
 @dataclass
-class OptimConfig:
+class OptimConfig(Sealed):
     type: str = opt("Adam", choices=["Adam", "SGD"], help="optimiser; no LR schedule")
     lr: float = opt(5e-4, min=0.0, help="learning rate")
     momentum: float = opt(0.9, min=0.0, help="SGD only")
@@ -125,19 +144,19 @@ class OptimConfig:
 
 
 @dataclass
-class TensorboardConfig:
+class TensorboardConfig(Sealed):
     enabled: bool = opt(False, help="also write the epoch scalars as TensorBoard events in <train>/tensorboard/")
     infrequent_logging_frequency: int = opt(2, min=1, help="accepted for TAO specs (no images or histograms)")
 
 
 @dataclass
-class CudnnConfig:
+class CudnnConfig(Sealed):
     benchmark: bool = opt(False, help="cuDNN autotuner (GPU)")
     deterministic: bool = opt(True, help="deterministic kernels")
 
 
 @dataclass
-class TrainConfig:
+class TrainConfig(Sealed):
     num_gpus: int = opt(1, min=0, help="devices (DDP processes) per node; without CUDA, CPU processes (gloo)")
     gpu_ids: list[int] = opt([0], help="GPUs to use; disagreeing with num_gpus, the larger count wins (TAO)")
     num_nodes: int = opt(1, min=1, help="machines in a multi-node DDP run (see docs/clusters.md: torchrun, SLURM)")
@@ -159,7 +178,7 @@ class TrainConfig:
 
 
 @dataclass
-class ScoringConfig:
+class ScoringConfig(Sealed):
     """What evaluate and inference share; they differ only in their results directory."""
 
     num_gpus: int = opt(1, min=0, help="devices (processes) scoring shares of the split; rows stay in order")
@@ -200,7 +219,7 @@ class InferenceConfig(ScoringConfig):
 
 
 @dataclass
-class ExportConfig:
+class ExportConfig(Sealed):
     results_dir: str = opt("${results_dir}/export", path=True)
     gpu_id: int = opt(0, min=0)
     checkpoint: str | None = opt(None, help="a .pth written by train", path=True)
@@ -220,7 +239,7 @@ class ExportConfig:
 
 
 @dataclass
-class CalibrationConfig:
+class CalibrationConfig(Sealed):
     cal_image_dir: list[str] = opt([], help="ignored: int8 calibrates on pairs of the spec's dataset splits")
     cal_cache_file: str | None = opt(None, help="int8 calibration cache, read if present, then written", path=True)
     cal_batch_size: int = opt(1, min=1, help="pairs per calibration batch")
@@ -228,7 +247,7 @@ class CalibrationConfig:
 
 
 @dataclass
-class TensorRTConfig:
+class TensorRTConfig(Sealed):
     data_type: str = opt("fp32", choices=["fp32", "fp16", "int8"])
     workspace_size: int = opt(1024, min=1, help="MB (TAO's builder took it as GB)")
     min_batch_size: int = opt(1, min=1, help="dynamic ONNX: the engine's batch range and")
@@ -239,7 +258,7 @@ class TensorRTConfig:
 
 
 @dataclass
-class GenTrtEngineConfig:
+class GenTrtEngineConfig(Sealed):
     results_dir: str = opt("${results_dir}/gen_trt_engine", path=True)
     gpu_id: int = opt(0, min=0)
     onnx_file: str | None = opt(None, help="a file written by export (encrypted ones need encryption_key)", path=True)
@@ -252,7 +271,7 @@ class GenTrtEngineConfig:
 
 
 @dataclass
-class DatasetConvertConfig:
+class DatasetConvertConfig(Sealed):
     source: str = opt("aoi", choices=["aoi", "deeppcb", "synthetic"], help="layout of the data to convert")
     results_dir: str = opt("${results_dir}/dataset_convert", help="status.json and experiment.yaml", path=True)
     root_dataset_dir: str | None = opt(None, help="aoi: image root; deeppcb: the folder holding PCBData/", path=True)
@@ -272,14 +291,14 @@ class DatasetConvertConfig:
 
 
 @dataclass
-class ValidateConfig:
+class ValidateConfig(Sealed):
     results_dir: str = opt(
         "${results_dir}/validate", help="status.json and experiment.yaml of a validate run", path=True
     )
 
 
 @dataclass
-class ExperimentConfig:
+class ExperimentConfig(Sealed):
     model_name: str = opt("optical_inspection", help="accepted for TAO specs")
     encryption_key: str | None = opt(None, help="never written to saved configs or logs")
     results_dir: str = opt("results", help="root of every task's outputs", path=True)

@@ -27,17 +27,17 @@ class AugmentParams:
         img = Image.fromarray(image)
         size = img.size
         if self.hflip:
-            img = img.transpose(Image.FLIP_LEFT_RIGHT)
+            img = img.transpose(Image.Transpose.FLIP_LEFT_RIGHT)
         if self.vflip:
-            img = img.transpose(Image.FLIP_TOP_BOTTOM)
+            img = img.transpose(Image.Transpose.FLIP_TOP_BOTTOM)
         if self.angle:
-            img = img.rotate(self.angle, resample=Image.BILINEAR, expand=self.angle % 90 == 0)
+            img = img.rotate(self.angle, resample=Image.Resampling.BILINEAR, expand=self.angle % 90 == 0)
         if self.crop:
             w, h = img.size
             left, top, right, bottom = self.crop
             img = img.crop((round(left * w), round(top * h), round(right * w), round(bottom * h)))
         if img.size != size:
-            img = img.resize(size, Image.BILINEAR)
+            img = img.resize(size, Image.Resampling.BILINEAR)
         if self.color:
             img = _color(img, *self.color)
         if self.blur > 0:
@@ -71,7 +71,7 @@ class PairAugmenter:
     def draw(self, rng: np.random.Generator) -> AugmentParams:
         cfg = self.cfg
         flip, rotate, color = cfg.random_flip, cfg.random_rotate, cfg.random_color
-        params = {}
+        params: dict[str, object] = {}
         if flip.enable:
             params["hflip"] = bool(rng.random() < flip.hflip_probability)
             params["vflip"] = bool(rng.random() < flip.vflip_probability)
@@ -88,7 +88,7 @@ class PairAugmenter:
             )
         if cfg.with_random_blur and rng.random() < cfg.blur_probability:
             params["blur"] = float(rng.uniform(0.0, cfg.blur_max_radius))
-        return AugmentParams(**params)
+        return AugmentParams(**params)  # type: ignore[arg-type]  # each key is one of its fields
 
 
 def _crop_box(rng: np.random.Generator, low: float, high: float) -> tuple[float, float, float, float]:

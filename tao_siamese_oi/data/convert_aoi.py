@@ -19,6 +19,7 @@ from pathlib import Path
 
 import pandas as pd
 
+from tao_siamese_oi.config.schema import DatasetConvertConfig
 from tao_siamese_oi.errors import ConfigError, DataError
 from tao_siamese_oi.utils.progress import progress
 
@@ -76,7 +77,9 @@ def component_label(defects: pd.Series) -> str:
     return "_".join(dict.fromkeys(names)) or "PASS"
 
 
-def convert_folder(folder: Path, convert_cfg, lights: list[str] | None, golden_dir: Path) -> tuple[pd.DataFrame, dict]:
+def convert_folder(
+    folder: Path, convert_cfg: DatasetConvertConfig, lights: list[str] | None, golden_dir: Path
+) -> tuple[pd.DataFrame, dict]:
     files = sorted(folder.glob("*.csv"))
     if not files:
         raise DataError(f"no per-board CSV files in {folder}")
@@ -87,7 +90,8 @@ def convert_folder(folder: Path, convert_cfg, lights: list[str] | None, golden_d
         rows = rows[rows["TOP_BOT"] == convert_cfg.bot_top]
     wanted = set(lights) if lights else set(rows["LightingCondition"])
     counts = {"components": 0, "missing_lights": 0, "no_golden": 0}
-    pairs, goldens = [], {}
+    pairs: list[dict] = []
+    goldens: dict = {}
     components = rows.groupby(KEY, sort=False)
     for key, comp in progress(components, components.ngroups, f"pairing {folder.name}", "component"):
         counts["components"] += 1
@@ -130,15 +134,15 @@ def convert_folder(folder: Path, convert_cfg, lights: list[str] | None, golden_d
     ), counts
 
 
-def convert_aoi(convert_cfg, lights: list[str] | None, out_dir: Path) -> dict:
+def convert_aoi(convert_cfg: DatasetConvertConfig, lights: list[str] | None, out_dir: Path) -> dict:
     if not convert_cfg.golden_csv_dir:
         raise ConfigError("dataset_convert.golden_csv_dir is not set; point it at the <project><side>.csv tables")
     root = Path(convert_cfg.root_dataset_dir or ".")
     summary = {}
     for key, name in OUTPUTS.items():
-        if not convert_cfg[key]:
+        if not getattr(convert_cfg, key):
             continue
-        folder = root / convert_cfg[key]
+        folder = root / getattr(convert_cfg, key)
         frame, counts = convert_folder(folder, convert_cfg, lights, root / convert_cfg.golden_csv_dir)
         frame.to_csv(out_dir / name, index=False)
         labels = {k: int(v) for k, v in frame["label"].value_counts().sort_index().items()}

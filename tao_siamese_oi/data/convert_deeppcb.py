@@ -20,6 +20,8 @@ import numpy as np
 import pandas as pd
 from PIL import Image
 
+from tao_siamese_oi.config import require
+from tao_siamese_oi.config.schema import DatasetConvertConfig
 from tao_siamese_oi.errors import DataError
 from tao_siamese_oi.utils.progress import progress
 
@@ -94,7 +96,7 @@ def defect_crops(board: BoardImage, crop_size: int, width: int, height: int, rng
 
 
 def pass_crops(board: BoardImage, crop_size: int, count: int, width: int, height: int, rng) -> list[tuple]:
-    crops = []
+    crops: list[tuple] = []
     for _ in range(MAX_TRIES):
         if len(crops) == count:
             break
@@ -108,8 +110,10 @@ def pass_crops(board: BoardImage, crop_size: int, count: int, width: int, height
     return crops
 
 
-def convert_deeppcb(convert_cfg, out_dir: Path) -> dict:
-    root = Path(convert_cfg.root_dataset_dir)
+def convert_deeppcb(convert_cfg: DatasetConvertConfig, out_dir: Path) -> dict:
+    root = Path(
+        require(convert_cfg.root_dataset_dir, "dataset_convert.root_dataset_dir", "the folder holding PCBData/")
+    )
     rng = np.random.default_rng(convert_cfg.seed)
     limit = convert_cfg.max_images or None
     trainval = read_list(root, "trainval.txt")[:limit]
@@ -120,7 +124,7 @@ def convert_deeppcb(convert_cfg, out_dir: Path) -> dict:
         "val": [trainval[i] for i in sorted(order[:num_val])],
         "test": read_list(root, "test.txt")[:limit],
     }
-    summary = {}
+    summary: dict[str, dict] = {}
     for split, boards in splits.items():
         boards_shown = progress(boards, len(boards), f"cropping {split} boards", "board")
         rows = [row for board in boards_shown for row in _crop_board(board, convert_cfg, out_dir, rng)]
@@ -142,7 +146,7 @@ def convert_deeppcb(convert_cfg, out_dir: Path) -> dict:
     return summary
 
 
-def _crop_board(board: BoardImage, convert_cfg, out_dir: Path, rng) -> list[dict]:
+def _crop_board(board: BoardImage, convert_cfg: DatasetConvertConfig, out_dir: Path, rng) -> list[dict]:
     for path in (board.template, board.tested):
         if not path.is_file():
             raise DataError(f"DeepPCB image {path} not found")

@@ -3,6 +3,7 @@
 import lightning as L
 from torch.utils.data import DataLoader, DistributedSampler
 
+from tao_siamese_oi.config.schema import DatasetConfig
 from tao_siamese_oi.data.dataset import PairDataset, pass_batch
 from tao_siamese_oi.data.sampler import build_train_sampler
 from tao_siamese_oi.data.splits import build_dataset
@@ -10,7 +11,9 @@ from tao_siamese_oi.errors import ConfigError, DataError
 
 
 class PairDataModule(L.LightningDataModule):
-    def __init__(self, dataset_cfg, seed: int = 1234, eval_batch_size: int = -1, eval_split: str = "test"):
+    def __init__(
+        self, dataset_cfg: DatasetConfig, seed: int = 1234, eval_batch_size: int = -1, eval_split: str = "test"
+    ):
         super().__init__()
         self.cfg = dataset_cfg
         self.seed = seed

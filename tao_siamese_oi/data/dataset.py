@@ -10,6 +10,7 @@ import numpy as np
 import torch
 from torch.utils.data import Dataset, get_worker_info
 
+from tao_siamese_oi.config.schema import DatasetConfig
 from tao_siamese_oi.data.augment import PairAugmenter
 from tao_siamese_oi.data.goldens import GoldenIndex
 from tao_siamese_oi.data.pairs import PairTable
@@ -21,7 +22,13 @@ GOLDEN_CACHE_SIZE = 1024
 
 class PairDataset(Dataset):
     def __init__(
-        self, table: PairTable, images_dir, dataset_cfg, augment: bool = False, seed: int = 0, load_goldens=True
+        self,
+        table: PairTable,
+        images_dir,
+        dataset_cfg: DatasetConfig,
+        augment: bool = False,
+        seed: int = 0,
+        load_goldens=True,
     ):
         self.table = table
         # False: batches carry no golden images (G = 0); a scorer with a golden-embedding cache loads them itself.

@@ -69,7 +69,7 @@ def _file_name(designator: str, light: str | None, image_ext: str) -> str:
 
 
 def _light(img: Image.Image, light: str | None, position: int, rng, noise: float) -> Image.Image:
-    gain, tint = LIGHTS.get(light) or OTHER_LOOKS[position % len(OTHER_LOOKS)]
+    gain, tint = (LIGHTS.get(light) if light else None) or OTHER_LOOKS[position % len(OTHER_LOOKS)]
     arr = np.asarray(img, dtype=np.float32) * gain * np.asarray(tint, dtype=np.float32)
     ramp = np.linspace(0.85, 1.15, arr.shape[1], dtype=np.float32)[None, :, None]  # light comes from one side
     arr = arr * (ramp if light == "LowAngleLight" else 1.0)
@@ -101,7 +101,8 @@ def make_sample_dataset(
             label = labels[i]
             slot = i % SLOTS_PER_BOARD
             board = f"{split}_board{i // SLOTS_PER_BOARD:03d}"
-            offset = tuple(int(v) for v in rng.integers(-1, 2, size=2))
+            dx, dy = (int(v) for v in rng.integers(-1, 2, size=2))
+            offset = (dx, dy)
             defect = None if label == "PASS" else label
             gain = float(rng.uniform(0.95, 1.05))
             part = _draw_component(_kind(slot), size, defect, offset)

@@ -1,6 +1,7 @@
 """The four TAO splits, each checked and wrapped as a dataset. No Lightning: validate and deployment scoring use
 this without it; the Lightning data module (datamodule.py) builds on it."""
 
+from tao_siamese_oi.config.schema import DatasetConfig
 from tao_siamese_oi.data.dataset import PairDataset
 from tao_siamese_oi.data.validate import validate_split
 from tao_siamese_oi.errors import ConfigError
@@ -13,10 +14,10 @@ SPLIT_KEYS = {
 }
 
 
-def build_dataset(dataset_cfg, split: str, seed: int = 0, load_goldens: bool = True) -> PairDataset:
+def build_dataset(dataset_cfg: DatasetConfig, split: str, seed: int = 0, load_goldens: bool = True) -> PairDataset:
     """Validate a split (every problem reported at once) and wrap it as a dataset."""
     key = SPLIT_KEYS[split]
-    paths = dataset_cfg[key]
+    paths = getattr(dataset_cfg, key)
     if not paths.csv_path:
         raise ConfigError(f"dataset.{key}.csv_path is not set; point it at the {split} pair CSV")
     if not paths.images_dir:

@@ -16,6 +16,7 @@ import numpy as np
 import simplejpeg
 from PIL import Image, UnidentifiedImageError
 
+from tao_siamese_oi.config.schema import DatasetConfig
 from tao_siamese_oi.data.pairs import image_path, light_order
 from tao_siamese_oi.errors import ConfigError, DataError
 
@@ -35,7 +36,7 @@ class Layout:
         return 3, self.rows * self.height, self.cols * self.width
 
 
-def layout_from_config(dataset_cfg) -> Layout:
+def layout_from_config(dataset_cfg: DatasetConfig) -> Layout:
     lights = tuple(light_order(dataset_cfg.input_map, dataset_cfg.num_input))
     n = len(lights)
     if dataset_cfg.concat_type == "grid":
@@ -93,7 +94,7 @@ def to_rgb(img: Image.Image) -> np.ndarray:
         return np.repeat(grey[:, :, None], 3, axis=2)
     problem = image_mode_problem(img.mode)
     if problem:
-        raise DataError(f"image {img.filename} {problem}")
+        raise DataError(f"image {getattr(img, 'filename', '')} {problem}")
     return np.asarray(img.convert("RGB"))
 
 
@@ -111,7 +112,7 @@ def decode_resized(path, width: int, height: int) -> np.ndarray:
     if rgb is None:
         rgb = _decode_pillow(path, 2 * width, 2 * height)
     if rgb.shape[:2] != (height, width):
-        rgb = np.asarray(Image.fromarray(rgb).resize((width, height), Image.BILINEAR))
+        rgb = np.asarray(Image.fromarray(rgb).resize((width, height), Image.Resampling.BILINEAR))
     return rgb
 
 
@@ -159,7 +160,7 @@ class SideLoader:
     with the same parameters) works on copies.
     """
 
-    def __init__(self, dataset_cfg, cache_size: int = 0):
+    def __init__(self, dataset_cfg: DatasetConfig, cache_size: int = 0):
         self.layout = layout_from_config(dataset_cfg)
         self.image_ext = dataset_cfg.image_ext
         self.cache_size = cache_size
@@ -210,7 +211,7 @@ class Normalizer:
         self.shift = (-np.asarray(mean, dtype=np.float64) / std).astype(np.float32).reshape(3, 1, 1)
 
     @classmethod
-    def from_config(cls, dataset_cfg) -> "Normalizer":
+    def from_config(cls, dataset_cfg: DatasetConfig) -> "Normalizer":
         aug = dataset_cfg.augmentation_config
         return cls(list(aug.rgb_input_mean), list(aug.rgb_input_std))
 

@@ -9,10 +9,11 @@ import os
 import warnings
 from collections import defaultdict
 from concurrent.futures import ThreadPoolExecutor
-from pathlib import Path, PurePath
+from pathlib import PurePath
 
 from PIL import Image, UnidentifiedImageError
 
+from tao_siamese_oi.config.schema import DatasetConfig
 from tao_siamese_oi.data.goldens import GoldenIndex
 from tao_siamese_oi.data.pairs import PATH_COLUMNS, PairTable, image_path, read_pairs
 from tao_siamese_oi.data.transforms import MAX_PIXELS, image_mode_problem, layout_from_config
@@ -32,13 +33,13 @@ def line(index: int) -> int:
 _checked: dict[tuple, PairTable] = {}
 
 
-def validate_split(dataset_cfg, key: str, *, training: bool = False, seed: int = 0) -> PairTable:
+def validate_split(dataset_cfg: DatasetConfig, key: str, *, training: bool = False, seed: int = 0) -> PairTable:
     """Read ``dataset.<key>`` and check it; raise one DataError listing every problem found.
 
     A split that passed is remembered for the life of the process (keyed by the dataset config and the CSV's
     size and time), so a task's preflight check and its run decode the images once.
     """
-    paths = dataset_cfg[key]
+    paths = getattr(dataset_cfg, key)
     memo = _memo_key(dataset_cfg, key, training, seed)
     if memo in _checked:
         return _checked[memo]
@@ -58,14 +59,12 @@ def validate_split(dataset_cfg, key: str, *, training: bool = False, seed: int =
     return table
 
 
-def _memo_key(dataset_cfg, key: str, training: bool, seed: int) -> tuple | None:
-    from omegaconf import OmegaConf
-
+def _memo_key(dataset_cfg: DatasetConfig, key: str, training: bool, seed: int) -> tuple | None:
     try:
-        stat = os.stat(dataset_cfg[key].csv_path)
+        stat = os.stat(getattr(dataset_cfg, key).csv_path)
     except (OSError, TypeError):
         return None
-    return key, training, seed, OmegaConf.to_yaml(dataset_cfg), stat.st_size, stat.st_mtime_ns
+    return key, training, seed, repr(dataset_cfg), stat.st_size, stat.st_mtime_ns  # dataclass repr: every field
 
 
 def _cell_problems(table: PairTable, allow_outside: bool, need_label: bool) -> list[tuple[int, str]]:
@@ -105,10 +104,10 @@ def _class_problems(table: PairTable) -> list[tuple[int, str]]:
     return []
 
 
-def _image_problems(table: PairTable, images_dir, dataset_cfg, seed: int) -> list[tuple[int, str]]:
+def _image_problems(table: PairTable, images_dir, dataset_cfg: DatasetConfig, seed: int) -> list[tuple[int, str]]:
     layout = layout_from_config(dataset_cfg)
     goldens = GoldenIndex(images_dir, layout.lights, dataset_cfg.image_ext, dataset_cfg.num_golden, seed)
-    rows_of: dict[Path, list[int]] = defaultdict(list)
+    rows_of: dict[str, list[int]] = defaultdict(list)
     problems = []
     frame = table.frame
     for i, (input_dir, golden_dir, name) in enumerate(

@@ -7,6 +7,7 @@ import numpy as np
 
 from tao_siamese_oi.artifacts.exported import read_model_bytes, read_siamese_onnx, sidecar_calibration
 from tao_siamese_oi.config import require
+from tao_siamese_oi.config.schema import ExperimentConfig
 from tao_siamese_oi.errors import ConfigError
 
 BACKENDS = ("pytorch", "onnxruntime", "tensorrt")
@@ -73,11 +74,11 @@ def _ort_providers(ort) -> list[str]:
     return [p for p in ("CUDAExecutionProvider", "CPUExecutionProvider") if p in available]
 
 
-def build_embedder(cfg, task: str, device=None):
+def build_embedder(cfg: ExperimentConfig, task: str, device=None):
     """The embedder ``<task>.backend`` names, from ``<task>.checkpoint``, ``.onnx_file`` or ``.trt_engine``."""
     from tao_siamese_oi.artifacts.checkpoint import load_network
 
-    task_cfg = cfg[task]
+    task_cfg = getattr(cfg, task)
     if task_cfg.backend == "pytorch":
         checkpoint = require(task_cfg.checkpoint, f"{task}.checkpoint", "the .pth file written by train")
         network, calibration = load_network(cfg, checkpoint)

@@ -22,6 +22,8 @@ PARITY_TOLERANCE = 1e-4
 class WithDecision(torch.nn.Module):
     """The network plus its score and decision, so a deployment needs no code after the graph."""
 
+    threshold: torch.Tensor
+
     def __init__(self, model: torch.nn.Module, threshold: float):
         super().__init__()
         self.model = model
@@ -89,7 +91,7 @@ def parity(model: torch.nn.Module, path: Path, inputs: tuple[torch.Tensor, torch
     names = output_names(model)
     with torch.inference_mode():
         expected = [t.cpu().numpy() for t in model(*(x.to(device) for x in inputs))]
-    got = onnxruntime_outputs(path, tuple(x.cpu().numpy() for x in inputs), names)
+    got = onnxruntime_outputs(path, (inputs[0].cpu().numpy(), inputs[1].cpu().numpy()), names)
     diff = max(float(np.max(np.abs(e.astype(np.float64) - g))) for e, g in zip(expected[:3], got[:3]))
     if isinstance(model, WithDecision):
         clear = np.abs(expected[2] - float(model.threshold)) > PARITY_TOLERANCE

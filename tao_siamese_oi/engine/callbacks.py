@@ -28,8 +28,8 @@ class AtomicCheckpointIO(TorchCheckpointIO):
     def save_checkpoint(self, checkpoint, path, storage_options=None):
         save_checkpoint(checkpoint, path, self._key)
 
-    def load_checkpoint(self, path, map_location=None, **kwargs):
-        return load_checkpoint_file(path, self._key, map_location)
+    def load_checkpoint(self, path, map_location=None, weights_only=None) -> dict:
+        return load_checkpoint_file(path, self._key, map_location)  # always the restricted unpickler
 
 
 def tao_checkpoint_callbacks(results_dir, every_n_epochs: int) -> list[ModelCheckpoint]:

@@ -14,6 +14,7 @@ import os
 
 import torch
 
+from tao_siamese_oi.config.schema import ScoringConfig, TrainConfig
 from tao_siamese_oi.errors import ConfigError
 
 log = logging.getLogger("tao_siamese_oi")
@@ -43,10 +44,11 @@ def reconcile_gpus(num_gpus: int, gpu_ids: list[int], key: str = "train") -> tup
     return count, gpu_ids
 
 
-def trainer_devices(task_cfg, key: str) -> dict:
+def trainer_devices(task_cfg: TrainConfig | ScoringConfig, key: str) -> dict:
     """Trainer keyword arguments (accelerator, devices, num_nodes, strategy) for a train/evaluate/inference config."""
     count, gpu_ids = reconcile_gpus(task_cfg.num_gpus, list(task_cfg.gpu_ids), key)
     nodes = task_cfg.num_nodes
+    devices: list[int] | int  # GPU ids, or a number of CPU processes (Lightning's two forms)
     if torch.cuda.is_available():
         visible = torch.cuda.device_count()
         if max(gpu_ids, default=0) >= visible:
@@ -56,9 +58,10 @@ def trainer_devices(task_cfg, key: str) -> dict:
             )
         accelerator, devices = "gpu", gpu_ids or [0]
     else:
-        accelerator, devices = "cpu", max(count, 1)
-        if devices > 1 or nodes > 1:
-            log.info("No CUDA device found: running %d processes per node on the CPU (gloo backend).", devices)
+        processes = max(count, 1)
+        accelerator, devices = "cpu", processes
+        if processes > 1 or nodes > 1:
+            log.info("No CUDA device found: running %d processes per node on the CPU (gloo backend).", processes)
         else:
             log.info("No CUDA device found: running on the CPU.")
     processes = len(devices) if isinstance(devices, list) else devices

@@ -4,18 +4,21 @@ import lightning as L
 import numpy as np
 import torch
 
+from tao_siamese_oi.config.schema import ExperimentConfig
 from tao_siamese_oi.data.transforms import Normalizer, layout_from_config
 from tao_siamese_oi.engine.callbacks import BAR_LOSS
 from tao_siamese_oi.engine.distributed import gather_objects
 from tao_siamese_oi.model.calibration import calibrate
 from tao_siamese_oi.model.loss import contrastive_loss
 from tao_siamese_oi.model.metrics import inspection_metrics
-from tao_siamese_oi.model.networks import check_backbone, create_model, pair_distance
+from tao_siamese_oi.model.networks import create_model, pair_distance
 
 
 class SiameseModule(L.LightningModule):
     """Batches arrive as uint8 images (input (B, 3, H, W), goldens (B, G, 3, H, W)); they are normalised here, on
     the training device, and each input is scored by its distance to the nearest of its goldens."""
+
+    normalize: Normalizer
 
     def __init__(
         self,
@@ -44,8 +47,7 @@ class SiameseModule(L.LightningModule):
         self.predictions: tuple[np.ndarray, np.ndarray] | None = None  # (row indices, scores) of every process
 
     @classmethod
-    def from_config(cls, cfg, optim: dict | None = None) -> "SiameseModule":
-        check_backbone(cfg.model.model_type, cfg.model.model_backbone)
+    def from_config(cls, cfg: ExperimentConfig, optim: dict | None = None) -> "SiameseModule":
         aug = cfg.dataset.augmentation_config
         return cls(
             cfg.model.model_type,
@@ -67,8 +69,9 @@ class SiameseModule(L.LightningModule):
     def forward(self, image, goldens):
         """Distance of each normalised input (B, 3, H, W) to the nearest of its goldens (B, G, 3, H, W)."""
         batch, num_golden = goldens.shape[:2]
-        image_embedding = self.model.embed(image)
-        golden_embedding = self.model.embed(goldens.flatten(0, 1)).view(batch, num_golden, -1)
+        embed = self.model.embed  # every registered network has embed(images) -> (B, E)
+        image_embedding = embed(image)  # type: ignore[operator]
+        golden_embedding = embed(goldens.flatten(0, 1)).view(batch, num_golden, -1)  # type: ignore[operator]
         return pair_distance(image_embedding.unsqueeze(1).expand_as(golden_embedding), golden_embedding).amin(1)
 
     def _step(self, batch, stage: str):
@@ -116,7 +119,7 @@ class SiameseModule(L.LightningModule):
             self._calibrate(scores, labels)
 
     def _calibrate(self, scores, labels) -> None:
-        calibration = calibrate(scores, labels, self.hparams.target_fpr, self.hparams.target_recall)
+        calibration = calibrate(scores, labels, self.hparams["target_fpr"], self.hparams["target_recall"])
         if calibration is None:
             return
         self.calibration = {**calibration, "epoch": self.current_epoch, "split": "validation"}
@@ -146,12 +149,13 @@ class SiameseModule(L.LightningModule):
         parts = [p for rank_parts in gather_objects(self._predicted) for p in rank_parts]
         self._predicted = []
         if parts:
-            self.predictions = tuple(np.concatenate(column) for column in zip(*parts))
+            indices, scores = (np.concatenate(column) for column in zip(*parts))
+            self.predictions = (indices, scores)
         else:
             self.predictions = (np.zeros(0, np.int64), np.zeros(0, np.float32))
 
     def configure_optimizers(self):
-        optim = self.hparams.optim or {"type": "Adam", "lr": 5e-4}
+        optim = self.hparams["optim"] or {"type": "Adam", "lr": 5e-4}
         if optim["type"] == "Adam":
             return torch.optim.Adam(self.parameters(), lr=optim["lr"])
         return torch.optim.SGD(

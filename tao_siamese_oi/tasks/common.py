@@ -2,15 +2,19 @@
 
 import logging
 import time
-from typing import NamedTuple
+from typing import TYPE_CHECKING, NamedTuple
 
 import numpy as np
 
 from tao_siamese_oi.artifacts.checkpoint import check_model_file, load_network, read_checkpoint
 from tao_siamese_oi.config import require
+from tao_siamese_oi.config.schema import ExperimentConfig, ExportConfig, ScoringConfig
 from tao_siamese_oi.engine.distributed import trainer_devices
 from tao_siamese_oi.errors import CheckpointError, ConfigError, DataError
 from tao_siamese_oi.utils.progress import bars_wanted
+
+if TYPE_CHECKING:
+    from tao_siamese_oi.data.dataset import PairDataset
 
 log = logging.getLogger("tao_siamese_oi")
 
@@ -19,14 +23,16 @@ MODEL_FILE_KEYS = {"pytorch": "checkpoint", "onnxruntime": "onnx_file", "tensorr
 WRITTEN_COLUMNS = {"evaluate": ("siamese_score", "decision"), "inference": ("siamese_score", "decision")}
 
 
-def check_scoring_inputs(cfg, task: str, split: str) -> None:
+def check_scoring_inputs(cfg: ExperimentConfig, task: str, split: str) -> None:
     """Preflight of evaluate and inference: the backend's model file and the split, before anything is written."""
     from tao_siamese_oi.artifacts.exported import read_siamese_onnx, read_sidecar, sidecar_path
     from tao_siamese_oi.data.splits import build_dataset
 
-    task_cfg = cfg[task]
+    task_cfg = getattr(cfg, task)
     key = MODEL_FILE_KEYS[task_cfg.backend]
-    path = check_model_file(require(task_cfg[key], f"{task}.{key}", f"the {key} to score with"), f"{task}.{key}")
+    path = check_model_file(
+        require(getattr(task_cfg, key), f"{task}.{key}", f"the {key} to score with"), f"{task}.{key}"
+    )
     if key != "checkpoint" and read_sidecar(path) is None and task_cfg.threshold is None:
         raise CheckpointError(
             f"{path} has no sidecar {sidecar_path(path).name} beside it (export writes it; it holds the decision "
@@ -45,7 +51,7 @@ def check_scoring_inputs(cfg, task: str, split: str) -> None:
         )
 
 
-def load_module(cfg, path):
+def load_module(cfg: ExperimentConfig, path):
     """The Lightning module of the spec's model with a checkpoint's weights (multi-process scoring)."""
     from tao_siamese_oi.engine.module import SiameseModule
 
@@ -56,7 +62,9 @@ def load_module(cfg, path):
     return module.eval()
 
 
-def decision_threshold(task_cfg, margin: float, calibration: dict | None) -> tuple[float, str]:
+def decision_threshold(
+    task_cfg: ScoringConfig | ExportConfig, margin: float, calibration: dict | None
+) -> tuple[float, str]:
     """(threshold, where it came from): the task's explicit threshold, else the one calibrated on the validation
     set at training time (stored in the checkpoint), else model.margin (TAO's rule)."""
     if task_cfg.threshold is not None:
@@ -88,17 +96,17 @@ def quiet_trainer(devices: dict, **kwargs):
 
 
 class SplitScores(NamedTuple):
-    dataset: object
+    dataset: "PairDataset"
     scores: np.ndarray | None  # CSV row order; None in every DDP process but the main one
     calibration: dict | None  # stored with the model (checkpoint or export sidecar)
     pairs_per_second: float  # of the scoring loop (data path included, model loading and validation not)
 
 
-def score_split(cfg, task: str, split: str) -> SplitScores:
+def score_split(cfg: ExperimentConfig, task: str, split: str) -> SplitScores:
     """Score every row of a split with ``<task>.backend``. One device: the deployment scoring loop (with the
     golden-embedding cache). Several: Lightning DDP
     with the PyTorch checkpoint, each process scoring a share."""
-    task_cfg = cfg[task]
+    task_cfg = getattr(cfg, task)
     devices = trainer_devices(task_cfg, task)
     if devices["strategy"] != "ddp":
         return _score_one_process(cfg, task, split, devices)
@@ -110,7 +118,7 @@ def score_split(cfg, task: str, split: str) -> SplitScores:
     return _score_distributed(cfg, task, split, devices)
 
 
-def _score_one_process(cfg, task: str, split: str, devices: dict):
+def _score_one_process(cfg: ExperimentConfig, task: str, split: str, devices: dict):
     import torch
 
     from tao_siamese_oi.data.splits import build_dataset
@@ -118,7 +126,7 @@ def _score_one_process(cfg, task: str, split: str, devices: dict):
     from tao_siamese_oi.deploy.backends import build_embedder
     from tao_siamese_oi.deploy.scoring import score_pairs
 
-    task_cfg = cfg[task]
+    task_cfg = getattr(cfg, task)
     device = torch.device("cuda", devices["devices"][0]) if devices["accelerator"] == "gpu" else torch.device("cpu")
     embed, calibration = build_embedder(cfg, task, device)
     dataset = build_dataset(cfg.dataset, split, cfg.train.seed, load_goldens=not task_cfg.golden_cache)
@@ -129,11 +137,11 @@ def _score_one_process(cfg, task: str, split: str, devices: dict):
     return SplitScores(dataset, scores, calibration, len(dataset) / (time.perf_counter() - start))
 
 
-def _score_distributed(cfg, task: str, split: str, devices: dict):
+def _score_distributed(cfg: ExperimentConfig, task: str, split: str, devices: dict):
     from tao_siamese_oi.data.datamodule import PairDataModule
     from tao_siamese_oi.engine.module import ordered_scores
 
-    task_cfg = cfg[task]
+    task_cfg = getattr(cfg, task)
     checkpoint = require(task_cfg.checkpoint, f"{task}.checkpoint", "the .pth file written by train")
     module = load_module(cfg, checkpoint)
     datamodule = PairDataModule(cfg.dataset, seed=cfg.train.seed, eval_batch_size=task_cfg.batch_size, eval_split=split)
@@ -144,4 +152,5 @@ def _score_distributed(cfg, task: str, split: str, devices: dict):
     speed = len(dataset) / (time.perf_counter() - start)
     if not trainer.is_global_zero:
         return SplitScores(dataset, None, module.calibration, speed)
-    return SplitScores(dataset, ordered_scores(*module.predictions, len(dataset)), module.calibration, speed)
+    indices, scores = module.predictions
+    return SplitScores(dataset, ordered_scores(indices, scores, len(dataset)), module.calibration, speed)

@@ -4,6 +4,7 @@ import json
 import logging
 from pathlib import Path
 
+from tao_siamese_oi.config.schema import ExperimentConfig
 from tao_siamese_oi.data.pairs import light_order
 from tao_siamese_oi.errors import ConfigError
 from tao_siamese_oi.tasks.lifecycle import tracked_task
@@ -11,19 +12,19 @@ from tao_siamese_oi.tasks.lifecycle import tracked_task
 log = logging.getLogger("tao_siamese_oi")
 
 
-def outputs(cfg, out: Path) -> list[Path]:
+def outputs(cfg: ExperimentConfig, out: Path) -> list[Path]:
     """Whatever the output folder already holds: a conversion writes CSVs and image folders into it."""
     target = output_dir(cfg)
     return sorted(target.iterdir()) if target.is_dir() else [target] if target.exists() else []
 
 
-def output_dir(cfg) -> Path:
+def output_dir(cfg: ExperimentConfig) -> Path:
     if not cfg.dataset_convert.data_convert_output_dir:
         raise ConfigError("dataset_convert.data_convert_output_dir is not set; name a folder for the pair CSVs")
     return Path(cfg.dataset_convert.data_convert_output_dir)
 
 
-def preflight(cfg) -> None:
+def preflight(cfg: ExperimentConfig) -> None:
     if cfg.dataset_convert.source == "deeppcb" and not cfg.dataset_convert.root_dataset_dir:
         raise ConfigError("dataset_convert.root_dataset_dir is not set; point it at the folder holding PCBData/")
     light_order(cfg.dataset.input_map, cfg.dataset.num_input)
@@ -32,7 +33,7 @@ def preflight(cfg) -> None:
 @tracked_task(
     "dataset_convert", outputs=outputs, preflight=preflight, elsewhere="dataset_convert.data_convert_output_dir"
 )
-def run(cfg, out: Path, status) -> dict:
+def run(cfg: ExperimentConfig, out: Path, status) -> dict:
     convert = cfg.dataset_convert
     target = output_dir(cfg)
     target.mkdir(parents=True, exist_ok=True)

@@ -8,6 +8,7 @@ from pathlib import Path
 import numpy as np
 import pandas as pd
 
+from tao_siamese_oi.config.schema import ExperimentConfig
 from tao_siamese_oi.model.metrics import inspection_metrics, threshold_metrics
 from tao_siamese_oi.tasks.common import check_scoring_inputs, decision_threshold, score_split
 from tao_siamese_oi.tasks.evaluate_plots import PLOT_NAMES, write_plots
@@ -17,16 +18,16 @@ from tao_siamese_oi.utils.files import atomic_write, atomic_write_text
 log = logging.getLogger("tao_siamese_oi")
 
 
-def outputs(cfg, out: Path) -> list[Path]:
+def outputs(cfg: ExperimentConfig, out: Path) -> list[Path]:
     return [out / name for name in ("metrics.json", "evaluate.csv", *PLOT_NAMES)]
 
 
-def preflight(cfg) -> None:
+def preflight(cfg: ExperimentConfig) -> None:
     check_scoring_inputs(cfg, "evaluate", "test")
 
 
 @tracked_task("evaluate", outputs=outputs, preflight=preflight)
-def run(cfg, out: Path, status) -> dict:
+def run(cfg: ExperimentConfig, out: Path, status) -> dict | None:
     dataset, scores, calibration, _ = score_split(cfg, "evaluate", "test")
     if scores is None:  # another DDP process: the main one writes the results
         return None

@@ -1,6 +1,7 @@
 """evaluate's PNG plots: ROC curve with the operating point, score histograms per class with the threshold,
 and recall per defect type. matplotlib is imported here only, with its file-only backend."""
 
+import functools
 import logging
 from pathlib import Path
 
@@ -9,6 +10,10 @@ import numpy as np
 from tao_siamese_oi.utils.files import atomic_write
 
 log = logging.getLogger("tao_siamese_oi")
+
+
+def _save_png(figure, path: str) -> None:
+    figure.savefig(path, format="png", dpi=110)
 
 
 PLOT_NAMES = ("score_histogram.png", "roc.png", "defect_recall.png")
@@ -30,7 +35,7 @@ def write_plots(out: Path, scores, labels, metrics: dict) -> list[Path]:
     if metrics.get("by_defect_type"):
         figures["defect_recall.png"] = _defect_recall(plt, metrics)
     for name, figure in figures.items():
-        written.append(atomic_write(out / name, lambda tmp, f=figure: f.savefig(tmp, format="png", dpi=110)))
+        written.append(atomic_write(out / name, functools.partial(_save_png, figure)))
         plt.close(figure)
     for name in set(PLOT_NAMES) - set(figures):  # an earlier run's plot this data cannot have (overwrite=true)
         (out / name).unlink(missing_ok=True)

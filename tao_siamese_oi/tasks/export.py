@@ -10,6 +10,7 @@ from tao_siamese_oi.artifacts.checkpoint import check_model_file, load_network, 
 from tao_siamese_oi.artifacts.crypto import encrypt
 from tao_siamese_oi.artifacts.exported import deployment_sidecar, sidecar_path
 from tao_siamese_oi.config import require
+from tao_siamese_oi.config.schema import ExperimentConfig
 from tao_siamese_oi.data.splits import SPLIT_KEYS, build_dataset
 from tao_siamese_oi.data.transforms import Normalizer, layout_from_config
 from tao_siamese_oi.deploy.onnx_export import (
@@ -19,7 +20,7 @@ from tao_siamese_oi.deploy.onnx_export import (
     export_onnx,
     parity,
 )
-from tao_siamese_oi.errors import ConfigError, OIError
+from tao_siamese_oi.errors import OIError
 from tao_siamese_oi.tasks.common import decision_threshold
 from tao_siamese_oi.tasks.lifecycle import tracked_task
 from tao_siamese_oi.utils.files import atomic_write, atomic_write_text
@@ -27,23 +28,22 @@ from tao_siamese_oi.utils.files import atomic_write, atomic_write_text
 log = logging.getLogger("tao_siamese_oi")
 
 
-def onnx_path(cfg, out: Path) -> Path:
+def onnx_path(cfg: ExperimentConfig, out: Path) -> Path:
     return Path(cfg.export.onnx_file or out / "oi_model.onnx")
 
 
-def outputs(cfg, out: Path) -> list[Path]:
+def outputs(cfg: ExperimentConfig, out: Path) -> list[Path]:
     return [onnx_path(cfg, out), sidecar_path(onnx_path(cfg, out))]
 
 
-def preflight(cfg) -> None:
+def preflight(cfg: ExperimentConfig) -> None:
     checkpoint = require(cfg.export.checkpoint, "export.checkpoint", "the .pth file written by train")
     read_checkpoint(check_model_file(checkpoint, "export.checkpoint"), cfg.encryption_key)
-    input_shape(cfg)
     example_split(cfg)
 
 
 @tracked_task("export", outputs=outputs, preflight=preflight, elsewhere="export.onnx_file")
-def run(cfg, out: Path, status) -> dict:
+def run(cfg: ExperimentConfig, out: Path, status) -> dict:
     export_cfg = cfg.export
     checkpoint = export_cfg.checkpoint
     onnx_file = onnx_path(cfg, out)
@@ -61,7 +61,8 @@ def run(cfg, out: Path, status) -> dict:
     dynamic = export_cfg.batch_size == -1
     batch = 2 if dynamic else export_cfg.batch_size
     inputs = example_inputs(cfg, shape, batch)
-    example = tuple(x[: 1 if dynamic else batch].to(device) for x in inputs)
+    first = 1 if dynamic else batch
+    example = (inputs[0][:first].to(device), inputs[1][:first].to(device))
     diffs = []
 
     def write_verified(tmp):
@@ -110,31 +111,20 @@ def run(cfg, out: Path, status) -> dict:
     }
 
 
-def input_shape(cfg) -> tuple[int, int, int]:
-    """(C, H, W) from the dataset config; export.input_* may restate it but must agree."""
-    shape = layout_from_config(cfg.dataset).shape
-    for key, given, derived in [
-        ("input_channel", cfg.export.input_channel, shape[0]),
-        ("input_height", cfg.export.input_height, shape[1]),
-        ("input_width", cfg.export.input_width, shape[2]),
-    ]:
-        if given is not None and given != derived:
-            raise ConfigError(
-                f"export.{key} is {given} but the dataset config gives {derived}; remove "
-                f"export.{key} (it is derived) or fix the dataset section"
-            )
-    return shape
+def input_shape(cfg: ExperimentConfig) -> tuple[int, int, int]:
+    """(C, H, W) of one side, from the dataset config (export.input_* agree with it: config/checks.py)."""
+    return layout_from_config(cfg.dataset).shape
 
 
-def example_split(cfg):
+def example_split(cfg: ExperimentConfig):
     """The first configured split (checked), whose pairs the export is verified on; None without one."""
     for split, key in SPLIT_KEYS.items():
-        if cfg.dataset[key].csv_path:
+        if getattr(cfg.dataset, key).csv_path:
             return build_dataset(cfg.dataset, split, cfg.train.seed)
     return None
 
 
-def example_inputs(cfg, shape, batch: int) -> tuple[torch.Tensor, torch.Tensor]:
+def example_inputs(cfg: ExperimentConfig, shape, batch: int) -> tuple[torch.Tensor, torch.Tensor]:
     """Real pairs (each input with its first golden) from the first configured split, normalised as in training,
     so parity is measured on data like production's."""
     dataset = example_split(cfg)

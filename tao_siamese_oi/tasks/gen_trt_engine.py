@@ -12,6 +12,7 @@ from tao_siamese_oi.artifacts.checkpoint import check_model_file
 from tao_siamese_oi.artifacts.crypto import encrypt
 from tao_siamese_oi.artifacts.exported import read_onnx, sidecar_path
 from tao_siamese_oi.config import require
+from tao_siamese_oi.config.schema import ExperimentConfig
 from tao_siamese_oi.data.splits import SPLIT_KEYS, build_dataset
 from tao_siamese_oi.data.transforms import Normalizer
 from tao_siamese_oi.deploy.tensorrt_engine import (
@@ -30,24 +31,24 @@ from tao_siamese_oi.utils.files import atomic_write, atomic_write_text
 log = logging.getLogger("tao_siamese_oi")
 
 
-def engine_path(cfg, out: Path) -> Path:
+def engine_path(cfg: ExperimentConfig, out: Path) -> Path:
     return Path(cfg.gen_trt_engine.trt_engine or out / "oi_model.engine")
 
 
-def outputs(cfg, out: Path) -> list[Path]:
+def outputs(cfg: ExperimentConfig, out: Path) -> list[Path]:
     return [engine_path(cfg, out), sidecar_path(engine_path(cfg, out))]
 
 
-def preflight(cfg) -> None:
+def preflight(cfg: ExperimentConfig) -> None:
     path = require(cfg.gen_trt_engine.onnx_file, "gen_trt_engine.onnx_file", "the .onnx file written by export")
     check_model_file(path, "gen_trt_engine.onnx_file")
 
 
 @tracked_task("gen_trt_engine", outputs=outputs, preflight=preflight, elsewhere="gen_trt_engine.trt_engine")
-def run(cfg, out: Path, status) -> dict:
+def run(cfg: ExperimentConfig, out: Path, status) -> dict:
     gen = cfg.gen_trt_engine
     trt_cfg = gen.tensorrt
-    onnx_file = Path(gen.onnx_file)
+    onnx_file = Path(require(gen.onnx_file, "gen_trt_engine.onnx_file", "the .onnx file written by export"))
     engine_file = engine_path(cfg, out)
     if trt_cfg.calibration.cal_image_dir:
         log.warning("gen_trt_engine.tensorrt.calibration.cal_image_dir is ignored: int8 calibrates on spec pairs.")
@@ -96,11 +97,11 @@ def onnx_input_dims(model, path) -> tuple:
     return dims[0], tuple(dims[1:])
 
 
-def int8_pairs(cfg):
+def int8_pairs(cfg: ExperimentConfig):
     """Calibration pairs from the first configured split: train, else validation, test, infer."""
     calibration = cfg.gen_trt_engine.tensorrt.calibration
     for split, key in SPLIT_KEYS.items():
-        if cfg.dataset[key].csv_path:
+        if getattr(cfg.dataset, key).csv_path:
             dataset = build_dataset(cfg.dataset, split, cfg.train.seed)
             normalize = Normalizer.from_config(cfg.dataset)
             return calibration_batches(dataset, normalize, calibration.cal_batch_size, calibration.cal_batches)

@@ -6,6 +6,7 @@ from pathlib import Path
 
 import numpy as np
 
+from tao_siamese_oi.config.schema import ExperimentConfig
 from tao_siamese_oi.tasks.common import check_scoring_inputs, decision_threshold, score_split
 from tao_siamese_oi.tasks.lifecycle import tracked_task
 from tao_siamese_oi.utils.files import atomic_write
@@ -16,16 +17,16 @@ log = logging.getLogger("tao_siamese_oi")
 INFERENCE_CSV = "inference.csv"
 
 
-def outputs(cfg, out: Path) -> list[Path]:
+def outputs(cfg: ExperimentConfig, out: Path) -> list[Path]:
     return [out / INFERENCE_CSV]
 
 
-def preflight(cfg) -> None:
+def preflight(cfg: ExperimentConfig) -> None:
     check_scoring_inputs(cfg, "inference", "infer")
 
 
 @tracked_task("inference", outputs=outputs, preflight=preflight)
-def run(cfg, out: Path, status) -> dict:
+def run(cfg: ExperimentConfig, out: Path, status) -> dict | None:
     dataset, scores, calibration, speed = score_split(cfg, "inference", "infer")
     if scores is None:  # another DDP process: the main one writes the results
         return None

@@ -21,6 +21,7 @@ from pathlib import Path
 
 from tao_siamese_oi.actions import ACTIONS
 from tao_siamese_oi.config import save_resolved_config
+from tao_siamese_oi.config.schema import ExperimentConfig
 from tao_siamese_oi.engine.distributed import is_main_process
 from tao_siamese_oi.errors import ConfigError, OutputExistsError
 from tao_siamese_oi.utils import signals
@@ -34,7 +35,7 @@ log = logging.getLogger("tao_siamese_oi")
 MAX_NAMED = 3
 
 # outputs(cfg, out) -> the files (or folders) the run would write; those that exist are refused.
-Outputs = Callable[[object, Path], list[Path]]
+Outputs = Callable[[ExperimentConfig, Path], list[Path]]
 
 
 class _DropAdverts(logging.Filter):
@@ -69,10 +70,10 @@ def tracked_task(
 
     def decorate(run):
         @functools.wraps(run)
-        def wrapper(cfg):
+        def wrapper(cfg: ExperimentConfig):
             quiet_libraries()
             keep_freed_memory()
-            out = Path(cfg[task].results_dir)
+            out = Path(getattr(cfg, task).results_dir)
             if not is_main_process():  # another DDP process: the main one checks and reports, this one computes
                 log.setLevel(logging.WARNING)
                 return run(cfg, out=out, status=StatusLogger(None))
@@ -93,7 +94,7 @@ def tracked_task(
     return decorate
 
 
-def _run_recorded(run, cfg, task: str, out: Path):
+def _run_recorded(run, cfg: ExperimentConfig, task: str, out: Path):
     status = StatusLogger(out)
     status.write(STARTED, f"Starting Optical Inspection {ACTIONS[task].status_title}.")
     try:
@@ -109,17 +110,23 @@ def _run_recorded(run, cfg, task: str, out: Path):
     return result
 
 
-def check_outputs(cfg, task: str, out: Path, outputs: Outputs | None, elsewhere: str = "results_dir") -> None:
+def check_outputs(
+    cfg: ExperimentConfig, task: str, out: Path, outputs: Outputs | None, elsewhere: str = "results_dir"
+) -> None:
     """Refuse to start when the results folder is unusable or the run would replace an earlier run's files."""
     if out.exists() and not out.is_dir():
         raise ConfigError(f"{task}.results_dir {out} is a file, not a folder; choose another results_dir")
     existing = [path for path in (outputs(cfg, out) if outputs else []) if path.exists()]
-    if not existing or cfg[task].get("overwrite", False):
+    if not existing or getattr(getattr(cfg, task), "overwrite", False):
         return
     named = ", ".join(map(str, existing[:MAX_NAMED])) + (
         f" and {len(existing) - MAX_NAMED} more" if len(existing) > MAX_NAMED else ""
     )
-    how = f"pass {task}.overwrite=true to replace them" if "overwrite" in cfg[task] else "remove them first"
+    how = (
+        f"pass {task}.overwrite=true to replace them"
+        if hasattr(getattr(cfg, task), "overwrite")
+        else "remove them first"
+    )
     raise OutputExistsError(f"{task} would replace {named} from an earlier run; {how}, or choose another {elsewhere}")
 
 

@@ -1,12 +1,14 @@
 """train: fit a Siamese model on the train split, validate, write TAO-named checkpoints."""
 
+import dataclasses
 import logging
 from pathlib import Path
 
 import lightning as L
-from lightning.pytorch.loggers import CSVLogger, TensorBoardLogger
+from lightning.pytorch.loggers import CSVLogger, Logger, TensorBoardLogger
 
 from tao_siamese_oi.artifacts.checkpoint import check_model_file, epochs_done, model_state, read_checkpoint
+from tao_siamese_oi.config.schema import ExperimentConfig, TrainConfig
 from tao_siamese_oi.data.datamodule import PairDataModule
 from tao_siamese_oi.engine.callbacks import (
     CHECKPOINT_EXT,
@@ -19,7 +21,6 @@ from tao_siamese_oi.engine.callbacks import (
 )
 from tao_siamese_oi.engine.distributed import trainer_devices
 from tao_siamese_oi.engine.module import SiameseModule
-from tao_siamese_oi.errors import ConfigError
 from tao_siamese_oi.tasks.lifecycle import tracked_task
 from tao_siamese_oi.utils.progress import bars_wanted
 from tao_siamese_oi.utils.status import RUNNING
@@ -27,7 +28,7 @@ from tao_siamese_oi.utils.status import RUNNING
 log = logging.getLogger("tao_siamese_oi")
 
 
-def outputs(cfg, out: Path) -> list[Path]:
+def outputs(cfg: ExperimentConfig, out: Path) -> list[Path]:
     """Checkpoints of another training that this one would replace: none when it continues the training of
     this folder (its latest checkpoint, or train.resume_training_checkpoint_path naming that file)."""
     latest = out / f"{LATEST_NAME}{CHECKPOINT_EXT}"
@@ -37,8 +38,9 @@ def outputs(cfg, out: Path) -> list[Path]:
     return sorted(out.glob(f"*{CHECKPOINT_EXT}"))
 
 
-def preflight(cfg) -> None:
-    check_train_config(cfg.train, cfg.dataset)
+def preflight(cfg: ExperimentConfig) -> None:
+    if not cfg.dataset.validation_dataset.csv_path:
+        log.warning("dataset.validation_dataset is not set: training without validation.")
     pretrained = cfg.train.pretrained_model_path
     if pretrained:
         read_checkpoint(check_model_file(pretrained, "train.pretrained_model_path"), cfg.encryption_key)
@@ -47,11 +49,11 @@ def preflight(cfg) -> None:
         epochs_done(resume, cfg.encryption_key)  # read (safely) now: a bad file refuses the run before it starts
     datamodule = PairDataModule(cfg.dataset, seed=cfg.train.seed)
     for split, key in (("train", "train_dataset"), ("validation", "validation_dataset")):
-        if cfg.dataset[key].csv_path:
+        if getattr(cfg.dataset, key).csv_path:
             datamodule.dataset(split)
 
 
-def already_finished(cfg) -> dict | None:
+def already_finished(cfg: ExperimentConfig) -> dict | None:
     """The result of a training that has run all its epochs in this folder: rerunning it changes nothing."""
     out = Path(cfg.train.results_dir)
     resume = resume_checkpoint(cfg, out)
@@ -69,7 +71,7 @@ def already_finished(cfg) -> dict | None:
 
 
 @tracked_task("train", outputs=outputs, preflight=preflight, finished=already_finished)
-def run(cfg, out: Path, status) -> dict:
+def run(cfg: ExperimentConfig, out: Path, status) -> dict | None:
     resume = resume_checkpoint(cfg, out)
     done = epochs_done(resume, cfg.encryption_key) if resume else 0
     if cfg.train.seed >= 0:
@@ -135,18 +137,8 @@ def _percent(value) -> str:
     return "n/a" if value is None else f"{value:.2f} %"
 
 
-def check_train_config(train_cfg, dataset_cfg) -> None:
-    if train_cfg.validation_interval > train_cfg.num_epochs:
-        raise ConfigError(
-            f"train.validation_interval ({train_cfg.validation_interval}) exceeds "
-            f"train.num_epochs ({train_cfg.num_epochs}); lower it"
-        )
-    if not dataset_cfg.validation_dataset.csv_path:
-        log.warning("dataset.validation_dataset is not set: training without validation.")
-
-
-def build_module(cfg) -> SiameseModule:
-    module = SiameseModule.from_config(cfg, optim=dict(cfg.train.optim))
+def build_module(cfg: ExperimentConfig) -> SiameseModule:
+    module = SiameseModule.from_config(cfg, optim=dataclasses.asdict(cfg.train.optim))
     if cfg.train.pretrained_model_path:
         checkpoint = read_checkpoint(cfg.train.pretrained_model_path, cfg.encryption_key)
         module.model.load_state_dict(model_state(checkpoint))
@@ -176,16 +168,16 @@ def build_trainer(
     )
 
 
-def training_loggers(train_cfg, out: Path) -> list:
+def training_loggers(train_cfg: TrainConfig, out: Path) -> list:
     """Epoch metrics as CSV always (lightning_logs/), and as TensorBoard scalars (tensorboard/) when enabled.
     Lightning writes the TensorBoard files with tensorboardX (a small dependency) when tensorboard is absent."""
-    loggers = [CSVLogger(out, name="lightning_logs")]
+    loggers: list[Logger] = [CSVLogger(out, name="lightning_logs")]
     if train_cfg.tensorboard.enabled:
         loggers.append(TensorBoardLogger(out, name="tensorboard", default_hp_metric=False))
     return loggers
 
 
-def resume_checkpoint(cfg, out: Path) -> str | None:
+def resume_checkpoint(cfg: ExperimentConfig, out: Path) -> str | None:
     """train.resume_training_checkpoint_path, else the latest checkpoint already in the results dir."""
     if cfg.train.resume_training_checkpoint_path:
         return str(check_model_file(cfg.train.resume_training_checkpoint_path, "train.resume_training_checkpoint_path"))

@@ -3,6 +3,7 @@
 import logging
 from pathlib import Path
 
+from tao_siamese_oi.config.schema import ExperimentConfig
 from tao_siamese_oi.data.splits import SPLIT_KEYS, build_dataset
 from tao_siamese_oi.errors import ConfigError
 from tao_siamese_oi.tasks.lifecycle import tracked_task
@@ -10,12 +11,12 @@ from tao_siamese_oi.tasks.lifecycle import tracked_task
 log = logging.getLogger("tao_siamese_oi")
 
 
-def checked_splits(cfg) -> dict:
+def checked_splits(cfg: ExperimentConfig) -> dict:
     """Every configured split, checked (the checks are remembered: preflight and run decode images once)."""
     splits = {
         split: build_dataset(cfg.dataset, split, cfg.train.seed).table
         for split, key in SPLIT_KEYS.items()
-        if cfg.dataset[key].csv_path
+        if getattr(cfg.dataset, key).csv_path
     }
     if not splits:
         raise ConfigError("no dataset split is configured; set dataset.<split>_dataset.csv_path and images_dir")
@@ -23,7 +24,7 @@ def checked_splits(cfg) -> dict:
 
 
 @tracked_task("validate", preflight=checked_splits)
-def run(cfg, out: Path, status) -> dict:
+def run(cfg: ExperimentConfig, out: Path, status) -> dict:
     summary = {}
     for split, table in checked_splits(cfg).items():
         labels = table.frame["label"].str.strip().value_counts().to_dict() if table.labelled else {}

@@ -13,7 +13,7 @@ FULL_BELOW_BYTES = 1 << 20
 _TEMP = re.compile(r"^\.(?P<target>.+)\.(?P<pid>\d+)-[^.]+\.tmp$")
 
 
-def atomic_write(path: str | os.PathLike, write: Callable[[str], None]) -> Path:
+def atomic_write(path: str | os.PathLike, write: Callable[[str], object]) -> Path:
     """Call ``write(tmp_path)`` on a temp file beside ``path``, fsync it, then rename it over ``path``.
 
     Temp files of earlier writes to ``path`` whose writer is gone (killed mid-write) are removed first.

@@ -27,7 +27,7 @@ class StatusLogger:
         if kpi:
             self.kpi.update({k: v for k, v in kpi.items() if v is not None})
         now = datetime.now()
-        record = {
+        record: dict[str, object] = {
             "date": f"{now.month}/{now.day}/{now.year}",
             "time": f"{now.hour}:{now.minute}:{now.second}",
             "status": status,

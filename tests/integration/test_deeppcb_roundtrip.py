@@ -10,6 +10,8 @@ import yaml
 
 from tests.conftest import cli
 
+pytestmark = pytest.mark.slow  # real trainings and subprocesses: the slow lane
+
 DEEPPCB = Path(__file__).resolve().parents[3] / "shared" / "data" / "deeppcb-dev"
 
 

@@ -22,7 +22,7 @@ import yaml
 
 from tests.conftest import cli, tiny_spec_dict
 
-pytestmark = pytest.mark.docker
+pytestmark = [pytest.mark.docker, pytest.mark.slow]
 ROOT = Path(__file__).resolve().parents[2]
 IMAGE = "local/tao-siamese-oi:test"
 LIBSTDCXX = Path("/usr/lib/x86_64-linux-gnu/libstdc++.so.6")

@@ -21,6 +21,8 @@ from tests.integration.hardening_helpers import (
 )
 from tests.unit.test_safe_load import malicious_checkpoint
 
+pytestmark = pytest.mark.slow  # real trainings and subprocesses: the slow lane
+
 REFUSED = "holds a Python object of type posix.system that no model file needs; refused without running it"
 
 

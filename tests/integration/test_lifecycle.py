@@ -12,6 +12,8 @@ import yaml
 
 from tests.conftest import cli, load_tiny_checkpoint, tiny_spec_dict
 
+pytestmark = pytest.mark.slow  # real trainings and subprocesses: the slow lane
+
 EPOCHS = 4
 
 KILL_DURING_WRITE = """

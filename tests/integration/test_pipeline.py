@@ -14,6 +14,8 @@ from tao_siamese_oi.artifacts.crypto import decrypt
 from tao_siamese_oi.errors import CheckpointError
 from tests.conftest import TINY_KEY, cli, load_tiny_checkpoint, tiny_spec_dict
 
+pytestmark = pytest.mark.slow  # real trainings and subprocesses: the slow lane
+
 
 def run(action, spec, *overrides, env=None):
     out = subprocess.run(

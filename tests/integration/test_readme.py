@@ -77,6 +77,7 @@ def test_quick_start_runs_verbatim(tmp_path):
     assert sorted((p, p.stat().st_mtime_ns) for p in (tmp_path / "results").rglob("*")) == before
 
 
+@pytest.mark.slow
 def test_the_console_is_quiet_in_a_log(tmp_path, tiny_data):
     """Output redirected to a file (a scheduler's log): no framework banners, no progress bars stuck at 0 %."""
     import yaml

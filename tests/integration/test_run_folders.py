@@ -20,6 +20,8 @@ from tests.integration.hardening_helpers import (
     write_tiny_spec,
 )
 
+pytestmark = pytest.mark.slow  # real trainings and subprocesses: the slow lane
+
 
 @pytest.fixture
 def finished(capsys, tmp_path, tiny_data, tiny_model):

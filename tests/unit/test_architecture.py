@@ -69,6 +69,7 @@ def test_the_launcher_imports_no_model_code():
         assert not [n for n in imports(path) if n.split(".")[0] in ("torch", "lightning")], path
 
 
+@pytest.mark.slow
 def test_deployment_and_validation_run_without_lightning(tmp_path, tiny_data, tiny_model):
     """validate, reading an export's sidecar and scoring with onnxruntime, each in a fresh process."""
     spec = tiny_model["spec"]

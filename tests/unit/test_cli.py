@@ -68,11 +68,26 @@ def test_tao_lists_plugins_and_their_actions():
     assert "train" in out.stdout and "export" in out.stdout
 
 
-def run_cli(*args):
-    return subprocess.run([cli("optical_inspection"), *args], capture_output=True, text=True)
+class Ran:
+    def __init__(self, returncode: int, stdout: str, stderr: str):
+        self.returncode, self.stdout, self.stderr = returncode, stdout, stderr
 
 
-def test_bad_override_is_one_line_no_traceback_nonzero_exit(tmp_path):
+@pytest.fixture
+def run_cli(capsys):
+    """``optical_inspection ARGS`` in this process (the CLI edge as installed, without a 3 s interpreter start)."""
+    from tao_siamese_oi.entry_points.optical_inspection import run_action
+
+    def run(*args) -> Ran:
+        capsys.readouterr()
+        code = run_action(list(args))
+        out = capsys.readouterr()
+        return Ran(code, out.out, out.err)
+
+    return run
+
+
+def test_bad_override_is_one_line_no_traceback_nonzero_exit(tmp_path, run_cli):
     out = run_cli("train", "-e", "specs/train.yaml", "train.num_epoch=3")
     assert out.returncode == 2
     assert "Traceback" not in out.stderr
@@ -81,7 +96,7 @@ def test_bad_override_is_one_line_no_traceback_nonzero_exit(tmp_path):
     )
 
 
-def test_missing_data_is_a_one_line_error(tmp_path):
+def test_missing_data_is_a_one_line_error(tmp_path, run_cli):
     out = run_cli(
         "train",
         "-e",
@@ -95,7 +110,7 @@ def test_missing_data_is_a_one_line_error(tmp_path):
     assert list(tmp_path.iterdir()) == []  # refused before it started: no results folder, no status.json
 
 
-def test_debug_shows_the_traceback(tmp_path):
+def test_debug_shows_the_traceback(tmp_path, run_cli):
     out = run_cli(
         "train",
         "-e",
@@ -108,7 +123,7 @@ def test_debug_shows_the_traceback(tmp_path):
     assert "Traceback" in out.stderr
 
 
-def test_validate_reports_every_problem_of_a_split(tmp_path):
+def test_validate_reports_every_problem_of_a_split(tmp_path, run_cli):
     csv = tmp_path / "pairs.csv"
     csv.write_text("input_path,golden_path,object_name,label\nin,gold,C1,PASS\n../x,gold,C2,\n")
     out = run_cli(
@@ -131,7 +146,7 @@ def test_validate_reports_every_problem_of_a_split(tmp_path):
     assert lines[2].startswith("  row 3: input_path '../x' leaves images_dir")
 
 
-def test_get_job_schema_prints_the_default_spec():
+def test_get_job_schema_prints_the_default_spec(run_cli):
     out = run_cli("get-job-schema", "--action", "export")
     assert out.returncode == 0
     schema = json.loads(out.stdout)

@@ -4,9 +4,9 @@ from pathlib import Path
 
 import pytest
 import yaml
-from omegaconf.errors import ReadonlyConfigError
 
 from tao_siamese_oi.config import default_spec, load_config, save_resolved_config
+from tao_siamese_oi.config.schema import ExperimentConfig, TrainConfig
 from tao_siamese_oi.errors import ConfigError
 
 FIXTURES = Path(__file__).parent.parent / "fixtures"
@@ -44,8 +44,11 @@ def test_overrides_beat_spec_which_beats_defaults(write_spec):
 
 def test_config_is_read_only():
     cfg = load_config()
-    with pytest.raises(ReadonlyConfigError):
+    assert isinstance(cfg, ExperimentConfig) and isinstance(cfg.train, TrainConfig)  # typed: the schema's classes
+    with pytest.raises(AttributeError, match="the config is read-only; set num_epochs in the spec"):
         cfg.train.num_epochs = 3
+    with pytest.raises(AttributeError, match="read-only"):
+        cfg.results_dir = "elsewhere"
 
 
 def test_interpolation_between_keys(write_spec):

@@ -95,10 +95,9 @@ def test_grid_concatenation_is_row_major():
     assert [out[0, 0, 0], out[0, 0, 3], out[0, 2, 0], out[0, 2, 3]] == [0, 1, 2, 3]
 
 
-def test_grid_product_must_match_lights():
-    cfg = load_config(None, ["dataset.concat_type=grid", "dataset.grid_map.x=3"])
+def test_grid_product_must_match_lights_checked_when_the_config_loads():
     with pytest.raises(ConfigError, match="x\\*y = 3\\*2 = 6 but there are 4 lights"):
-        layout_from_config(cfg.dataset)
+        load_config(None, ["dataset.concat_type=grid", "dataset.grid_map.x=3"])
 
 
 def two_light_config(tmp_path, extra=()):
