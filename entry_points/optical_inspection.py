@@ -117,14 +117,17 @@ for _action in ACTIONS:
 
 @cli.command(
     "get-job-schema",
-    help="Print an action's full default spec as JSON.\n\n\b\nExample:\n"
+    help="Print an action's default spec and its JSON Schema (types, allowed values, help) as JSON.\n\n"
+    "\b\nExample:\n"
     "  optical_inspection get-job-schema --action train",
 )
 @click.option("--action", required=True, type=click.Choice(list(ACTIONS)))
 def get_job_schema(action):
-    from tao_siamese_oi.config import default_spec
+    from tao_siamese_oi.config import action_schema, default_spec
 
-    click.echo(json.dumps({"action": action, "default": default_spec(action)}, indent=2))
+    click.echo(
+        json.dumps({"action": action, "default": default_spec(action), "schema": action_schema(action)}, indent=2)
+    )
 
 
 @cli.command(

@@ -181,12 +181,22 @@ def save_resolved_config(cfg: ExperimentConfig, directory: str | os.PathLike, na
 
 def default_spec(action: str) -> dict:
     """The full default spec of one action, as plain data (what a remote client shows)."""
-    if action not in ACTIONS:
-        raise ConfigError(f"unknown action '{action}'; choose one of {', '.join(ACTIONS)}")
     everything = OmegaConf.to_container(OmegaConf.structured(ExperimentConfig), resolve=False)
     assert isinstance(everything, dict)
-    keep = TOP_LEVEL_KEYS + ACTIONS[action].sections
-    return {key: everything[key] for key in keep}
+    return {key: everything[key] for key in action_keys(action)}
+
+
+def action_schema(action: str) -> dict:
+    """The JSON Schema of every section an action reads: types, defaults, allowed values, ranges, help."""
+    from tao_siamese_oi.config.reference import json_schema
+
+    return json_schema(ExperimentConfig, action_keys(action))
+
+
+def action_keys(action: str) -> tuple[str, ...]:
+    if action not in ACTIONS:
+        raise ConfigError(f"unknown action '{action}'; choose one of {', '.join(ACTIONS)}")
+    return TOP_LEVEL_KEYS + ACTIONS[action].sections
 
 
 def _full_key(exc: OmegaConfBaseException) -> str:

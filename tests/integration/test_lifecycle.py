@@ -18,8 +18,8 @@ EPOCHS = 4
 
 KILL_DURING_WRITE = """
 import os, signal, sys
-from tao_siamese_oi.engine import callbacks
-real_write = callbacks.atomic_write
+from tao_siamese_oi.artifacts import checkpoint
+real_write = checkpoint.atomic_write
 writes = []
 
 def dying_write(path, write):
@@ -33,7 +33,7 @@ def dying_write(path, write):
         return real_write(path, half)
     return real_write(path, write)
 
-callbacks.atomic_write = dying_write
+checkpoint.atomic_write = dying_write
 from tao_siamese_oi.entry_points.optical_inspection import main
 main(["train", "-e", sys.argv[1]])
 """
