@@ -17,7 +17,7 @@ NO_TORCH = (
     "    runpy.run_module({module!r}, run_name='__main__')\n"
     "except SystemExit:\n"
     "    pass\n"
-    "heavy = sorted(m for m in ('torch', 'lightning', 'onnx', 'pandas', 'tao_siamese_oi.model.networks',"
+    "heavy = sorted(m for m in ('torch', 'lightning', 'onnx', 'pandas', 'omegaconf', 'tao_siamese_oi.model.networks',"
     " 'tao_siamese_oi.tasks') if m in sys.modules)\n"
     "print('HEAVY=' + ','.join(heavy))\n"
 )
