@@ -5,12 +5,39 @@ runs), decrypted when encrypted; foreign or broken files are one-line errors.
 
 import json
 from pathlib import Path
+from typing import TypedDict
 
+from tao_siamese_oi.artifacts.checkpoint import CalibrationRecord
 from tao_siamese_oi.artifacts.crypto import decrypt
 from tao_siamese_oi.config.schema import ExperimentConfig
 from tao_siamese_oi.errors import CheckpointError
 
 SIDECAR_FORMAT = "tao_siamese_oi export sidecar v1"
+
+
+class SidecarRecord(TypedDict, total=False):
+    """``<model>.json`` beside an export (and an engine built from it): what a deployment needs besides the
+    model. ``engine`` is added beside an engine."""
+
+    format: str
+    inputs: dict[str, str]
+    outputs: dict[str, str]
+    input_shape: list
+    lights: list
+    concat_type: str
+    grid_map: dict | None
+    image_height: int
+    image_width: int
+    image_ext: str
+    preprocessing: dict
+    score: str
+    decision: str
+    threshold: float
+    threshold_source: str  # "spec", "calibrated" or "margin"
+    calibration: CalibrationRecord | None
+    margin: float
+    encrypted: bool
+    engine: dict
 
 
 def sidecar_path(model_file) -> Path:
@@ -52,7 +79,7 @@ def read_onnx(path, encryption_key: str | None):
         ) from None
 
 
-def read_sidecar(model_file) -> dict | None:
+def read_sidecar(model_file) -> SidecarRecord | None:
     """The export sidecar beside a model file (None when there is none); a broken one is a one-line error."""
     sidecar = sidecar_path(model_file)
     if not sidecar.is_file():
@@ -66,10 +93,10 @@ def read_sidecar(model_file) -> dict | None:
             f"sidecar {sidecar} is not a valid export sidecar ({str(exc).splitlines()[0]}); restore the file "
             f"export wrote beside {Path(model_file).name}, or export again"
         ) from None
-    return data
+    return SidecarRecord(**data)
 
 
-def sidecar_calibration(model_file) -> dict | None:
+def sidecar_calibration(model_file) -> CalibrationRecord | None:
     """The decision threshold of the sidecar beside an ONNX file or engine (<model>.json) as a calibration
     record; None without a sidecar or when the export itself fell back to the margin."""
 
@@ -80,8 +107,8 @@ def sidecar_calibration(model_file) -> dict | None:
 
 
 def deployment_sidecar(
-    cfg: ExperimentConfig, shape, dynamic: bool, decision: tuple[float, str], calibration: dict | None
-) -> dict:
+    cfg: ExperimentConfig, shape, dynamic: bool, decision: tuple[float, str], calibration: CalibrationRecord | None
+) -> SidecarRecord:
     """What a deployment needs besides the ONNX file: input layout, light order, preprocessing and decision."""
     from tao_siamese_oi.data.transforms import layout_from_config
 

@@ -21,6 +21,8 @@ LAYERS = [
     {"entry_points", "plugin"},
 ]
 RANK = {name: rank for rank, names in enumerate(LAYERS) for name in names}
+# Parts of one layer that must not import each other: deployment runs without the training framework.
+APART = {("deploy", "engine"), ("engine", "deploy")}
 # Lightning is the training framework: only training and the Lightning data module may import it.
 LIGHTNING_ALLOWED = {"engine", "tasks/train.py", "tasks/common.py", "data/datamodule.py"}
 
@@ -58,6 +60,7 @@ def test_imports_go_down_the_layers(path):
         if name.startswith("tao_siamese_oi."):
             there = name.split(".")[1]
             assert RANK[there] <= RANK[here], f"{here} (layer {RANK[here]}) imports {name} (layer {RANK[there]})"
+            assert (here, there) not in APART, f"{here} imports {name}"
         if name == "lightning" or name.startswith("lightning."):
             rel = str(path.relative_to(ROOT / "tao_siamese_oi")) if "tao_siamese_oi" in path.parts else ""
             assert here in LIGHTNING_ALLOWED or rel in LIGHTNING_ALLOWED, f"{path.name} imports {name}"
