@@ -99,7 +99,12 @@ def _case_truncated_jpeg(tmp_path, tiny_data, model):
     images = _copy_images(tiny_data, tmp_path)
     victim = _first_image(images)
     victim.write_bytes(victim.read_bytes()[: victim.stat().st_size // 3])
-    return ["validate", "-e", "{spec}", f"dataset.train_dataset.images_dir={images}"], str(victim)
+    return [
+        "validate",
+        "-e",
+        "{spec}",
+        f"dataset.train_dataset.images_dir={images}",
+    ], f"image {victim} cannot be decoded"
 
 
 def _case_decompression_bomb(tmp_path, tiny_data, model):
@@ -213,27 +218,27 @@ def _case_training_csv_without_labels(tmp_path, tiny_data, model):
 
 
 BAD_FILES = {
-    # name: (case, exit code, text of the one error line)
-    "truncated JPEG": (_case_truncated_jpeg, 3, "cannot be decoded"),
-    "decompression bomb": (_case_decompression_bomb, 3, None),
-    "symlinked folder inside images_dir": (_case_symlinked_folder, 3, None),
-    "random bytes as ONNX": (_case_random_onnx, 4, None),
-    "ONNX with other inputs": (_case_foreign_onnx, 4, None),
-    "broken sidecar": (_case_broken_sidecar, 4, None),
-    "ONNX without its sidecar": (_case_missing_sidecar, 4, None),
-    "binary spec": (_case_binary_spec, 2, None),
-    "billion laughs": (_case_billion_laughs, 2, None),
-    "results_dir is a file": (_case_results_dir_is_a_file, 2, None),
-    "results_dir below a file": (_case_results_dir_under_a_file, 2, None),
-    "checkpoint is a folder": (_case_checkpoint_is_a_folder, 4, None),
-    "output column in the input CSV": (_case_output_column_clash, 3, None),
-    "training CSV without labels": (_case_training_csv_without_labels, 3, None),
+    # name: (case, exit code); a case writes its hostile file and returns (argv, text of the error report)
+    "truncated JPEG": (_case_truncated_jpeg, 3),
+    "decompression bomb": (_case_decompression_bomb, 3),
+    "symlinked folder inside images_dir": (_case_symlinked_folder, 3),
+    "random bytes as ONNX": (_case_random_onnx, 4),
+    "ONNX with other inputs": (_case_foreign_onnx, 4),
+    "broken sidecar": (_case_broken_sidecar, 4),
+    "ONNX without its sidecar": (_case_missing_sidecar, 4),
+    "binary spec": (_case_binary_spec, 2),
+    "billion laughs": (_case_billion_laughs, 2),
+    "results_dir is a file": (_case_results_dir_is_a_file, 2),
+    "results_dir below a file": (_case_results_dir_under_a_file, 2),
+    "checkpoint is a folder": (_case_checkpoint_is_a_folder, 4),
+    "output column in the input CSV": (_case_output_column_clash, 3),
+    "training CSV without labels": (_case_training_csv_without_labels, 3),
 }
 
 
 @pytest.mark.parametrize("name", list(BAD_FILES))
 def test_bad_files_get_one_line_the_documented_code_and_change_nothing(capsys, tmp_path, tiny_data, tiny_model, name):
-    case, code, text = BAD_FILES[name]
+    case, code = BAD_FILES[name]
     results = tmp_path / "results"
     spec = write_tiny_spec(tmp_path, tiny_data, results)
     argv, expected = case(tmp_path, tiny_data, tiny_model)
@@ -241,7 +246,7 @@ def test_bad_files_get_one_line_the_documented_code_and_change_nothing(capsys, t
     got, err = run_oi(capsys, *[str(a).replace("{spec}", str(spec)) for a in argv])
     report = error_report(err)
     assert got == code, report
-    assert (text or expected) in report and expected in report, report
+    assert expected in report, report
     assert snapshot(tmp_path) == before  # a refused run changes nothing: no results folder, no status.json
 
 
