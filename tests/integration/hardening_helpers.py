@@ -62,8 +62,11 @@ def snapshot(root: Path) -> dict:
 
 def write_tiny_spec(folder: Path, data: Path, results: Path, name: str = "spec.yaml", **sections) -> Path:
     spec = tiny_spec_dict(data, results)
-    for key, value in sections.items():
-        spec.setdefault(key, {}).update(value) if isinstance(value, dict) else spec.__setitem__(key, value)
+    for key, value in sections.items():  # a dict updates that section, anything else replaces the key
+        if isinstance(value, dict):
+            spec.setdefault(key, {}).update(value)
+        else:
+            spec[key] = value
     path = folder / name
     path.write_text(yaml.safe_dump(spec))
     return path
