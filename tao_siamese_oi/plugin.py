@@ -22,4 +22,13 @@ PLUGIN = PluginSpec(
     path_keys=path_keys(),
     docker_options={"shm_size": "16G", "ipc_mode": "host"},
     schema="tao_siamese_oi.config.loader:default_spec",
+    base_experiments=(
+        {"name": "Siamese_Grid", "description": "compact, size-agnostic (the default)", "overrides": {}},
+        {
+            "name": "Siamese_3",
+            "description": "TAO's SiameseOI network",
+            "overrides": {"model": {"model_type": "Siamese_3", "model_backbone": "custom"}},
+        },
+    ),
+    job_specs="tao_siamese_oi.service_specs:job_specs",
 )

@@ -15,6 +15,7 @@ import traceback
 
 USAGE = """usage: tao [--local] [--dry-run] [--image IMAGE] [--debug] model <task> <action> [args ...]
        tao plugins
+       tao serve --data-root DIR [--port 8000] [--airgapped]   (the TAO-API job service; tao serve --help)
        tao mounts validate [FILE]
        tao --version
 
@@ -93,6 +94,10 @@ def dispatch(args: list[str], flags: dict) -> int:
     from tao_launcher import LauncherError
     from tao_launcher.plugins import discover
 
+    if args[:1] == ["serve"]:
+        from tao_launcher.service.serve import main as serve
+
+        return serve(args[1:])
     if args[:2] == ["mounts", "validate"]:
         from pathlib import Path
 

@@ -12,7 +12,7 @@ only add optional fields) and skips, with one line, a plugin of another major ve
 from collections.abc import Mapping
 from dataclasses import dataclass, field, fields
 
-PROTOCOL_VERSION = "1.0"
+PROTOCOL_VERSION = "1.1"
 GROUP = "tao_launcher.plugins"
 
 
@@ -41,6 +41,11 @@ class PluginSpec:
     docker_options: Mapping = field(default_factory=dict)  # defaults under the mounts file's DockerOptions
     schema: str = ""  # "module:function"; function(action: str) -> dict, the action's default spec
     protocol: str = PROTOCOL_VERSION
+    # 1.1, for the job service: starting points ({name, description, overrides}) and the hook that binds a job's
+    # datasets, parent jobs and results folder into its spec:
+    # function(action, specs, datasets: {role: [path]}, ancestors: [{action, results_dir}], results_dir) -> spec
+    base_experiments: tuple[Mapping, ...] = ()
+    job_specs: str = ""
 
     def action(self, name: str) -> Action | None:
         return next((a for a in self.actions if a.name == name), None)
@@ -71,7 +76,7 @@ def parse(declared) -> PluginSpec:
             raise ProtocolError(f"missing field(s) {', '.join(missing)}")
         values = dict(declared)
         values["actions"] = tuple(_action(a) for a in declared["actions"])
-        for key in ("argv_prefix", "path_options", "path_keys"):
+        for key in ("argv_prefix", "path_options", "path_keys", "base_experiments"):
             values[key] = tuple(declared.get(key, ()))
         spec = PluginSpec(**values)
     else:
@@ -102,7 +107,7 @@ def _check(spec: PluginSpec) -> None:
         raise ProtocolError("actions is empty")
     if len(set(spec.action_names)) != len(spec.actions):
         raise ProtocolError("two actions share a name")
-    for key in ("handler", "schema"):
+    for key in ("handler", "schema", "job_specs"):
         value = getattr(spec, key)
         if value and (":" not in value or not all(value.split(":", 1))):
             raise ProtocolError(f"{key} '{value}' is not 'module:function'")

@@ -92,7 +92,7 @@ def test_a_plugin_of_another_protocol_major_is_skipped_with_one_line(site):
     make_distribution(site, "futureplug", "futureplug", "future_task", protocol="2.0")
     out = tao(site, "--help")
     assert out.returncode == 0 and "future_task" not in out.stdout and "fake_task" in out.stdout
-    assert out.stderr.count("plugin 'future_task' from futureplug 1.0 speaks protocol 2.0, this launcher 1.0") == 1
+    assert out.stderr.count("plugin 'future_task' from futureplug 1.0 speaks protocol 2.0, this launcher 1.1") == 1
 
 
 def test_a_declaration_that_breaks_the_protocol_is_skipped_naming_the_field(site):

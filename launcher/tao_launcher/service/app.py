@@ -1,0 +1,221 @@
+"""The HTTP API, as NVIDIA's TAO Client (v2) calls it: ``/api/v2/login`` and ``/api/v2/orgs/<org>/...``.
+
+Every org route needs a bearer token issued by login for that org (airgapped mode, only when enabled, needs
+none). Workspaces are ``self_hosted``: datasets are folders under ``<data_root>/<org>/``, paths resolved and kept
+inside it. Errors are JSON ``{"error": "..."}`` with the HTTP status the client expects.
+"""
+
+import hashlib
+import hmac
+import secrets
+from dataclasses import dataclass, field
+from pathlib import Path
+
+from fastapi import Depends, FastAPI, HTTPException, Request
+from fastapi.responses import JSONResponse, PlainTextResponse
+from sqlalchemy import select
+
+from tao_launcher.plugins import discover
+from tao_launcher.service import jobs as job_runner
+from tao_launcher.service.executors import LocalExecutor
+from tao_launcher.service.store import Dataset, Job, Store, Token, Workspace
+
+API = "/api/v2"
+LOCAL_CLOUD_TYPES = ("self_hosted",)
+
+
+@dataclass
+class ServiceSettings:
+    data_root: Path  # datasets: <data_root>/<org>/<path>
+    state_dir: Path  # job folders: <state_dir>/<org>/<job id>
+    database_url: str = ""  # default: sqlite:///<state_dir>/service.db
+    api_keys: dict[str, str] = field(default_factory=dict)  # org (or "*") -> key that login accepts
+    airgapped: bool = False  # no authentication at all (loopback only unless explicitly overridden)
+
+
+class ApiError(HTTPException):
+    pass
+
+
+def create_app(settings: ServiceSettings) -> FastAPI:
+    settings.state_dir.mkdir(parents=True, exist_ok=True)
+    store = Store(settings.database_url or f"sqlite:///{settings.state_dir / 'service.db'}")
+    plugins = discover()
+    executor = LocalExecutor()
+    app = FastAPI(title="tao-launcher job service", version="2")
+
+    @app.exception_handler(HTTPException)
+    async def errors(request: Request, exc: HTTPException):
+        return JSONResponse({"error": exc.detail}, status_code=exc.status_code)
+
+    def org_access(org: str, request: Request) -> str:
+        if settings.airgapped:
+            return org
+        header = request.headers.get("Authorization", "")
+        token = header.removeprefix("Bearer ").strip()
+        with store.session() as session:
+            row = session.get(Token, _digest(token)) if token else None
+        if row is None or row.org != org:
+            raise ApiError(401, "missing or invalid token for this org; log in with tao login")
+        return org
+
+    @app.get(f"{API}/health")
+    def health():
+        return {"status": "ok", "plugins": sorted(plugins)}
+
+    @app.post(f"{API}/login")
+    async def login(request: Request):
+        body = await _json(request)
+        org, key = str(body.get("ngc_org_name") or ""), str(body.get("ngc_key") or "")
+        expected = settings.api_keys.get(org) or settings.api_keys.get("*")
+        if not org or not expected or not hmac.compare_digest(key.encode(), expected.encode()):
+            raise ApiError(401, "login refused: wrong key for this org")
+        token = secrets.token_urlsafe(32)
+        with store.session() as session, session.begin():
+            session.add(Token(digest=_digest(token), org=org))
+        return {"token": token, "user_id": org, "org_name": org}
+
+    @app.post(API + "/orgs/{org}/workspaces", status_code=201)
+    async def create_workspace(request: Request, org: str = Depends(org_access)):
+        body = await _json(request)
+        cloud_type = body.get("cloud_type")
+        if cloud_type not in LOCAL_CLOUD_TYPES:
+            raise ApiError(400, f"cloud_type '{cloud_type}' is not served here; use self_hosted (folders under the "
+                           "service's data root)")  # fmt: skip
+        root = (settings.data_root / org).resolve()
+        root.mkdir(parents=True, exist_ok=True)
+        with store.session() as session, session.begin():
+            row = Workspace(org=org, name=str(body.get("name") or "workspace"), cloud_type=cloud_type, root=str(root))
+            session.add(row)
+        return {"id": row.id}
+
+    @app.get(API + "/orgs/{org}/workspaces")
+    def list_workspaces(org: str = Depends(org_access)):
+        with store.session() as session:
+            return {"workspaces": [w.to_api() for w in session.scalars(select(Workspace).where(Workspace.org == org))]}
+
+    @app.get(API + "/orgs/{org}/workspaces/{workspace_id}")
+    def get_workspace(workspace_id: str, org: str = Depends(org_access)):
+        with store.session() as session:
+            return _found(store.owned(session, Workspace, org, workspace_id), "workspace").to_api()
+
+    @app.post(API + "/orgs/{org}/datasets", status_code=201)
+    async def create_dataset(request: Request, org: str = Depends(org_access)):
+        body = await _json(request)
+        with store.session() as session, session.begin():
+            workspace = _found(store.owned(session, Workspace, org, str(body.get("workspace"))), "workspace")
+            path = _inside(Path(workspace.root), str(body.get("cloud_file_path") or ""))
+            row = Dataset(
+                org=org,
+                workspace_id=workspace.id,
+                type=str(body.get("type") or body.get("dataset_type") or ""),
+                format=str(body.get("format") or body.get("dataset_format") or ""),
+                path=str(path),
+            )
+            session.add(row)
+        return {"id": row.id}
+
+    @app.get(API + "/orgs/{org}/datasets")
+    def list_datasets(org: str = Depends(org_access)):
+        with store.session() as session:
+            return {"datasets": [d.to_api() for d in session.scalars(select(Dataset).where(Dataset.org == org))]}
+
+    @app.get(API + "/orgs/{org}/datasets/{dataset_id}")
+    def get_dataset(dataset_id: str, org: str = Depends(org_access)):
+        with store.session() as session:
+            return _found(store.owned(session, Dataset, org, dataset_id), "dataset").to_api()
+
+    @app.get(API + "/orgs/{org}/jobs:list_base_experiments")
+    def list_base_experiments(org: str = Depends(org_access)):
+        return {"experiments": job_runner.base_experiments(plugins)}
+
+    @app.get(API + "/orgs/{org}/jobs:schema")
+    def job_schema(
+        action: str = "",
+        base_experiment_id: str = "",
+        network_arch: str = "",
+        job_id: str = "",
+        org: str = Depends(org_access),
+    ):
+        if job_id:
+            with store.session() as session:
+                job = _found(store.owned(session, Job, org, job_id), "job")
+                network_arch, action = network_arch or job.network_arch, action or job.action
+        try:
+            return job_runner.schema(plugins, action, network_arch, base_experiment_id)
+        except job_runner.RequestError as exc:
+            raise ApiError(exc.status, str(exc)) from None
+
+    @app.post(API + "/orgs/{org}/jobs", status_code=201)
+    async def create_job(request: Request, org: str = Depends(org_access)):
+        body = await _json(request)
+        with store.session() as session, session.begin():
+            try:
+                job = job_runner.create(session, store, settings.state_dir, org, body, plugins, executor)
+            except job_runner.RequestError as exc:
+                raise ApiError(exc.status, str(exc)) from None
+        return {"id": job.id}
+
+    @app.get(API + "/orgs/{org}/jobs")
+    def list_jobs(org: str = Depends(org_access)):
+        with store.session() as session, session.begin():
+            rows = session.scalars(select(Job).where(Job.org == org)).all()
+            return {"jobs": [job_runner.to_api(job_runner.refresh(job, executor)) for job in rows]}
+
+    @app.get(API + "/orgs/{org}/jobs/{job_id}:logs")
+    def job_logs(job_id: str, org: str = Depends(org_access)):
+        with store.session() as session:
+            job = _found(store.owned(session, Job, org, job_id), "job")
+        return PlainTextResponse(job_runner.logs(job))
+
+    @app.post(API + "/orgs/{org}/jobs/{job_id}:cancel")
+    def cancel_job(job_id: str, org: str = Depends(org_access)):
+        with store.session() as session, session.begin():
+            job = _found(store.owned(session, Job, org, job_id), "job")
+            job_runner.cancel(job, executor)
+        return {"message": f"job {job_id} canceled"}
+
+    @app.get(API + "/orgs/{org}/jobs/{job_id}:list_files")
+    def list_files(job_id: str, org: str = Depends(org_access)):
+        with store.session() as session:
+            job = _found(store.owned(session, Job, org, job_id), "job")
+        return job_runner.files(job)
+
+    # after the :verb routes: {job_id} would also match 'id:logs'
+    @app.get(API + "/orgs/{org}/jobs/{job_id}")
+    def get_job(job_id: str, org: str = Depends(org_access)):
+        with store.session() as session, session.begin():
+            job = _found(store.owned(session, Job, org, job_id), "job")
+            return job_runner.to_api(job_runner.refresh(job, executor))
+
+    return app
+
+
+async def _json(request: Request) -> dict:
+    try:
+        body = await request.json()
+    except ValueError:
+        raise ApiError(400, "the request body is not JSON") from None
+    if not isinstance(body, dict):
+        raise ApiError(400, "the request body must be a JSON object")
+    return body
+
+
+def _digest(token: str) -> str:
+    return hashlib.sha256(token.encode()).hexdigest()
+
+
+def _found(row, what: str):
+    if row is None:
+        raise ApiError(404, f"{what} not found")
+    return row
+
+
+def _inside(root: Path, relative: str) -> Path:
+    """``root/relative`` with symlinks resolved, refused when it leaves root or does not exist."""
+    path = (root / relative.lstrip("/")).resolve()
+    if path != root and root not in path.parents:
+        raise ApiError(400, f"cloud_file_path '{relative}' leaves the workspace's folder")
+    if not path.exists():
+        raise ApiError(400, f"cloud_file_path '{relative}' not found in the workspace's folder")
+    return path

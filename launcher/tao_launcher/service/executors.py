@@ -1,0 +1,73 @@
+"""Where jobs run. One small interface, so SLURM or Kubernetes executors can be added beside the local one:
+
+- ``submit(command, env, job_dir) -> handle``: start the command (an argv list, never a shell string) and return
+  a JSON-able handle the database keeps, so a restarted service can find the job again;
+- ``state(handle) -> (state, exit_code)``: "running", "exited" (with the code) or "lost";
+- ``cancel(handle)``: ask the job to stop (SIGTERM: the task records "Interrupted by SIGTERM" and exits 143).
+
+A Kubernetes executor would create a Job object in submit (the handle: namespace and name), read its
+``status.succeeded/failed`` and the container's exit code in state, and delete it with propagation in cancel.
+"""
+
+import contextlib
+import os
+import signal
+import subprocess
+import sys
+from pathlib import Path
+from typing import Protocol
+
+EXIT_FILE = "exit_code"
+LOG_FILE = "job.log"
+
+
+class Executor(Protocol):
+    name: str
+
+    def submit(self, command: list[str], env: dict[str, str], job_dir: Path) -> dict: ...
+
+    def state(self, handle: dict) -> tuple[str, int | None]: ...
+
+    def cancel(self, handle: dict) -> None: ...
+
+
+class LocalExecutor:
+    """Jobs as processes of this machine, each in its own session (so a cancel reaches its loader workers). The
+    exit code is written to a file by a tiny wrapper, so it is known even after a service restart."""
+
+    name = "local"
+
+    def submit(self, command: list[str], env: dict[str, str], job_dir: Path) -> dict:
+        job_dir.mkdir(parents=True, exist_ok=True)
+        log = open(job_dir / LOG_FILE, "ab")  # noqa: SIM115 - handed to the child
+        wrapper = [sys.executable, "-m", "tao_launcher.service.run_and_record", str(job_dir / EXIT_FILE), *command]
+        process = subprocess.Popen(
+            wrapper, stdout=log, stderr=subprocess.STDOUT, stdin=subprocess.DEVNULL, env=env, start_new_session=True
+        )
+        log.close()
+        return {"executor": self.name, "pid": process.pid, "job_dir": str(job_dir)}
+
+    def state(self, handle: dict) -> tuple[str, int | None]:
+        exit_file = Path(handle["job_dir"]) / EXIT_FILE
+        if exit_file.is_file():
+            text = exit_file.read_text().strip()
+            return "exited", int(text) if text.lstrip("-").isdigit() else None
+        if _alive(handle["pid"]):
+            return "running", None
+        return "lost", None
+
+    def cancel(self, handle: dict) -> None:
+        with contextlib.suppress(ProcessLookupError):
+            os.killpg(handle["pid"], signal.SIGTERM)
+
+
+def _alive(pid: int) -> bool:
+    with contextlib.suppress(ChildProcessError):
+        os.waitpid(pid, os.WNOHANG)  # reap our own finished child, if it is one
+    try:
+        os.kill(pid, 0)
+    except ProcessLookupError:
+        return False
+    except PermissionError:
+        return True
+    return True

@@ -1,0 +1,201 @@
+"""Jobs: from a client's request to a running action and back to the status the client reads.
+
+A job runs ``tao --local model <network_arch> <action> -e <job>/spec.yaml`` through the executor. The plugin's
+``job_specs`` hook (protocol 1.1) binds the job's datasets, parents and results folder into the spec, so the
+user passes no file paths. The status comes from the executor (running, exit code) and the task's status.json.
+"""
+
+import json
+import os
+import sys
+import uuid
+from pathlib import Path
+
+import yaml
+from sqlalchemy.orm import Session
+
+from tao_launcher.service.store import Dataset, Job, Store
+
+RUNNING_STATES = ("Pending", "Running")
+CANCEL_CODES = (130, 143)
+
+
+class RequestError(ValueError):
+    def __init__(self, status: int, message: str):
+        super().__init__(message)
+        self.status = status
+
+
+def base_experiments(plugins: dict) -> list[dict]:
+    """Every plugin's declared starting points, with stable ids."""
+    found = []
+    for name, plugin in sorted(plugins.items()):
+        for entry in plugin.spec.base_experiments:
+            found.append(
+                {
+                    "id": str(uuid.uuid5(uuid.NAMESPACE_URL, f"tao-launcher/{name}/{entry['name']}")),
+                    "name": entry["name"],
+                    "network_arch": name,
+                    "description": entry.get("description", ""),
+                    "base_experiment_metadata": {"spec_overrides": entry.get("overrides", {})},
+                }
+            )
+    return found
+
+
+def schema(plugins: dict, action: str, network_arch: str, base_experiment_id: str = "") -> dict:
+    overrides: dict = {}
+    if base_experiment_id:
+        entry = next((e for e in base_experiments(plugins) if e["id"] == base_experiment_id), None)
+        if entry is None:
+            raise RequestError(404, f"base experiment {base_experiment_id} not found")
+        network_arch = network_arch or entry["network_arch"]
+        overrides = entry["base_experiment_metadata"]["spec_overrides"]
+    plugin = _plugin(plugins, network_arch)
+    if action not in plugin.actions:
+        raise RequestError(400, f"{network_arch} has no action '{action}'; choose one of {', '.join(plugin.actions)}")
+    default = _merged(plugin.load(plugin.spec.schema)(action), overrides)
+    return {"action": action, "network_arch": network_arch, "default": default}
+
+
+def create(session: Session, store: Store, state_dir: Path, org: str, body: dict, plugins: dict, executor) -> Job:
+    kind = body.get("kind", "experiment")
+    if kind not in ("experiment", "dataset"):
+        raise RequestError(400, f"kind '{kind}' must be experiment or dataset")
+    action = str(body.get("action") or "")
+    network_arch = str(body.get("network_arch") or _only_plugin(plugins))
+    plugin = _plugin(plugins, network_arch)
+    if action not in plugin.actions:
+        raise RequestError(400, f"{network_arch} has no action '{action}'; choose one of {', '.join(plugin.actions)}")
+    specs = body.get("specs") or {}
+    if not isinstance(specs, dict):
+        raise RequestError(400, "specs must be a JSON object (the default of get-job-schema, edited)")
+    parent = store.owned(session, Job, org, body["parent_job_id"]) if body.get("parent_job_id") else None
+    if body.get("parent_job_id") and parent is None:
+        raise RequestError(404, f"parent job {body['parent_job_id']} not found")
+    datasets = _datasets(session, store, org, body)
+    job = Job(org=org, kind=kind, action=action, network_arch=network_arch, name=str(body.get("name") or ""),
+              workspace_id=body.get("workspace"), parent_id=parent.id if parent else None, specs=specs)  # fmt: skip
+    session.add(job)
+    session.flush()  # the id
+    job_dir = state_dir / org / job.id
+    job.results_dir = str(job_dir / "results")
+    ancestors = [{"action": a.action, "results_dir": a.results_dir} for a in _ancestors(session, store, org, parent)]
+    hook = plugin.load(plugin.spec.job_specs) if plugin.spec.job_specs else None
+    final = hook(action, specs, datasets, ancestors, job.results_dir) if hook else specs
+    job_dir.mkdir(parents=True, exist_ok=True)
+    (job_dir / "spec.yaml").write_text(yaml.safe_dump(final, sort_keys=False))
+    command = [sys.executable, "-m", "tao_launcher.cli", "--local", "model", network_arch, action, "-e",
+               str(job_dir / "spec.yaml")]  # fmt: skip
+    env = {k: v for k, v in os.environ.items() if not k.startswith("TAO_SERVICE_")}
+    job.handle = executor.submit(command, env, job_dir)
+    job.status = "Running"
+    return job
+
+
+def refresh(job: Job, executor) -> Job:
+    """Bring a running job's status up to date from its executor."""
+    if job.status not in RUNNING_STATES or not job.handle:
+        return job
+    state, code = executor.state(job.handle)
+    if state == "exited":
+        job.exit_code = code
+        job.status = (
+            "Done" if code == 0 else "Canceled" if job.status == "Canceling" or code in CANCEL_CODES else "Error"
+        )
+    elif state == "lost":
+        job.status = "Error"
+    return job
+
+
+def cancel(job: Job, executor) -> None:
+    if job.status in RUNNING_STATES and job.handle:
+        executor.cancel(job.handle)
+        job.status = "Canceled"
+
+
+def to_api(job: Job) -> dict:
+    status_lines = _status_lines(job)
+    last = status_lines[-1] if status_lines else {}
+    epochs = [line for line in status_lines if "epoch" in line]
+    details = {
+        "status": last.get("status"),
+        "message": last.get("message"),
+        "kpi": last.get("kpi", {}),
+        "epoch": epochs[-1]["epoch"] if epochs else None,
+        "max_epoch": epochs[-1].get("max_epoch") if epochs else None,
+        "eta": epochs[-1].get("eta") if epochs else None,
+    }
+    return {
+        "id": job.id,
+        "kind": job.kind,
+        "action": job.action,
+        "network_arch": job.network_arch,
+        "name": job.name,
+        "workspace": job.workspace_id,
+        "parent_id": job.parent_id,
+        "status": job.status,
+        "exit_code": job.exit_code,
+        "created_on": job.created.isoformat(),
+        "last_modified": job.updated.isoformat(),
+        "job_details": details,
+    }
+
+
+def logs(job: Job) -> str:
+    path = Path(job.results_dir).parent / "job.log"
+    return path.read_text(errors="replace") if path.is_file() else ""
+
+
+def files(job: Job) -> list[str]:
+    root = Path(job.results_dir)
+    return sorted(str(p.relative_to(root)) for p in root.rglob("*") if p.is_file()) if root.is_dir() else []
+
+
+def _status_lines(job: Job) -> list[dict]:
+    lines = []
+    for status in sorted(Path(job.results_dir).glob("*/status.json")) if job.results_dir else []:
+        for text in status.read_text().splitlines():
+            try:
+                lines.append(json.loads(text))
+            except ValueError:
+                continue
+    return lines
+
+
+def _datasets(session: Session, store: Store, org: str, body: dict) -> dict[str, list[str]]:
+    roles = {"train": body.get("train_datasets") or [], "eval": [body.get("eval_dataset")],
+             "inference": [body.get("inference_dataset")], "dataset": [body.get("dataset_id")]}  # fmt: skip
+    bound: dict[str, list[str]] = {}
+    for role, ids in roles.items():
+        for dataset_id in filter(None, ids):
+            row = store.owned(session, Dataset, org, dataset_id)
+            if row is None:
+                raise RequestError(404, f"dataset {dataset_id} not found")
+            bound.setdefault(role, []).append(row.path)
+    return bound
+
+
+def _ancestors(session: Session, store: Store, org: str, job: Job | None) -> list[Job]:
+    chain: list[Job] = []
+    while job is not None and len(chain) < 64:
+        chain.append(job)
+        job = store.owned(session, Job, org, job.parent_id) if job.parent_id else None
+    return chain
+
+
+def _plugin(plugins: dict, network_arch: str):
+    if network_arch not in plugins:
+        raise RequestError(400, f"network_arch '{network_arch}' is not installed; choose one of {', '.join(plugins)}")
+    return plugins[network_arch]
+
+
+def _only_plugin(plugins: dict) -> str:
+    return next(iter(plugins)) if len(plugins) == 1 else ""
+
+
+def _merged(base: dict, overrides: dict) -> dict:
+    merged = dict(base)
+    for key, value in overrides.items():
+        merged[key] = _merged(merged.get(key, {}), value) if isinstance(value, dict) else value
+    return merged

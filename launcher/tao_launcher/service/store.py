@@ -1,0 +1,100 @@
+"""The service's state: workspaces, datasets, jobs and login tokens, in a SQL database through SQLAlchemy.
+
+SQLite (a file) by default, PostgreSQL (or any SQLAlchemy URL) when given. Every row belongs to one org; every
+query filters by it, so an org never sees another's rows. Tokens are stored as SHA-256 hashes, never in clear,
+and encryption keys of jobs are not stored at all (they go to the job's process environment only).
+"""
+
+import datetime
+import uuid
+
+from sqlalchemy import JSON, DateTime, String, Text, create_engine, select
+from sqlalchemy.orm import DeclarativeBase, Mapped, Session, mapped_column, sessionmaker
+
+
+def new_id() -> str:
+    return str(uuid.uuid4())
+
+
+def now() -> datetime.datetime:
+    return datetime.datetime.now(datetime.timezone.utc)
+
+
+class Base(DeclarativeBase):
+    pass
+
+
+class Token(Base):
+    __tablename__ = "tokens"
+    digest: Mapped[str] = mapped_column(String(64), primary_key=True)  # sha256 of the bearer token
+    org: Mapped[str] = mapped_column(String(128), index=True)
+    created: Mapped[datetime.datetime] = mapped_column(DateTime(timezone=True), default=now)
+
+
+class Workspace(Base):
+    __tablename__ = "workspaces"
+    id: Mapped[str] = mapped_column(String(36), primary_key=True, default=new_id)
+    org: Mapped[str] = mapped_column(String(128), index=True)
+    name: Mapped[str] = mapped_column(String(256))
+    cloud_type: Mapped[str] = mapped_column(String(32))
+    root: Mapped[str] = mapped_column(Text)  # the folder on this machine datasets are found under
+    created: Mapped[datetime.datetime] = mapped_column(DateTime(timezone=True), default=now)
+
+    def to_api(self) -> dict:
+        return {"id": self.id, "name": self.name, "cloud_type": self.cloud_type, "created_on": self.created.isoformat()}
+
+
+class Dataset(Base):
+    __tablename__ = "datasets"
+    id: Mapped[str] = mapped_column(String(36), primary_key=True, default=new_id)
+    org: Mapped[str] = mapped_column(String(128), index=True)
+    workspace_id: Mapped[str] = mapped_column(String(36))
+    type: Mapped[str] = mapped_column(String(64))
+    format: Mapped[str] = mapped_column(String(64))
+    path: Mapped[str] = mapped_column(Text)  # resolved, inside the workspace root
+    created: Mapped[datetime.datetime] = mapped_column(DateTime(timezone=True), default=now)
+
+    def to_api(self) -> dict:
+        return {
+            "id": self.id,
+            "type": self.type,
+            "format": self.format,
+            "workspace": self.workspace_id,
+            "status": "pull_complete",
+            "created_on": self.created.isoformat(),
+        }
+
+
+class Job(Base):
+    __tablename__ = "jobs"
+    id: Mapped[str] = mapped_column(String(36), primary_key=True, default=new_id)
+    org: Mapped[str] = mapped_column(String(128), index=True)
+    kind: Mapped[str] = mapped_column(String(16))  # experiment | dataset
+    action: Mapped[str] = mapped_column(String(64))
+    network_arch: Mapped[str] = mapped_column(String(64))
+    name: Mapped[str] = mapped_column(String(256), default="")
+    workspace_id: Mapped[str | None] = mapped_column(String(36), nullable=True)
+    parent_id: Mapped[str | None] = mapped_column(String(36), nullable=True)
+    specs: Mapped[dict] = mapped_column(JSON)
+    status: Mapped[str] = mapped_column(String(16), default="Pending")
+    results_dir: Mapped[str] = mapped_column(Text, default="")
+    handle: Mapped[dict] = mapped_column(JSON, default=dict)  # the executor's reference (PID, SLURM id, ...)
+    exit_code: Mapped[int | None] = mapped_column(nullable=True)
+    created: Mapped[datetime.datetime] = mapped_column(DateTime(timezone=True), default=now)
+    updated: Mapped[datetime.datetime] = mapped_column(DateTime(timezone=True), default=now, onupdate=now)
+
+
+class Store:
+    """Sessions on one database; tables are created when missing."""
+
+    def __init__(self, url: str):
+        self.engine = create_engine(url, future=True)
+        Base.metadata.create_all(self.engine)
+        self.sessions = sessionmaker(self.engine, expire_on_commit=False)
+
+    def session(self) -> Session:
+        return self.sessions()
+
+    def owned(self, session: Session, model, org: str, row_id: str):
+        """The row of ``model`` with that id in that org, or None (another org's row is never returned)."""
+        return session.scalar(select(model).where(model.id == row_id, model.org == org))

@@ -1,0 +1,248 @@
+"""The job service over HTTP with a throw-away plugin: auth, org isolation, paths, schemas, jobs run by the local
+executor (finish, cancel, parents), and a restart that finds running jobs again."""
+
+import time
+from pathlib import Path
+
+import pytest
+
+pytest.importorskip("fastapi", reason="the job service needs tao-launcher[service]")
+from fastapi.testclient import TestClient  # noqa: E402
+from tao_launcher.service.app import ServiceSettings, create_app  # noqa: E402
+
+API = "/api/v2"
+KEY = "correct horse battery staple"
+
+FAKE_PLUGIN = """
+import json, sys, time
+from pathlib import Path
+import yaml
+
+PLUGIN = {"protocol": "1.1", "name": "fake_task", "version": "1.0", "summary": "a throw-away plugin",
+          "argv_prefix": ["fake_task"], "image": "local/fake:1", "handler": "fakesvc:handle",
+          "actions": [{"name": "train", "help": "train"}, {"name": "evaluate", "help": "evaluate"}],
+          "schema": "fakesvc:schema", "job_specs": "fakesvc:job_specs",
+          "base_experiments": [{"name": "small", "overrides": {"model": {"size": 1}}}]}
+
+def schema(action):
+    return {"results_dir": "results", "model": {"size": 8}, action: {"sleep": 0.0, "epochs": 2}}
+
+def job_specs(action, specs, datasets, ancestors, results_dir):
+    return {**specs, "results_dir": results_dir, "datasets": datasets, "ancestors": ancestors}
+
+def handle(argv):
+    action, spec = argv[0], yaml.safe_load(Path(argv[argv.index("-e") + 1]).read_text())
+    out = Path(spec["results_dir"]) / action
+    out.mkdir(parents=True, exist_ok=True)
+    status = out / "status.json"
+    def write(**line):
+        with status.open("a") as f:
+            f.write(json.dumps(line) + "\\n")
+    write(status="STARTED", message="started")
+    print("fake", action, "spec", json.dumps(spec, sort_keys=True), flush=True)
+    for epoch in range(spec[action]["epochs"]):
+        time.sleep(spec[action]["sleep"])
+        last = spec[action]["epochs"] - 1
+        write(status="RUNNING", message="epoch", epoch=epoch, max_epoch=last, kpi={"loss": 1.0 / (epoch + 1)})
+    (out / "model.pth").write_text("weights")
+    write(status="SUCCESS", message="done", kpi={"loss": 0.5})
+    return 0
+"""
+
+
+@pytest.fixture
+def site(tmp_path, monkeypatch) -> Path:
+    site = tmp_path / "site"
+    site.mkdir()
+    (site / "fakesvc.py").write_text(FAKE_PLUGIN)
+    info = site / "fakesvc-1.0.dist-info"
+    info.mkdir()
+    (info / "METADATA").write_text("Metadata-Version: 2.1\nName: fakesvc\nVersion: 1.0\n")
+    (info / "entry_points.txt").write_text("[tao_launcher.plugins]\nfake_task = fakesvc:PLUGIN\n")
+    monkeypatch.syspath_prepend(str(site))
+    monkeypatch.setenv("PYTHONPATH", str(site))  # the jobs' processes find the plugin too
+    monkeypatch.setenv("TAO_LAUNCHER_PLUGINS", "fake_task")
+    return site
+
+
+@pytest.fixture
+def settings(tmp_path, site) -> ServiceSettings:
+    data = tmp_path / "data"
+    for org in ("factory_a", "factory_b"):
+        (data / org / "boards").mkdir(parents=True)
+        (data / org / "boards" / "pairs.csv").write_text("input_path,golden_path,object_name,label\n")
+    (tmp_path / "secret").mkdir()
+    (tmp_path / "secret" / "pairs.csv").write_text("not yours\n")
+    return ServiceSettings(data_root=data, state_dir=tmp_path / "state", api_keys={"*": KEY})
+
+
+@pytest.fixture
+def client(settings) -> TestClient:
+    return TestClient(create_app(settings))
+
+
+def login(client, org: str) -> dict:
+    response = client.post(f"{API}/login", json={"ngc_key": KEY, "ngc_org_name": org})
+    assert response.status_code == 200, response.text
+    return {"Authorization": f"Bearer {response.json()['token']}"}
+
+
+def wait_for(client, org, headers, job_id, states, timeout=60) -> dict:
+    deadline = time.time() + timeout
+    while time.time() < deadline:
+        job = client.get(f"{API}/orgs/{org}/jobs/{job_id}", headers=headers).json()
+        if job["status"] in states:
+            return job
+        time.sleep(0.2)
+    pytest.fail(f"job {job_id} never reached {states}: {job}")
+
+
+def test_tokens_are_needed_and_bound_to_their_org(client, settings):
+    assert client.post(f"{API}/login", json={"ngc_key": "wrong", "ngc_org_name": "factory_a"}).status_code == 401
+    assert client.get(f"{API}/orgs/factory_a/workspaces").status_code == 401
+    headers_a = login(client, "factory_a")
+    assert client.get(f"{API}/orgs/factory_a/workspaces", headers=headers_a).status_code == 200
+    refused = client.get(f"{API}/orgs/factory_b/workspaces", headers=headers_a)
+    assert refused.status_code == 401 and refused.json() == {
+        "error": "missing or invalid token for this org; log in with tao login"
+    }
+
+
+def test_orgs_never_see_each_others_workspaces_datasets_or_jobs(client):
+    a, b = login(client, "factory_a"), login(client, "factory_b")
+    workspace = client.post(
+        f"{API}/orgs/factory_a/workspaces", headers=a, json={"name": "w", "cloud_type": "self_hosted"}
+    )
+    dataset = client.post(f"{API}/orgs/factory_a/datasets", headers=a,
+                          json={"type": "optical_inspection", "format": "default", "workspace": workspace.json()["id"],
+                                "cloud_file_path": "boards/pairs.csv"})  # fmt: skip
+    assert dataset.status_code == 201, dataset.text
+    assert client.get(f"{API}/orgs/factory_b/datasets/{dataset.json()['id']}", headers=b).status_code == 404
+    assert client.get(f"{API}/orgs/factory_b/datasets", headers=b).json() == {"datasets": []}
+    assert client.get(f"{API}/orgs/factory_b/workspaces", headers=b).json() == {"workspaces": []}
+    reuse = client.post(f"{API}/orgs/factory_b/datasets", headers=b,
+                        json={"workspace": workspace.json()["id"], "cloud_file_path": "boards/pairs.csv"})  # fmt: skip
+    assert reuse.status_code == 404  # org b cannot use org a's workspace
+
+
+@pytest.mark.parametrize(
+    "path, message",
+    [
+        ("../../secret/pairs.csv", "leaves the workspace's folder"),
+        ("/etc/passwd", "not found in the workspace's folder"),
+        ("boards/missing.csv", "not found in the workspace's folder"),
+        ("escape/pairs.csv", "leaves the workspace's folder"),
+    ],
+)
+def test_dataset_paths_stay_inside_the_workspace(client, settings, tmp_path, path, message):
+    (settings.data_root / "factory_a" / "escape").symlink_to(tmp_path / "secret")
+    a = login(client, "factory_a")
+    workspace = client.post(
+        f"{API}/orgs/factory_a/workspaces", headers=a, json={"name": "w", "cloud_type": "self_hosted"}
+    )
+    refused = client.post(f"{API}/orgs/factory_a/datasets", headers=a,
+                          json={"workspace": workspace.json()["id"], "cloud_file_path": path})  # fmt: skip
+    assert refused.status_code == 400 and message in refused.json()["error"]
+
+
+def test_only_local_workspaces_are_served(client):
+    a = login(client, "factory_a")
+    refused = client.post(f"{API}/orgs/factory_a/workspaces", headers=a, json={"name": "w", "cloud_type": "aws"})
+    assert refused.status_code == 400 and "cloud_type 'aws' is not served here; use self_hosted" in refused.text
+
+
+def test_base_experiments_and_schemas_come_from_the_plugins(client):
+    a = login(client, "factory_a")
+    (base,) = client.get(f"{API}/orgs/factory_a/jobs:list_base_experiments", headers=a).json()["experiments"]
+    assert base["name"] == "small" and base["network_arch"] == "fake_task"
+    plain = client.get(
+        f"{API}/orgs/factory_a/jobs:schema", headers=a, params={"action": "train", "network_arch": "fake_task"}
+    )
+    assert plain.json()["default"]["model"] == {"size": 8}
+    based = client.get(
+        f"{API}/orgs/factory_a/jobs:schema", headers=a, params={"action": "train", "base_experiment_id": base["id"]}
+    )
+    assert based.json()["default"]["model"] == {"size": 1} and based.json()["default"]["train"]["epochs"] == 2
+    wrong = client.get(
+        f"{API}/orgs/factory_a/jobs:schema", headers=a, params={"action": "fly", "network_arch": "fake_task"}
+    )
+    assert wrong.status_code == 400 and "choose one of train, evaluate" in wrong.json()["error"]
+
+
+def create_job(client, headers, org="factory_a", **body) -> str:
+    body = {"kind": "experiment", "name": "n", "network_arch": "fake_task", "action": "train",
+            "specs": {"results_dir": "ignored", "train": {"sleep": 0.0, "epochs": 2}}, **body}  # fmt: skip
+    response = client.post(f"{API}/orgs/{org}/jobs", headers=headers, json=body)
+    assert response.status_code == 201, response.text
+    return response.json()["id"]
+
+
+def test_a_job_runs_reports_its_epochs_logs_and_files(client):
+    a = login(client, "factory_a")
+    job_id = create_job(client, a)
+    job = wait_for(client, "factory_a", a, job_id, ("Done", "Error"))
+    assert job["status"] == "Done" and job["exit_code"] == 0
+    assert job["job_details"]["status"] == "SUCCESS" and job["job_details"]["epoch"] == 1
+    assert job["job_details"]["kpi"] == {"loss": 0.5}
+    assert "fake train spec" in client.get(f"{API}/orgs/factory_a/jobs/{job_id}:logs", headers=a).text
+    files = client.get(f"{API}/orgs/factory_a/jobs/{job_id}:list_files", headers=a).json()
+    assert files == ["train/model.pth", "train/status.json"]
+    assert client.get(f"{API}/orgs/factory_b/jobs/{job_id}", headers=login(client, "factory_b")).status_code == 404
+
+
+def test_a_child_job_gets_its_parents_and_datasets_without_paths(client):
+    a = login(client, "factory_a")
+    workspace = client.post(
+        f"{API}/orgs/factory_a/workspaces", headers=a, json={"name": "w", "cloud_type": "self_hosted"}
+    )
+    body = {"workspace": workspace.json()["id"], "cloud_file_path": "boards/pairs.csv"}
+    dataset = client.post(f"{API}/orgs/factory_a/datasets", headers=a, json=body).json()["id"]
+    parent = create_job(client, a, train_datasets=[dataset])
+    wait_for(client, "factory_a", a, parent, ("Done",))
+    child = create_job(client, a, action="evaluate", parent_job_id=parent, eval_dataset=dataset,
+                       specs={"evaluate": {"sleep": 0.0, "epochs": 1}})  # fmt: skip
+    wait_for(client, "factory_a", a, child, ("Done",))
+    log = client.get(f"{API}/orgs/factory_a/jobs/{child}:logs", headers=a).text
+    assert '"ancestors": [{"action": "train", "results_dir": ' in log and f"/{parent}/results" in log
+    assert '"datasets": {"eval": [' in log and "boards/pairs.csv" in log
+
+
+def test_cancel_stops_the_process_and_says_so(client, settings):
+    a = login(client, "factory_a")
+    job_id = create_job(client, a, specs={"train": {"sleep": 30.0, "epochs": 3}})
+    wait_for(client, "factory_a", a, job_id, ("Running",))
+    time.sleep(1.0)
+    assert client.post(f"{API}/orgs/factory_a/jobs/{job_id}:cancel", headers=a).status_code == 200
+    assert wait_for(client, "factory_a", a, job_id, ("Canceled",))["status"] == "Canceled"
+    exit_file = settings.state_dir / "factory_a" / job_id / "exit_code"
+    deadline = time.time() + 30
+    while not exit_file.exists() and time.time() < deadline:
+        time.sleep(0.2)
+    assert exit_file.read_text().strip() == "143"  # the process got SIGTERM and ended (not left sleeping)
+
+
+def test_a_restarted_service_finds_its_jobs_again(settings):
+    first = TestClient(create_app(settings))
+    a = login(first, "factory_a")
+    job_id = create_job(first, a, specs={"train": {"sleep": 1.0, "epochs": 2}})
+    second = TestClient(create_app(settings))  # a new process would read the same database and state folder
+    job = wait_for(second, "factory_a", a, job_id, ("Done", "Error"))
+    assert job["status"] == "Done" and job["job_details"]["epoch"] == 1
+
+
+def test_airgapped_needs_no_token(settings):
+    settings.airgapped = True
+    client = TestClient(create_app(settings))
+    assert client.get(f"{API}/orgs/anyone/workspaces").status_code == 200
+
+
+def test_serve_refuses_unsafe_settings(tmp_path, monkeypatch):
+    from tao_launcher import LauncherError
+    from tao_launcher.service.serve import parse, settings_from
+
+    monkeypatch.delenv("TAO_SERVICE_API_KEY", raising=False)
+    with pytest.raises(LauncherError, match="no login key: set TAO_SERVICE_API_KEY or --keys-file"):
+        settings_from(parse(["--data-root", str(tmp_path)]))
+    with pytest.raises(LauncherError, match="--airgapped has no authentication: it listens on loopback only"):
+        settings_from(parse(["--data-root", str(tmp_path), "--airgapped", "--host", "0.0.0.0"]))
+    assert settings_from(parse(["--data-root", str(tmp_path), "--airgapped"])).airgapped

@@ -1,0 +1,43 @@
+"""The job service's hook (plugin protocol 1.1): a job's datasets, parent jobs and results folder into its spec.
+
+Plain data only (no torch): the service calls it when a job is created. A dataset is a pair-CSV file (its images
+in ``images/`` beside it) or a folder holding ``dataset.csv`` and ``images/``. Roles: ``train`` -> the train
+split, ``eval`` -> validation and test, ``inference`` -> infer, ``dataset`` (dataset jobs) -> every split.
+Children find their model in their ancestors: the newest train's ``oi_model_latest.pth``, export's ONNX file.
+"""
+
+import copy
+from pathlib import Path
+
+ROLE_SPLITS = {
+    "train": ("train_dataset",),
+    "eval": ("validation_dataset", "test_dataset"),
+    "inference": ("infer_dataset",),
+    "dataset": ("train_dataset", "validation_dataset", "test_dataset", "infer_dataset"),
+}
+
+
+def job_specs(action: str, specs: dict, datasets: dict, ancestors: list, results_dir: str) -> dict:
+    spec = copy.deepcopy(specs)
+    spec["results_dir"] = results_dir
+    section = spec.setdefault("dataset", {})
+    for role, paths in datasets.items():
+        for split in ROLE_SPLITS.get(role, ()):
+            section[split] = _split(Path(paths[0]))
+    trained = _newest(ancestors, "train")
+    exported = _newest(ancestors, "export")
+    if trained and action in ("evaluate", "inference", "export"):
+        spec.setdefault(action, {})["checkpoint"] = f"{trained}/train/oi_model_latest.pth"
+    if exported and action == "gen_trt_engine":
+        spec.setdefault(action, {})["onnx_file"] = f"{exported}/export/oi_model.onnx"
+    return spec
+
+
+def _split(path: Path) -> dict:
+    if path.is_dir():
+        return {"csv_path": str(path / "dataset.csv"), "images_dir": str(path / "images")}
+    return {"csv_path": str(path), "images_dir": str(path.parent / "images")}
+
+
+def _newest(ancestors: list, action: str) -> str | None:
+    return next((a["results_dir"] for a in ancestors if a["action"] == action), None)
