@@ -1,0 +1,134 @@
+"""NVIDIA's unmodified TAO Client (its own virtual environment, `TAO_CLIENT_VENV`) drives `tao serve`: base
+experiments, schema, a workspace and datasets, a train job and an evaluate job chained by --parent-job-id with
+no file paths, status with KPIs, logs, files; tokens: login with the right key, 401 with a wrong one."""
+
+import json
+import os
+import socket
+import subprocess
+import time
+import urllib.error
+import urllib.request
+from pathlib import Path
+
+import pytest
+
+from tests.conftest import cli
+
+pytestmark = pytest.mark.slow
+CLIENT = Path(os.environ.get("TAO_CLIENT_VENV", Path.home() / ".cache" / "tao-client-6.26.3")) / "bin" / "tao"
+KEY = "factory-key-1"
+
+
+@pytest.fixture(scope="module")
+def service(tmp_path_factory):
+    if not CLIENT.exists():
+        pytest.skip(f"no TAO Client at {CLIENT}; .ci/run installs nvidia-tao-client==6.26.3 there (TAO_CLIENT_VENV)")
+    pytest.importorskip("fastapi", reason="the job service needs tao-launcher[service]")
+    from tao_siamese_oi.data.sample import make_sample_dataset
+
+    root = tmp_path_factory.mktemp("service")
+    make_sample_dataset(root / "data" / "acme" / "sample", size=16, seed=1)
+    with socket.socket() as probe:
+        probe.bind(("127.0.0.1", 0))
+        port = probe.getsockname()[1]
+    env = {**os.environ, "TAO_SERVICE_API_KEY": KEY}
+    server = subprocess.Popen(
+        [
+            cli("tao"),
+            "serve",
+            "--data-root",
+            str(root / "data"),
+            "--state-dir",
+            str(root / "state"),
+            "--port",
+            str(port),
+        ],
+        env=env,
+        stdout=subprocess.DEVNULL,
+        stderr=subprocess.DEVNULL,
+    )
+    base = f"http://127.0.0.1:{port}/api/v2"
+    deadline = time.time() + 60
+    while time.time() < deadline:
+        try:
+            urllib.request.urlopen(f"{base}/health", timeout=1)
+            break
+        except OSError:
+            time.sleep(0.3)
+    yield {"base": base, "root": root}
+    server.terminate()
+    server.wait(timeout=30)
+
+
+def tao(service, *args, home=None, expect=0) -> str:
+    env = {k: v for k, v in os.environ.items() if not k.startswith("TAO_")}
+    env.update(TAO_BASE_URL=service["base"], HOME=str(home or service["root"] / "home"))
+    done = subprocess.run([str(CLIENT), *map(str, args)], capture_output=True, text=True, env=env, timeout=300)
+    assert done.returncode == expect, (done.stdout[:1500], done.stderr[:1500])
+    return done.stdout
+
+
+def as_json(text: str):
+    return json.loads(text)
+
+
+def test_a_wrong_key_is_refused_and_nothing_is_served_without_a_token(service, tmp_path):
+    tao(service, "login", "--ngc-key", "wrong", "--ngc-org-name", "acme", home=tmp_path, expect=1)
+    assert not (tmp_path / ".tao" / "config").exists()  # no token saved
+    request = urllib.request.Request(f"{service['base']}/orgs/acme/workspaces")
+    with pytest.raises(urllib.error.HTTPError) as refused:
+        urllib.request.urlopen(request, timeout=10)
+    assert refused.value.code == 401
+
+
+def test_the_seed_flow_through_the_real_client(service):
+    tao(service, "login", "--ngc-key", KEY, "--ngc-org-name", "acme")
+    oi = ["optical_inspection"]
+    bases = as_json(tao(service, *oi, "list-base-experiments", "--output", "json"))
+    base = next(b["id"] for b in bases if b["name"] == "Siamese_Grid")
+    spec = as_json(tao(service, *oi, "get-job-schema", "--action", "train", "--base-experiment-id", base,
+                       "--output", "json"))["default"]  # fmt: skip
+    spec["train"]["num_epochs"] = 2
+    spec["dataset"].update(image_width=16, image_height=16, workers=0)
+    workspace = as_json(tao(service, *oi, "create-workspace-self_hosted", "--name", "line7", "--output", "json"))["id"]
+
+    def dataset(path):
+        out = tao(service, *oi, "create-dataset", "--dataset-type", "optical_inspection", "--dataset-format",
+                  "default", "--workspace-id", workspace, "--cloud-file-path", path, "--output", "json")  # fmt: skip
+        return as_json(out)["id"]
+
+    train_set, val_set, test_set = dataset("sample/train.csv"), dataset("sample/val.csv"), dataset("sample/test.csv")
+    # Inline JSON longer than a file name crashes the client (it first tries the text as a path): use @file.
+    specs = service["root"] / "train_specs.json"
+    specs.write_text(json.dumps(spec))
+    train = as_json(tao(service, *oi, "create-job", "--kind", "experiment", "--name", "oi_train", "--action", "train",
+                        "--workspace-id", workspace, "--specs", f"@{specs}", "--train-dataset", train_set,
+                        "--eval-dataset", val_set, "--base-experiment-id", base, "--encryption-key", "k",
+                        "--output", "json"))["id"]  # fmt: skip
+    status = wait(service, train)
+    assert status["status"] == "Done" and status["job_details"]["status"] == "SUCCESS"
+    assert status["job_details"]["epoch"] == 1 and "val_auroc" in status["job_details"]["kpi"]
+    assert "Trained 2 epochs" in tao(service, *oi, "get-job-logs", "--job-id", train)
+
+    evaluate_spec = as_json(tao(service, *oi, "get-job-schema", "--action", "evaluate", "--output", "json"))["default"]
+    evaluate_spec["dataset"].update(image_width=16, image_height=16, workers=0)
+    specs.write_text(json.dumps(evaluate_spec))
+    evaluate = as_json(tao(service, *oi, "create-job", "--kind", "experiment", "--name", "oi_eval", "--action",
+                           "evaluate", "--workspace-id", workspace, "--specs", f"@{specs}",
+                           "--eval-dataset", test_set, "--parent-job-id", train, "--encryption-key", "k",
+                           "--output", "json"))["id"]  # fmt: skip
+    status = wait(service, evaluate)
+    assert status["status"] == "Done" and 0.0 <= status["job_details"]["kpi"]["auroc"] <= 1.0
+    files = as_json(tao(service, *oi, "list-job-files", "--job-id", evaluate, "--output", "json"))
+    assert {"evaluate/metrics.json", "evaluate/evaluate.csv", "evaluate/roc.png"} <= set(files)
+
+
+def wait(service, job_id, timeout=300) -> dict:
+    deadline = time.time() + timeout
+    while time.time() < deadline:
+        status = as_json(tao(service, "optical_inspection", "get-job-status", "--job-id", job_id))
+        if status["status"] not in ("Pending", "Running"):
+            return status
+        time.sleep(1)
+    pytest.fail(f"job {job_id} still running after {timeout} s")
