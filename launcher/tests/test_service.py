@@ -1,6 +1,9 @@
 """The job service over HTTP with a throw-away plugin: auth, org isolation, paths, schemas, jobs run by the local
 executor (finish, cancel, parents), and a restart that finds running jobs again."""
 
+import hashlib
+import io
+import tarfile
 import time
 from pathlib import Path
 
@@ -40,6 +43,9 @@ def handle(argv):
             f.write(json.dumps(line) + "\\n")
     write(status="STARTED", message="started")
     print("fake", action, "spec", json.dumps(spec, sort_keys=True), flush=True)
+    import hashlib, os
+    key = os.environ.get("TAO_JOB_ENCRYPTION_KEY")
+    print("key sha256", hashlib.sha256(key.encode()).hexdigest() if key else None, flush=True)
     for epoch in range(spec[action]["epochs"]):
         time.sleep(spec[action]["sleep"])
         last = spec[action]["epochs"] - 1
@@ -246,3 +252,60 @@ def test_serve_refuses_unsafe_settings(tmp_path, monkeypatch):
     with pytest.raises(LauncherError, match="--airgapped has no authentication: it listens on loopback only"):
         settings_from(parse(["--data-root", str(tmp_path), "--airgapped", "--host", "0.0.0.0"]))
     assert settings_from(parse(["--data-root", str(tmp_path), "--airgapped"])).airgapped
+
+
+def test_pause_stops_a_job_and_resume_runs_it_again_in_its_folder(client, settings):
+    a = login(client, "factory_a")
+    job_id = create_job(client, a, specs={"train": {"sleep": 30.0, "epochs": 2}})
+    wait_for(client, "factory_a", a, job_id, ("Running",))
+    time.sleep(1.0)
+    assert (
+        client.post(f"{API}/orgs/factory_a/jobs/{job_id}:pause", headers=a, json={"graceful": False}).status_code == 200
+    )
+    assert wait_for(client, "factory_a", a, job_id, ("Paused",))["status"] == "Paused"
+    specs = {"train": {"sleep": 0.0, "epochs": 2}, "results_dir": "/elsewhere"}
+    again = client.post(f"{API}/orgs/factory_a/jobs/{job_id}:resume", headers=a, json={"specs": specs})
+    assert again.status_code == 200, again.text
+    job = wait_for(client, "factory_a", a, job_id, ("Done", "Error"))
+    assert job["status"] == "Done"
+    status = (settings.state_dir / "factory_a" / job_id / "results" / "train" / "status.json").read_text()
+    assert status.count('"STARTED"') == 2  # the same folder, run again (results_dir cannot be moved)
+    refused = client.post(f"{API}/orgs/factory_a/jobs/{job_id}:resume", headers=a, json={})
+    assert refused.status_code == 409 and "only a paused job resumes" in refused.json()["error"]
+
+
+def members(archive: bytes) -> list[str]:
+    with tarfile.open(fileobj=io.BytesIO(archive), mode="r:gz") as tar:
+        return tar.getnames()
+
+
+def test_job_files_download_as_tar_and_stay_inside_the_job(client):
+    a = login(client, "factory_a")
+    job_id = create_job(client, a)
+    wait_for(client, "factory_a", a, job_id, ("Done",))
+    whole = client.get(f"{API}/orgs/factory_a/jobs/{job_id}:download", headers=a)
+    assert sorted(members(whole.content)) == ["train/model.pth", "train/status.json"]
+    one = client.get(f"{API}/orgs/factory_a/jobs/{job_id}:download_selective_files", headers=a,
+                     params={"file_lists": ["train/model.pth"]})  # fmt: skip
+    assert members(one.content) == ["train/model.pth"]
+    escape = client.get(f"{API}/orgs/factory_a/jobs/{job_id}:download_selective_files", headers=a,
+                        params={"file_lists": ["../spec.yaml"]})  # fmt: skip
+    assert escape.status_code == 404 and "is not among the job's files" in escape.json()["error"]
+
+
+def test_the_encryption_key_reaches_jobs_and_their_children_but_is_never_stored_in_clear(client, settings):
+    a = login(client, "factory_a")
+    secret = "a-key-nobody-may-read-9731"
+    parent = create_job(client, a, encryption_key=secret)
+    wait_for(client, "factory_a", a, parent, ("Done",))
+    child = create_job(
+        client, a, action="evaluate", parent_job_id=parent, specs={"evaluate": {"sleep": 0.0, "epochs": 1}}
+    )
+    wait_for(client, "factory_a", a, child, ("Done",))
+    digest = hashlib.sha256(secret.encode()).hexdigest()
+    for job_id in (parent, child):
+        log = client.get(f"{API}/orgs/factory_a/jobs/{job_id}:logs", headers=a).text
+        assert f"key sha256 {digest}" in log and secret not in log
+    stored = [p for p in settings.state_dir.rglob("*") if p.is_file() and p.name != "service.secret"]
+    assert stored and not [p for p in stored if secret.encode() in p.read_bytes()]  # database, specs, logs
+    assert (settings.state_dir / "service.secret").stat().st_mode & 0o777 == 0o600

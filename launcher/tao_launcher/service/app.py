@@ -11,17 +11,19 @@ import secrets
 from dataclasses import dataclass, field
 from pathlib import Path
 
-from fastapi import Depends, FastAPI, HTTPException, Request
-from fastapi.responses import JSONResponse, PlainTextResponse
+from fastapi import Depends, FastAPI, HTTPException, Query, Request
+from fastapi.responses import JSONResponse, PlainTextResponse, Response
 from sqlalchemy import select
 
 from tao_launcher.plugins import discover
 from tao_launcher.service import jobs as job_runner
 from tao_launcher.service.executors import LocalExecutor
+from tao_launcher.service.secret import Sealer
 from tao_launcher.service.store import Dataset, Job, Store, Token, Workspace
 
 API = "/api/v2"
 LOCAL_CLOUD_TYPES = ("self_hosted",)
+SELECTED_FILES = Query(default=[])  # a repeated query parameter (the client's file_lists)
 
 
 @dataclass
@@ -42,6 +44,7 @@ def create_app(settings: ServiceSettings) -> FastAPI:
     store = Store(settings.database_url or f"sqlite:///{settings.state_dir / 'service.db'}")
     plugins = discover()
     executor = LocalExecutor()
+    sealer = Sealer(settings.state_dir / "service.secret")
     app = FastAPI(title="tao-launcher job service", version="2")
 
     @app.exception_handler(HTTPException)
@@ -151,7 +154,7 @@ def create_app(settings: ServiceSettings) -> FastAPI:
         body = await _json(request)
         with store.session() as session, session.begin():
             try:
-                job = job_runner.create(session, store, settings.state_dir, org, body, plugins, executor)
+                job = job_runner.create(session, store, settings.state_dir, org, body, plugins, executor, sealer)
             except job_runner.RequestError as exc:
                 raise ApiError(exc.status, str(exc)) from None
         return {"id": job.id}
@@ -170,10 +173,46 @@ def create_app(settings: ServiceSettings) -> FastAPI:
 
     @app.post(API + "/orgs/{org}/jobs/{job_id}:cancel")
     def cancel_job(job_id: str, org: str = Depends(org_access)):
+        return _stop(job_id, org, paused=False)
+
+    @app.post(API + "/orgs/{org}/jobs/{job_id}:pause")
+    def pause_job(job_id: str, org: str = Depends(org_access)):
+        return _stop(job_id, org, paused=True)
+
+    def _stop(job_id: str, org: str, paused: bool) -> dict:
+        with store.session() as session, session.begin():
+            job = job_runner.refresh(_found(store.owned(session, Job, org, job_id), "job"), executor)
+            try:
+                job_runner.cancel(job, executor, paused=paused)
+            except job_runner.RequestError as exc:
+                raise ApiError(exc.status, str(exc)) from None
+        return {"message": f"job {job_id} {'paused' if paused else 'canceled'}"}
+
+    @app.post(API + "/orgs/{org}/jobs/{job_id}:resume")
+    async def resume_job(job_id: str, request: Request, org: str = Depends(org_access)):
+        body = await _json(request)
         with store.session() as session, session.begin():
             job = _found(store.owned(session, Job, org, job_id), "job")
-            job_runner.cancel(job, executor)
-        return {"message": f"job {job_id} canceled"}
+            try:
+                job_runner.resume(job, executor, sealer, body.get("specs"))
+            except job_runner.RequestError as exc:
+                raise ApiError(exc.status, str(exc)) from None
+        return {"message": f"job {job_id} resumed"}
+
+    @app.get(API + "/orgs/{org}/jobs/{job_id}:download")
+    def download(job_id: str, org: str = Depends(org_access)):
+        with store.session() as session:
+            job = _found(store.owned(session, Job, org, job_id), "job")
+        return Response(job_runner.archive(job), media_type="application/gzip")
+
+    @app.get(API + "/orgs/{org}/jobs/{job_id}:download_selective_files")
+    def download_selected(job_id: str, file_lists: list[str] = SELECTED_FILES, org: str = Depends(org_access)):
+        with store.session() as session:
+            job = _found(store.owned(session, Job, org, job_id), "job")
+        try:
+            return Response(job_runner.archive(job, file_lists or None), media_type="application/gzip")
+        except job_runner.RequestError as exc:
+            raise ApiError(exc.status, str(exc)) from None
 
     @app.get(API + "/orgs/{org}/jobs/{job_id}:list_files")
     def list_files(job_id: str, org: str = Depends(org_access)):

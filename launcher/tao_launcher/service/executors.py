@@ -14,6 +14,7 @@ import os
 import signal
 import subprocess
 import sys
+import time
 from pathlib import Path
 from typing import Protocol
 
@@ -29,6 +30,8 @@ class Executor(Protocol):
     def state(self, handle: dict) -> tuple[str, int | None]: ...
 
     def cancel(self, handle: dict) -> None: ...
+
+    def wait_stopped(self, handle: dict, timeout: float = 60.0) -> None: ...
 
 
 class LocalExecutor:
@@ -59,6 +62,12 @@ class LocalExecutor:
     def cancel(self, handle: dict) -> None:
         with contextlib.suppress(ProcessLookupError):
             os.killpg(handle["pid"], signal.SIGTERM)
+
+    def wait_stopped(self, handle: dict, timeout: float = 60.0) -> None:
+        """Until a canceled job's process has gone (a paused training must have written its checkpoint)."""
+        deadline = time.monotonic() + timeout
+        while self.state(handle)[0] == "running" and time.monotonic() < deadline:
+            time.sleep(0.2)
 
 
 def _alive(pid: int) -> bool:

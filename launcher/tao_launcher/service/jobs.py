@@ -5,18 +5,23 @@ A job runs ``tao --local model <network_arch> <action> -e <job>/spec.yaml`` thro
 user passes no file paths. The status comes from the executor (running, exit code) and the task's status.json.
 """
 
+import io
 import json
 import os
 import sys
+import tarfile
 import uuid
 from pathlib import Path
 
 import yaml
 from sqlalchemy.orm import Session
 
+from tao_launcher.service.executors import EXIT_FILE
 from tao_launcher.service.store import Dataset, Job, Store
 
 RUNNING_STATES = ("Pending", "Running")
+KEY_ENV = "TAO_JOB_ENCRYPTION_KEY"
+PINNED = ("results_dir", "encryption_key")  # a resume cannot move the job's folder or change its key
 CANCEL_CODES = (130, 143)
 
 
@@ -58,7 +63,8 @@ def schema(plugins: dict, action: str, network_arch: str, base_experiment_id: st
     return {"action": action, "network_arch": network_arch, "default": default}
 
 
-def create(session: Session, store: Store, state_dir: Path, org: str, body: dict, plugins: dict, executor) -> Job:
+def create(session: Session, store: Store, state_dir: Path, org: str, body: dict, plugins: dict, executor,
+           sealer) -> Job:  # fmt: skip
     kind = body.get("kind", "experiment")
     if kind not in ("experiment", "dataset"):
         raise RequestError(400, f"kind '{kind}' must be experiment or dataset")
@@ -82,15 +88,28 @@ def create(session: Session, store: Store, state_dir: Path, org: str, body: dict
     job.results_dir = str(job_dir / "results")
     ancestors = [{"action": a.action, "results_dir": a.results_dir} for a in _ancestors(session, store, org, parent)]
     hook = plugin.load(plugin.spec.job_specs) if plugin.spec.job_specs else None
-    final = hook(action, specs, datasets, ancestors, job.results_dir) if hook else specs
+    final = hook(action, specs, datasets, ancestors, job.results_dir) if hook else dict(specs)
+    key = body.get("encryption_key") or None
+    job.sealed_key = sealer.seal(key) if key else (parent.sealed_key if parent else None)
+    if job.sealed_key:  # the key reaches the task through its environment only, never a file or the database
+        final["encryption_key"] = "${oc.env:" + KEY_ENV + "}"
     job_dir.mkdir(parents=True, exist_ok=True)
     (job_dir / "spec.yaml").write_text(yaml.safe_dump(final, sort_keys=False))
-    command = [sys.executable, "-m", "tao_launcher.cli", "--local", "model", network_arch, action, "-e",
+    start(job, executor, sealer)
+    return job
+
+
+def start(job: Job, executor, sealer) -> None:
+    """Run (or run again: resume) the job's spec in its folder."""
+    job_dir = Path(job.results_dir).parent
+    command = [sys.executable, "-m", "tao_launcher.cli", "--local", "model", job.network_arch, job.action, "-e",
                str(job_dir / "spec.yaml")]  # fmt: skip
     env = {k: v for k, v in os.environ.items() if not k.startswith("TAO_SERVICE_")}
+    if job.sealed_key:
+        env[KEY_ENV] = sealer.open(job.sealed_key)
+    (job_dir / EXIT_FILE).unlink(missing_ok=True)
     job.handle = executor.submit(command, env, job_dir)
-    job.status = "Running"
-    return job
+    job.status, job.exit_code = "Running", None
 
 
 def refresh(job: Job, executor) -> Job:
@@ -108,10 +127,42 @@ def refresh(job: Job, executor) -> Job:
     return job
 
 
-def cancel(job: Job, executor) -> None:
-    if job.status in RUNNING_STATES and job.handle:
-        executor.cancel(job.handle)
-        job.status = "Canceled"
+def cancel(job: Job, executor, paused: bool = False) -> None:
+    """Stop a running job: canceled for good, or paused (a resume runs it again in its folder: a training
+    continues from its latest checkpoint)."""
+    if job.status not in RUNNING_STATES or not job.handle:
+        raise RequestError(409, f"job {job.id} is {job.status}, not running")
+    executor.cancel(job.handle)
+    job.status = "Paused" if paused else "Canceled"
+
+
+def resume(job: Job, executor, sealer, specs: dict | None) -> None:
+    if job.status != "Paused":
+        raise RequestError(409, f"job {job.id} is {job.status}; only a paused job resumes")
+    executor.wait_stopped(job.handle)
+    if specs:
+        spec_file = Path(job.results_dir).parent / "spec.yaml"
+        kept = yaml.safe_load(spec_file.read_text())
+        spec_file.write_text(yaml.safe_dump({**kept, **{k: v for k, v in specs.items() if k not in PINNED}}))
+    start(job, executor, sealer)
+
+
+def archive(job: Job, selected: list[str] | None = None) -> bytes:
+    """A tar.gz of the job's results (or of the selected files, paths inside the results folder only)."""
+    root = Path(job.results_dir).resolve()
+    paths = [_inside(root, name) for name in selected] if selected else [p for p in root.rglob("*") if p.is_file()]
+    buffer = io.BytesIO()
+    with tarfile.open(fileobj=buffer, mode="w:gz") as tar:
+        for path in paths:
+            tar.add(path, arcname=str(path.relative_to(root)))
+    return buffer.getvalue()
+
+
+def _inside(root: Path, name: str) -> Path:
+    path = (root / name).resolve()
+    if root not in path.parents or not path.is_file():
+        raise RequestError(404, f"file '{name}' is not among the job's files")
+    return path
 
 
 def to_api(job: Job) -> dict:

@@ -80,6 +80,7 @@ class Job(Base):
     results_dir: Mapped[str] = mapped_column(Text, default="")
     handle: Mapped[dict] = mapped_column(JSON, default=dict)  # the executor's reference (PID, SLURM id, ...)
     exit_code: Mapped[int | None] = mapped_column(nullable=True)
+    sealed_key: Mapped[str | None] = mapped_column(Text, nullable=True)  # the encryption key, sealed (secret.py)
     created: Mapped[datetime.datetime] = mapped_column(DateTime(timezone=True), default=now)
     updated: Mapped[datetime.datetime] = mapped_column(DateTime(timezone=True), default=now, onupdate=now)
 
