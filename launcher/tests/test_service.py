@@ -309,3 +309,59 @@ def test_the_encryption_key_reaches_jobs_and_their_children_but_is_never_stored_
     stored = [p for p in settings.state_dir.rglob("*") if p.is_file() and p.name != "service.secret"]
     assert stored and not [p for p in stored if secret.encode() in p.read_bytes()]  # database, specs, logs
     assert (settings.state_dir / "service.secret").stat().st_mode & 0o777 == 0o600
+
+
+@pytest.fixture
+def slurm():
+    import os
+    import shutil
+
+    if not (os.environ.get("SLURM_CONF") and shutil.which("sbatch")):
+        pytest.skip("no SLURM cluster (SLURM_CONF, sbatch); .ci/run starts ../shared/tools/slurm-cluster")
+    return {"backend_type": "slurm", "partition": "main"}
+
+
+@pytest.mark.slurm
+def test_a_job_runs_under_slurm_and_a_restarted_service_re_attaches(settings, slurm):
+    first = TestClient(create_app(settings))
+    a = login(first, "factory_a")
+    job_id = create_job(first, a, backend_details=slurm, specs={"train": {"sleep": 1.0, "epochs": 2}})
+    handle = (settings.state_dir / "factory_a" / job_id / "slurm_job.sh").read_text()
+    assert "run_and_record" in handle  # the job script sbatch received
+    second = TestClient(create_app(settings))
+    job = wait_for(second, "factory_a", a, job_id, ("Done", "Error"), timeout=120)
+    assert job["status"] == "Done" and job["job_details"]["epoch"] == 1
+    assert "fake train spec" in second.get(f"{API}/orgs/factory_a/jobs/{job_id}:logs", headers=a).text
+
+
+@pytest.mark.slurm
+def test_a_slurm_job_is_canceled_with_scancel(client, settings, slurm):
+    a = login(client, "factory_a")
+    job_id = create_job(client, a, backend_details=slurm, specs={"train": {"sleep": 60.0, "epochs": 2}})
+    wait_for_file(settings.state_dir / "factory_a" / job_id / "results" / "train" / "status.json")
+    assert client.post(f"{API}/orgs/factory_a/jobs/{job_id}:cancel", headers=a).status_code == 200
+    exit_file = settings.state_dir / "factory_a" / job_id / "exit_code"
+    wait_for_file(exit_file)
+    assert exit_file.read_text().strip() == "143"
+
+
+def wait_for_file(path: Path, timeout: float = 120) -> None:
+    deadline = time.time() + timeout
+    while not path.exists() and time.time() < deadline:
+        time.sleep(0.5)
+    assert path.exists(), path
+
+
+def test_the_state_can_live_in_postgresql(settings):
+    import os
+
+    url = os.environ.get("PG_URL")
+    if not url:
+        pytest.skip("no PostgreSQL server (PG_URL); .ci/run starts ../shared/tools/postgres")
+    settings.database_url = url  # as users write it: postgresql://user@host:port/db
+    client = TestClient(create_app(settings))
+    a = login(client, "factory_a")
+    job_id = create_job(client, a)
+    assert wait_for(client, "factory_a", a, job_id, ("Done", "Error"))["status"] == "Done"
+    b = login(client, "factory_b")
+    assert client.get(f"{API}/orgs/factory_b/jobs/{job_id}", headers=b).status_code == 404

@@ -17,7 +17,6 @@ from sqlalchemy import select
 
 from tao_launcher.plugins import discover
 from tao_launcher.service import jobs as job_runner
-from tao_launcher.service.executors import LocalExecutor
 from tao_launcher.service.secret import Sealer
 from tao_launcher.service.store import Dataset, Job, Store, Token, Workspace
 
@@ -43,7 +42,6 @@ def create_app(settings: ServiceSettings) -> FastAPI:
     settings.state_dir.mkdir(parents=True, exist_ok=True)
     store = Store(settings.database_url or f"sqlite:///{settings.state_dir / 'service.db'}")
     plugins = discover()
-    executor = LocalExecutor()
     sealer = Sealer(settings.state_dir / "service.secret")
     app = FastAPI(title="tao-launcher job service", version="2")
 
@@ -154,7 +152,7 @@ def create_app(settings: ServiceSettings) -> FastAPI:
         body = await _json(request)
         with store.session() as session, session.begin():
             try:
-                job = job_runner.create(session, store, settings.state_dir, org, body, plugins, executor, sealer)
+                job = job_runner.create(session, store, settings.state_dir, org, body, plugins, sealer)
             except job_runner.RequestError as exc:
                 raise ApiError(exc.status, str(exc)) from None
         return {"id": job.id}
@@ -163,7 +161,7 @@ def create_app(settings: ServiceSettings) -> FastAPI:
     def list_jobs(org: str = Depends(org_access)):
         with store.session() as session, session.begin():
             rows = session.scalars(select(Job).where(Job.org == org)).all()
-            return {"jobs": [job_runner.to_api(job_runner.refresh(job, executor)) for job in rows]}
+            return {"jobs": [job_runner.to_api(job_runner.refresh(job)) for job in rows]}
 
     @app.get(API + "/orgs/{org}/jobs/{job_id}:logs")
     def job_logs(job_id: str, org: str = Depends(org_access)):
@@ -181,9 +179,9 @@ def create_app(settings: ServiceSettings) -> FastAPI:
 
     def _stop(job_id: str, org: str, paused: bool) -> dict:
         with store.session() as session, session.begin():
-            job = job_runner.refresh(_found(store.owned(session, Job, org, job_id), "job"), executor)
+            job = job_runner.refresh(_found(store.owned(session, Job, org, job_id), "job"))
             try:
-                job_runner.cancel(job, executor, paused=paused)
+                job_runner.cancel(job, paused=paused)
             except job_runner.RequestError as exc:
                 raise ApiError(exc.status, str(exc)) from None
         return {"message": f"job {job_id} {'paused' if paused else 'canceled'}"}
@@ -194,7 +192,7 @@ def create_app(settings: ServiceSettings) -> FastAPI:
         with store.session() as session, session.begin():
             job = _found(store.owned(session, Job, org, job_id), "job")
             try:
-                job_runner.resume(job, executor, sealer, body.get("specs"))
+                job_runner.resume(job, sealer, body.get("specs"))
             except job_runner.RequestError as exc:
                 raise ApiError(exc.status, str(exc)) from None
         return {"message": f"job {job_id} resumed"}
@@ -225,7 +223,7 @@ def create_app(settings: ServiceSettings) -> FastAPI:
     def get_job(job_id: str, org: str = Depends(org_access)):
         with store.session() as session, session.begin():
             job = _found(store.owned(session, Job, org, job_id), "job")
-            return job_runner.to_api(job_runner.refresh(job, executor))
+            return job_runner.to_api(job_runner.refresh(job))
 
     return app
 

@@ -11,6 +11,7 @@ A Kubernetes executor would create a Job object in submit (the handle: namespace
 
 import contextlib
 import os
+import shlex
 import signal
 import subprocess
 import sys
@@ -68,6 +69,65 @@ class LocalExecutor:
         deadline = time.monotonic() + timeout
         while self.state(handle)[0] == "running" and time.monotonic() < deadline:
             time.sleep(0.2)
+
+
+class SlurmExecutor:
+    """Jobs as SLURM batch jobs: a script is written and ``sbatch``-ed, ``squeue``/``scontrol`` say whether it is
+    queued or running, ``scancel`` stops it (SIGTERM first). The job folder must be on storage the compute nodes
+    share; the exit code file and job.log are read from it, so a restarted service re-attaches to its jobs."""
+
+    name = "slurm"
+    ACTIVE = ("PENDING", "CONFIGURING", "RUNNING", "COMPLETING", "SUSPENDED", "REQUEUED", "RESIZING")
+
+    def __init__(self, partition: str = "", cluster: str = ""):
+        self.partition, self.cluster = partition, cluster
+
+    def submit(self, command: list[str], env: dict[str, str], job_dir: Path) -> dict:
+        job_dir.mkdir(parents=True, exist_ok=True)
+        record = [sys.executable, "-m", "tao_launcher.service.run_and_record", str(job_dir / EXIT_FILE), *command]
+        script = job_dir / "slurm_job.sh"
+        script.write_text("#!/bin/sh\nexec " + " ".join(shlex.quote(part) for part in record) + "\n")
+        args = ["sbatch", "--parsable", f"--job-name=tao-{job_dir.name}", f"--output={job_dir / LOG_FILE}",
+                "--open-mode=append", f"--chdir={job_dir}"]  # fmt: skip
+        args += [f"--partition={self.partition}"] if self.partition else []
+        args += [f"--clusters={self.cluster}"] if self.cluster else []
+        done = subprocess.run([*args, str(script)], capture_output=True, text=True, env=env, timeout=60)
+        if done.returncode != 0:
+            raise RuntimeError(f"sbatch refused the job: {done.stderr.strip() or done.stdout.strip()}")
+        slurm_id = done.stdout.strip().split(";")[0]
+        return {"executor": self.name, "slurm_id": slurm_id, "job_dir": str(job_dir), "partition": self.partition}
+
+    def state(self, handle: dict) -> tuple[str, int | None]:
+        exit_file = Path(handle["job_dir"]) / EXIT_FILE
+        queued = subprocess.run(["squeue", "-h", "-j", handle["slurm_id"], "-o", "%T"], capture_output=True,
+                                text=True, timeout=60).stdout.strip()  # fmt: skip
+        if queued in self.ACTIVE:
+            return "running", None
+        if exit_file.is_file():
+            text = exit_file.read_text().strip()
+            return "exited", int(text) if text.lstrip("-").isdigit() else None
+        return "lost", None  # gone from the queue without recording an exit code (killed before it started)
+
+    def cancel(self, handle: dict) -> None:
+        subprocess.run(["scancel", "--signal=TERM", "--full", handle["slurm_id"]], capture_output=True, timeout=60)
+
+    def wait_stopped(self, handle: dict, timeout: float = 60.0) -> None:
+        deadline = time.monotonic() + timeout
+        while self.state(handle)[0] == "running" and time.monotonic() < deadline:
+            time.sleep(0.5)
+
+
+EXECUTORS = {"local": LocalExecutor, "slurm": SlurmExecutor}
+
+
+def executor_for(handle_or_backend: dict) -> Executor:
+    """The executor a job's handle (or a request's backend_details) names; local by default."""
+    kind = handle_or_backend.get("executor") or handle_or_backend.get("backend_type") or "local"
+    if kind not in EXECUTORS:
+        raise ValueError(f"backend_type '{kind}' is not available here; choose one of {', '.join(EXECUTORS)}")
+    if kind == "slurm":
+        return SlurmExecutor(handle_or_backend.get("partition", ""), handle_or_backend.get("cluster_name", ""))
+    return LocalExecutor()
 
 
 def _alive(pid: int) -> bool:

@@ -16,7 +16,7 @@ from pathlib import Path
 import yaml
 from sqlalchemy.orm import Session
 
-from tao_launcher.service.executors import EXIT_FILE
+from tao_launcher.service.executors import EXIT_FILE, executor_for
 from tao_launcher.service.store import Dataset, Job, Store
 
 RUNNING_STATES = ("Pending", "Running")
@@ -63,8 +63,7 @@ def schema(plugins: dict, action: str, network_arch: str, base_experiment_id: st
     return {"action": action, "network_arch": network_arch, "default": default}
 
 
-def create(session: Session, store: Store, state_dir: Path, org: str, body: dict, plugins: dict, executor,
-           sealer) -> Job:  # fmt: skip
+def create(session: Session, store: Store, state_dir: Path, org: str, body: dict, plugins: dict, sealer) -> Job:
     kind = body.get("kind", "experiment")
     if kind not in ("experiment", "dataset"):
         raise RequestError(400, f"kind '{kind}' must be experiment or dataset")
@@ -95,6 +94,10 @@ def create(session: Session, store: Store, state_dir: Path, org: str, body: dict
         final["encryption_key"] = "${oc.env:" + KEY_ENV + "}"
     job_dir.mkdir(parents=True, exist_ok=True)
     (job_dir / "spec.yaml").write_text(yaml.safe_dump(final, sort_keys=False))
+    try:
+        executor = executor_for(body.get("backend_details") or {})
+    except ValueError as exc:
+        raise RequestError(400, str(exc)) from None
     start(job, executor, sealer)
     return job
 
@@ -106,17 +109,20 @@ def start(job: Job, executor, sealer) -> None:
                str(job_dir / "spec.yaml")]  # fmt: skip
     env = {k: v for k, v in os.environ.items() if not k.startswith("TAO_SERVICE_")}
     if job.sealed_key:
-        env[KEY_ENV] = sealer.open(job.sealed_key)
+        env.update(sealer.job_env(job.sealed_key))
     (job_dir / EXIT_FILE).unlink(missing_ok=True)
-    job.handle = executor.submit(command, env, job_dir)
+    try:
+        job.handle = executor.submit(command, env, job_dir)
+    except RuntimeError as exc:
+        raise RequestError(503, str(exc)) from None
     job.status, job.exit_code = "Running", None
 
 
-def refresh(job: Job, executor) -> Job:
+def refresh(job: Job) -> Job:
     """Bring a running job's status up to date from its executor."""
     if job.status not in RUNNING_STATES or not job.handle:
         return job
-    state, code = executor.state(job.handle)
+    state, code = executor_for(job.handle).state(job.handle)
     if state == "exited":
         job.exit_code = code
         job.status = (
@@ -127,18 +133,19 @@ def refresh(job: Job, executor) -> Job:
     return job
 
 
-def cancel(job: Job, executor, paused: bool = False) -> None:
+def cancel(job: Job, paused: bool = False) -> None:
     """Stop a running job: canceled for good, or paused (a resume runs it again in its folder: a training
     continues from its latest checkpoint)."""
     if job.status not in RUNNING_STATES or not job.handle:
         raise RequestError(409, f"job {job.id} is {job.status}, not running")
-    executor.cancel(job.handle)
+    executor_for(job.handle).cancel(job.handle)
     job.status = "Paused" if paused else "Canceled"
 
 
-def resume(job: Job, executor, sealer, specs: dict | None) -> None:
+def resume(job: Job, sealer, specs: dict | None) -> None:
     if job.status != "Paused":
         raise RequestError(409, f"job {job.id} is {job.status}; only a paused job resumes")
+    executor = executor_for(job.handle)
     executor.wait_stopped(job.handle)
     if specs:
         spec_file = Path(job.results_dir).parent / "spec.yaml"

@@ -10,7 +10,7 @@ import sys
 
 def main(argv: list[str]) -> int:
     exit_file, command = argv[0], argv[1:]
-    child = subprocess.Popen(command)
+    child = subprocess.Popen(command, env=job_environment(dict(os.environ)))
     for signum in (signal.SIGTERM, signal.SIGINT):
         signal.signal(signum, lambda s, f: child.send_signal(s))
     code = child.wait()
@@ -20,6 +20,21 @@ def main(argv: list[str]) -> int:
         handle.write(f"{code}\n")
     os.replace(tmp, exit_file)
     return code
+
+
+def job_environment(env: dict[str, str]) -> dict[str, str]:
+    """The task's environment: a sealed encryption key opened into TAO_JOB_ENCRYPTION_KEY (secret.py)."""
+    from tao_launcher.service.secret import SEALED_ENV, SECRET_FILE_ENV
+
+    sealed, secret_file = env.pop(SEALED_ENV, None), env.pop(SECRET_FILE_ENV, None)
+    if sealed and secret_file:
+        from pathlib import Path
+
+        from tao_launcher.service.jobs import KEY_ENV
+        from tao_launcher.service.secret import Sealer
+
+        env[KEY_ENV] = Sealer(Path(secret_file)).open(sealed)
+    return env
 
 
 if __name__ == "__main__":

@@ -7,9 +7,12 @@ from pathlib import Path
 
 from cryptography.fernet import Fernet
 
+SEALED_ENV, SECRET_FILE_ENV = "TAO_JOB_SEALED_KEY", "TAO_JOB_SECRET_FILE"
+
 
 class Sealer:
     def __init__(self, secret_file: Path):
+        self.secret_file = secret_file
         if not secret_file.exists():
             descriptor = os.open(secret_file, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)
             with os.fdopen(descriptor, "wb") as handle:
@@ -21,3 +24,8 @@ class Sealer:
 
     def open(self, sealed: str) -> str:
         return self._fernet.decrypt(sealed.encode()).decode()
+
+    def job_env(self, sealed: str) -> dict[str, str]:
+        """What a job's environment carries: the sealed key and where the secret is (on the job's machine, the
+        wrapper opens it), so the key in clear never passes through a scheduler's records."""
+        return {SEALED_ENV: sealed, SECRET_FILE_ENV: str(self.secret_file)}

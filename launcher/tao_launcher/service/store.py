@@ -89,6 +89,8 @@ class Store:
     """Sessions on one database; tables are created when missing."""
 
     def __init__(self, url: str):
+        if url.startswith(("postgresql://", "postgres://")):  # the driver the service extra installs (psycopg 3)
+            url = "postgresql+psycopg://" + url.split("://", 1)[1]
         self.engine = create_engine(url, future=True)
         Base.metadata.create_all(self.engine)
         self.sessions = sessionmaker(self.engine, expire_on_commit=False)
