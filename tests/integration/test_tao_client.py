@@ -123,6 +123,60 @@ def test_the_seed_flow_through_the_real_client(service):
     files = as_json(tao(service, *oi, "list-job-files", "--job-id", evaluate, "--output", "json"))
     assert {"evaluate/metrics.json", "evaluate/evaluate.csv", "evaluate/roc.png"} <= set(files)
 
+    for action, extra in (("inference", ["--inference-dataset", test_set]), ("export", [])):
+        child_spec = as_json(tao(service, *oi, "get-job-schema", "--action", action, "--output", "json"))["default"]
+        child_spec["dataset"].update(image_width=16, image_height=16, workers=0)
+        specs.write_text(json.dumps(child_spec))
+        args = ["create-job", "--kind", "experiment", "--name", f"oi_{action}", "--action", action,
+                "--workspace-id", workspace, "--specs", f"@{specs}", "--parent-job-id", train,
+                "--encryption-key", "k", *extra, "--output", "json"]  # fmt: skip
+        child = as_json(tao(service, *oi, *args))["id"]
+        assert wait(service, child)["status"] == "Done", tao(service, *oi, "get-job-logs", "--job-id", child)
+    job_folder = service["root"] / "state" / "acme" / train / "results" / "train"
+    assert (job_folder / "oi_model_latest.pth").read_bytes().startswith(b"TAO-OI-AESGCM-1\n")  # encrypted at rest
+    service["train_job"] = train
+
+
+def test_pause_resume_and_cancel_through_the_client(service):
+    tao(service, "login", "--ngc-key", KEY, "--ngc-org-name", "acme")
+    oi = ["optical_inspection"]
+    spec = as_json(tao(service, *oi, "get-job-schema", "--action", "train", "--output", "json"))["default"]
+    spec["train"]["num_epochs"] = 500
+    spec["dataset"].update(image_width=16, image_height=16, workers=0)
+    specs = service["root"] / "long_train.json"
+    specs.write_text(json.dumps(spec))
+    workspace = as_json(tao(service, *oi, "create-workspace-self_hosted", "--name", "w", "--output", "json"))["id"]
+    data = as_json(tao(service, *oi, "create-dataset", "--dataset-type", "optical_inspection", "--dataset-format",
+                       "default", "--workspace-id", workspace, "--cloud-file-path", "sample/train.csv",
+                       "--output", "json"))["id"]  # fmt: skip
+    job = as_json(tao(service, *oi, "create-job", "--kind", "experiment", "--name", "long", "--action", "train",
+                      "--workspace-id", workspace, "--specs", f"@{specs}", "--train-dataset", data,
+                      "--output", "json"))["id"]  # fmt: skip
+    status_file = service["root"] / "state" / "acme" / job / "results" / "train" / "status.json"
+    deadline = time.time() + 120
+    while not (status_file.exists() and '"epoch"' in status_file.read_text()) and time.time() < deadline:
+        time.sleep(0.5)
+    tao(service, *oi, "pause-job", "--job-id", job)
+    assert wait(service, job)["status"] == "Paused"
+    tao(service, *oi, "resume-job", "--job-id", job, "--specs", f"@{specs}")
+    status = as_json(tao(service, *oi, "get-job-status", "--job-id", job))
+    assert status["status"] == "Running"
+    time.sleep(3)
+    tao(service, *oi, "cancel-job", "--job-id", job)
+    assert wait(service, job)["status"] == "Canceled"
+    lines = status_file.read_text()
+    assert "Resuming training from checkpoint" in lines and lines.count("Interrupted by SIGTERM.") == 2
+
+
+def test_another_org_cannot_see_the_first_orgs_jobs(service, tmp_path):
+    if "train_job" not in service:
+        pytest.skip("runs after the seed flow")
+    tao(service, "login", "--ngc-key", KEY, "--ngc-org-name", "rival", home=tmp_path)
+    out = tao(
+        service, "optical_inspection", "get-job-status", "--job-id", service["train_job"], home=tmp_path, expect=1
+    )
+    assert "Resource not found" in out or out == ""
+
 
 def wait(service, job_id, timeout=300) -> dict:
     deadline = time.time() + timeout

@@ -192,7 +192,7 @@ def create_app(settings: ServiceSettings) -> FastAPI:
         with store.session() as session, session.begin():
             job = _found(store.owned(session, Job, org, job_id), "job")
             try:
-                job_runner.resume(job, sealer, body.get("specs"))
+                job_runner.resume(job, plugins, sealer, body.get("specs"))
             except job_runner.RequestError as exc:
                 raise ApiError(exc.status, str(exc)) from None
         return {"message": f"job {job_id} resumed"}

@@ -21,7 +21,6 @@ from tao_launcher.service.store import Dataset, Job, Store
 
 RUNNING_STATES = ("Pending", "Running")
 KEY_ENV = "TAO_JOB_ENCRYPTION_KEY"
-PINNED = ("results_dir", "encryption_key")  # a resume cannot move the job's folder or change its key
 CANCEL_CODES = (130, 143)
 
 
@@ -79,27 +78,36 @@ def create(session: Session, store: Store, state_dir: Path, org: str, body: dict
     if body.get("parent_job_id") and parent is None:
         raise RequestError(404, f"parent job {body['parent_job_id']} not found")
     datasets = _datasets(session, store, org, body)
+    ancestors = [{"action": a.action, "results_dir": a.results_dir} for a in _ancestors(session, store, org, parent)]
     job = Job(org=org, kind=kind, action=action, network_arch=network_arch, name=str(body.get("name") or ""),
-              workspace_id=body.get("workspace"), parent_id=parent.id if parent else None, specs=specs)  # fmt: skip
+              workspace_id=body.get("workspace"), parent_id=parent.id if parent else None, specs=specs,
+              bindings={"datasets": datasets, "ancestors": ancestors})  # fmt: skip
     session.add(job)
     session.flush()  # the id
-    job_dir = state_dir / org / job.id
-    job.results_dir = str(job_dir / "results")
-    ancestors = [{"action": a.action, "results_dir": a.results_dir} for a in _ancestors(session, store, org, parent)]
-    hook = plugin.load(plugin.spec.job_specs) if plugin.spec.job_specs else None
-    final = hook(action, specs, datasets, ancestors, job.results_dir) if hook else dict(specs)
+    job.results_dir = str(state_dir / org / job.id / "results")
     key = body.get("encryption_key") or None
     job.sealed_key = sealer.seal(key) if key else (parent.sealed_key if parent else None)
-    if job.sealed_key:  # the key reaches the task through its environment only, never a file or the database
-        final["encryption_key"] = "${oc.env:" + KEY_ENV + "}"
-    job_dir.mkdir(parents=True, exist_ok=True)
-    (job_dir / "spec.yaml").write_text(yaml.safe_dump(final, sort_keys=False))
+    write_spec(job, plugin, specs)
     try:
         executor = executor_for(body.get("backend_details") or {})
     except ValueError as exc:
         raise RequestError(400, str(exc)) from None
     start(job, executor, sealer)
     return job
+
+
+def write_spec(job: Job, plugin, specs: dict) -> None:
+    """``<job>/spec.yaml``: the client's specs with the job's datasets, parents and results folder bound in by the
+    plugin's hook, and the encryption key referred to, never written."""
+    bindings = job.bindings
+    hook = plugin.load(plugin.spec.job_specs) if plugin.spec.job_specs else None
+    final = (hook(job.action, specs, bindings["datasets"], bindings["ancestors"], job.results_dir) if hook
+             else {**specs, "results_dir": job.results_dir})  # fmt: skip
+    if job.sealed_key:  # the key reaches the task through its environment only
+        final["encryption_key"] = "${oc.env:" + KEY_ENV + "}"
+    job_dir = Path(job.results_dir).parent
+    job_dir.mkdir(parents=True, exist_ok=True)
+    (job_dir / "spec.yaml").write_text(yaml.safe_dump(final, sort_keys=False))
 
 
 def start(job: Job, executor, sealer) -> None:
@@ -142,15 +150,16 @@ def cancel(job: Job, paused: bool = False) -> None:
     job.status = "Paused" if paused else "Canceled"
 
 
-def resume(job: Job, sealer, specs: dict | None) -> None:
+def resume(job: Job, plugins: dict, sealer, specs: dict | None) -> None:
+    """Run a paused job again in its folder, with new specs if given (bound like the first ones: the same
+    datasets, parents, results folder and key)."""
     if job.status != "Paused":
         raise RequestError(409, f"job {job.id} is {job.status}; only a paused job resumes")
     executor = executor_for(job.handle)
     executor.wait_stopped(job.handle)
     if specs:
-        spec_file = Path(job.results_dir).parent / "spec.yaml"
-        kept = yaml.safe_load(spec_file.read_text())
-        spec_file.write_text(yaml.safe_dump({**kept, **{k: v for k, v in specs.items() if k not in PINNED}}))
+        job.specs = specs
+        write_spec(job, _plugin(plugins, job.network_arch), specs)
     start(job, executor, sealer)
 
 

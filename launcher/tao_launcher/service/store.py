@@ -75,7 +75,8 @@ class Job(Base):
     name: Mapped[str] = mapped_column(String(256), default="")
     workspace_id: Mapped[str | None] = mapped_column(String(36), nullable=True)
     parent_id: Mapped[str | None] = mapped_column(String(36), nullable=True)
-    specs: Mapped[dict] = mapped_column(JSON)
+    specs: Mapped[dict] = mapped_column(JSON)  # as the client sent them
+    bindings: Mapped[dict] = mapped_column(JSON, default=dict)  # {datasets, ancestors} the plugin's hook binds
     status: Mapped[str] = mapped_column(String(16), default="Pending")
     results_dir: Mapped[str] = mapped_column(Text, default="")
     handle: Mapped[dict] = mapped_column(JSON, default=dict)  # the executor's reference (PID, SLURM id, ...)
