@@ -20,6 +20,35 @@ CLIENT = Path(os.environ.get("TAO_CLIENT_VENV", Path.home() / ".cache" / "tao-cl
 KEY = "factory-key-1"
 
 
+class Server:
+    """``tao serve`` in a process of its own, stopped and started again on the same state for restart tests."""
+
+    def __init__(self, root: Path):
+        self.root = root
+        with socket.socket() as probe:
+            probe.bind(("127.0.0.1", 0))
+            self.port = probe.getsockname()[1]
+        self.process = None
+
+    def start(self) -> None:
+        command = [cli("tao"), "serve", "--data-root", str(self.root / "data"), "--state-dir",
+                   str(self.root / "state"), "--port", str(self.port)]  # fmt: skip
+        env = {**os.environ, "TAO_SERVICE_API_KEY": KEY}
+        self.process = subprocess.Popen(command, env=env, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+        deadline = time.time() + 60
+        while time.time() < deadline:
+            try:
+                urllib.request.urlopen(f"http://127.0.0.1:{self.port}/api/v2/health", timeout=1)
+                return
+            except OSError:
+                time.sleep(0.3)
+        pytest.fail("tao serve did not answer")
+
+    def stop(self) -> None:
+        self.process.terminate()
+        self.process.wait(timeout=30)
+
+
 @pytest.fixture(scope="module")
 def service(tmp_path_factory):
     if not CLIENT.exists():
@@ -29,36 +58,10 @@ def service(tmp_path_factory):
 
     root = tmp_path_factory.mktemp("service")
     make_sample_dataset(root / "data" / "acme" / "sample", size=16, seed=1)
-    with socket.socket() as probe:
-        probe.bind(("127.0.0.1", 0))
-        port = probe.getsockname()[1]
-    env = {**os.environ, "TAO_SERVICE_API_KEY": KEY}
-    server = subprocess.Popen(
-        [
-            cli("tao"),
-            "serve",
-            "--data-root",
-            str(root / "data"),
-            "--state-dir",
-            str(root / "state"),
-            "--port",
-            str(port),
-        ],
-        env=env,
-        stdout=subprocess.DEVNULL,
-        stderr=subprocess.DEVNULL,
-    )
-    base = f"http://127.0.0.1:{port}/api/v2"
-    deadline = time.time() + 60
-    while time.time() < deadline:
-        try:
-            urllib.request.urlopen(f"{base}/health", timeout=1)
-            break
-        except OSError:
-            time.sleep(0.3)
-    yield {"base": base, "root": root}
-    server.terminate()
-    server.wait(timeout=30)
+    server = Server(root)
+    server.start()
+    yield {"base": f"http://127.0.0.1:{server.port}/api/v2", "root": root, "server": server}
+    server.stop()
 
 
 def tao(service, *args, home=None, expect=0) -> str:
@@ -138,24 +141,10 @@ def test_the_seed_flow_through_the_real_client(service):
 
 
 def test_pause_resume_and_cancel_through_the_client(service):
-    tao(service, "login", "--ngc-key", KEY, "--ngc-org-name", "acme")
+    job = long_training(service)
     oi = ["optical_inspection"]
-    spec = as_json(tao(service, *oi, "get-job-schema", "--action", "train", "--output", "json"))["default"]
-    spec["train"]["num_epochs"] = 500
-    spec["dataset"].update(image_width=16, image_height=16, workers=0)
     specs = service["root"] / "long_train.json"
-    specs.write_text(json.dumps(spec))
-    workspace = as_json(tao(service, *oi, "create-workspace-self_hosted", "--name", "w", "--output", "json"))["id"]
-    data = as_json(tao(service, *oi, "create-dataset", "--dataset-type", "optical_inspection", "--dataset-format",
-                       "default", "--workspace-id", workspace, "--cloud-file-path", "sample/train.csv",
-                       "--output", "json"))["id"]  # fmt: skip
-    job = as_json(tao(service, *oi, "create-job", "--kind", "experiment", "--name", "long", "--action", "train",
-                      "--workspace-id", workspace, "--specs", f"@{specs}", "--train-dataset", data,
-                      "--output", "json"))["id"]  # fmt: skip
     status_file = service["root"] / "state" / "acme" / job / "results" / "train" / "status.json"
-    deadline = time.time() + 120
-    while not (status_file.exists() and '"epoch"' in status_file.read_text()) and time.time() < deadline:
-        time.sleep(0.5)
     tao(service, *oi, "pause-job", "--job-id", job)
     assert wait(service, job)["status"] == "Paused"
     tao(service, *oi, "resume-job", "--job-id", job, "--specs", f"@{specs}")
@@ -186,3 +175,51 @@ def wait(service, job_id, timeout=300) -> dict:
             return status
         time.sleep(1)
     pytest.fail(f"job {job_id} still running after {timeout} s")
+
+
+def long_training(service, *backend) -> str:
+    """A 500-epoch training job (through the client), once it has finished an epoch."""
+    tao(service, "login", "--ngc-key", KEY, "--ngc-org-name", "acme")
+    oi = ["optical_inspection"]
+    spec = as_json(tao(service, *oi, "get-job-schema", "--action", "train", "--output", "json"))["default"]
+    spec["train"]["num_epochs"] = 500
+    spec["dataset"].update(image_width=16, image_height=16, workers=0)
+    specs = service["root"] / "long_train.json"
+    specs.write_text(json.dumps(spec))
+    workspace = as_json(tao(service, *oi, "create-workspace-self_hosted", "--name", "w", "--output", "json"))["id"]
+    data = as_json(tao(service, *oi, "create-dataset", "--dataset-type", "optical_inspection", "--dataset-format",
+                       "default", "--workspace-id", workspace, "--cloud-file-path", "sample/train.csv",
+                       "--output", "json"))["id"]  # fmt: skip
+    job = as_json(tao(service, *oi, "create-job", "--kind", "experiment", "--name", "long", "--action", "train",
+                      "--workspace-id", workspace, "--specs", f"@{specs}", "--train-dataset", data, *backend,
+                      "--output", "json"))["id"]  # fmt: skip
+    status_file = service["root"] / "state" / "acme" / job / "results" / "train" / "status.json"
+    deadline = time.time() + 180
+    while not (status_file.exists() and '"epoch"' in status_file.read_text()) and time.time() < deadline:
+        time.sleep(0.5)
+    assert status_file.exists(), tao(service, *oi, "get-job-logs", "--job-id", job)
+    return job
+
+
+def test_a_restarted_service_finds_a_running_job_and_can_still_cancel_it(service):
+    job = long_training(service)
+    service["server"].stop()  # the job keeps running without the service
+    service["server"].start()
+    assert as_json(tao(service, "optical_inspection", "get-job-status", "--job-id", job))["status"] == "Running"
+    tao(service, "optical_inspection", "cancel-job", "--job-id", job)
+    assert wait(service, job)["status"] == "Canceled"
+
+
+@pytest.mark.slurm
+def test_a_training_job_on_the_slurm_cluster(service):
+    import shutil
+
+    if not (os.environ.get("SLURM_CONF") and shutil.which("sbatch")):
+        pytest.skip("no SLURM cluster (SLURM_CONF, sbatch); .ci/run starts ../shared/tools/slurm-cluster")
+    job = long_training(service, "--backend-type", "slurm", "--partition", "main")
+    slurm_id = (service["root"] / "state" / "acme" / job / "slurm_job.sh").exists()
+    assert slurm_id  # submitted as a batch job
+    queue = subprocess.run(["squeue", "-h", "-n", f"tao-{job}", "-o", "%T"], capture_output=True, text=True).stdout
+    assert queue.strip() == "RUNNING"
+    tao(service, "optical_inspection", "cancel-job", "--job-id", job)
+    assert wait(service, job)["status"] == "Canceled"
