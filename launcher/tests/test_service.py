@@ -359,6 +359,10 @@ def test_the_state_can_live_in_postgresql(settings):
     if not url:
         pytest.skip("no PostgreSQL server (PG_URL); .ci/run starts ../shared/tools/postgres")
     settings.database_url = url  # as users write it: postgresql://user@host:port/db
+    from sqlalchemy import create_engine
+    from tao_launcher.service.store import Base
+
+    Base.metadata.drop_all(create_engine(url.replace("postgresql://", "postgresql+psycopg://", 1)))  # a clean start
     client = TestClient(create_app(settings))
     a = login(client, "factory_a")
     job_id = create_job(client, a)

@@ -219,3 +219,66 @@ def test_a_dry_run_command_works_when_pasted(setup, client, tmp_path):
     pasted = subprocess.run(["bash", "-c", dry.stdout.strip()], capture_output=True, text=True, env=env, timeout=300)
     assert pasted.returncode == 0, pasted.stdout[-2000:] + pasted.stderr[-2000:]
     assert '"train": {"pairs": 36' in pasted.stdout
+
+
+def test_the_job_service_runs_a_job_in_the_plugins_container_and_cancels_one(image, client, tiny_data, tmp_path):
+    """``--backend-type local-docker``: the job runs in the image, the container goes once its code is read."""
+    import shutil
+
+    pytest.importorskip("fastapi", reason="the job service needs tao-launcher[service]")
+    from fastapi.testclient import TestClient
+    from tao_launcher.service.app import ServiceSettings, create_app
+
+    shutil.copytree(tiny_data, tmp_path / "data" / "acme" / "tiny")
+    mounts = [str(ROOT)] + ([sys.prefix] if ROOT not in Path(sys.prefix).parents else [])
+    docker = {"image": image, "mounts": mounts, "env": {"OI_SITE": sysconfig.get_paths()["purelib"]}}
+    settings = ServiceSettings(tmp_path / "data", tmp_path / "state", api_keys={"*": "k"}, docker=docker)
+    service = TestClient(create_app(settings))
+    token = service.post("/api/v2/login", json={"ngc_key": "k", "ngc_org_name": "acme"}).json()["token"]
+    headers = {"Authorization": f"Bearer {token}"}
+    api = "/api/v2/orgs/acme"
+    workspace = service.post(f"{api}/workspaces", headers=headers, json={"name": "w", "cloud_type": "self_hosted"})
+    body = {"workspace": workspace.json()["id"], "cloud_file_path": "tiny/train.csv"}
+    dataset = service.post(f"{api}/datasets", headers=headers, json=body).json()["id"]
+    spec = tiny_spec_dict(tiny_data, tmp_path / "ignored")
+    spec.pop("encryption_key")
+    spec["dataset"].pop("validation_dataset")
+
+    def job(epochs: int) -> str:
+        spec["train"]["num_epochs"] = epochs
+        body = {"kind": "experiment", "name": "n", "network_arch": "optical_inspection", "action": "train",
+                "specs": spec, "train_datasets": [dataset]}  # fmt: skip
+        body["backend_details"] = {"backend_type": "local-docker"}
+        created = service.post(f"{api}/jobs", headers=headers, json=body)
+        assert created.status_code == 201, created.text
+        return created.json()["id"]
+
+    def status(job_id: str, states, timeout=300) -> dict:
+        deadline = time.time() + timeout
+        while time.time() < deadline:
+            current = service.get(f"{api}/jobs/{job_id}", headers=headers).json()
+            if current["status"] in states:
+                return current
+            time.sleep(1)
+        pytest.fail(f"{job_id}: {current}")
+
+    before = {c.id for c in leftover_jobs(client)}  # a test run killed earlier may have left some
+    done = status(job(1), ("Done", "Error"))
+    assert done["status"] == "Done", service.get(f"{api}/jobs/{done['id']}:logs", headers=headers).text[-2000:]
+    assert done["job_details"]["status"] == "SUCCESS"
+    long = job(500)
+    status_file = tmp_path / "state" / "acme" / long / "results" / "train" / "status.json"
+    deadline = time.time() + 120
+    while not (status_file.exists() and '"epoch"' in status_file.read_text()) and time.time() < deadline:
+        time.sleep(0.5)
+    assert service.post(f"{api}/jobs/{long}:cancel", headers=headers).status_code == 200
+    deadline = time.time() + 60
+    while {c.id for c in leftover_jobs(client)} - before and time.time() < deadline:
+        service.get(f"{api}/jobs/{long}", headers=headers)
+        time.sleep(1)
+    assert json.loads(status_file.read_text().splitlines()[-1])["message"] == "Interrupted by SIGTERM."
+    assert {c.id for c in leftover_jobs(client)} - before == set()  # the service removed its containers
+
+
+def leftover_jobs(client) -> list:
+    return [c for c in client.containers.list(all=True) if c.attrs["Config"]["Image"].startswith(IMAGE)]

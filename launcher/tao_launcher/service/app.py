@@ -32,6 +32,7 @@ class ServiceSettings:
     database_url: str = ""  # default: sqlite:///<state_dir>/service.db
     api_keys: dict[str, str] = field(default_factory=dict)  # org (or "*") -> key that login accepts
     airgapped: bool = False  # no authentication at all (loopback only unless explicitly overridden)
+    docker: dict = field(default_factory=dict)  # local-docker jobs: {image (else the plugin's), mounts, env}
 
 
 class ApiError(HTTPException):
@@ -43,6 +44,7 @@ def create_app(settings: ServiceSettings) -> FastAPI:
     store = Store(settings.database_url or f"sqlite:///{settings.state_dir / 'service.db'}")
     plugins = discover()
     sealer = Sealer(settings.state_dir / "service.secret")
+    docker = {**settings.docker, "mounts": [settings.data_root, *settings.docker.get("mounts", [])]}
     app = FastAPI(title="tao-launcher job service", version="2")
 
     @app.exception_handler(HTTPException)
@@ -152,7 +154,7 @@ def create_app(settings: ServiceSettings) -> FastAPI:
         body = await _json(request)
         with store.session() as session, session.begin():
             try:
-                job = job_runner.create(session, store, settings.state_dir, org, body, plugins, sealer)
+                job = job_runner.create(session, store, settings.state_dir, org, body, plugins, sealer, docker)
             except job_runner.RequestError as exc:
                 raise ApiError(exc.status, str(exc)) from None
         return {"id": job.id}

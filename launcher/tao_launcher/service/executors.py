@@ -117,7 +117,66 @@ class SlurmExecutor:
             time.sleep(0.5)
 
 
-EXECUTORS = {"local": LocalExecutor, "slurm": SlurmExecutor}
+class DockerExecutor:
+    """Jobs in the plugin's container image (``--backend-type local-docker``), through the launcher's container
+    spec: the job's folders are mounted at the same paths (so the spec's paths hold inside), the container runs
+    as the service's user with ``init`` and is kept after it exits, so its exit code survives a service restart;
+    the service removes it once the code is read. The console goes to ``<job>/job.log``."""
+
+    name = "local-docker"
+    in_image = True  # the command is the plugin's argv in its image, not this Python's launcher
+
+    def __init__(self, image: str = "", mounts=(), env: dict | None = None, options: dict | None = None):
+        self.image, self.mounts, self.env, self.options = image, list(mounts), dict(env or {}), dict(options or {})
+
+    def submit(self, command: list[str], env: dict[str, str], job_dir: Path) -> dict:
+        from tao_launcher.docker_runner import _client, _sdk_kwargs, container_spec
+        from tao_launcher.mounts import Mount, MountsConfig
+
+        job_dir.mkdir(parents=True, exist_ok=True)
+        folders = {Path(p) for p in self.mounts} | {job_dir}
+        config = MountsConfig(mounts=tuple(Mount(p, str(p), read_only=p != job_dir) for p in sorted(folders)),
+                              envs={**self.env, **env}, options={"gpus": "none", **self.options})  # fmt: skip
+        logged = ["sh", "-c", f'exec "$@" >> {shlex.quote(str(job_dir / LOG_FILE))} 2>&1', "sh", *command]
+        spec = container_spec(self.image, logged, config)
+        container = _client().containers.run(**_sdk_kwargs(spec))
+        docker = {"image": self.image, "mounts": self.mounts, "env": self.env, "options": self.options}
+        return {"executor": self.name, "container": container.id, "job_dir": str(job_dir), "docker": docker}
+
+    def state(self, handle: dict) -> tuple[str, int | None]:
+        from docker.errors import NotFound
+
+        from tao_launcher.docker_runner import _client
+
+        exit_file = Path(handle["job_dir"]) / EXIT_FILE
+        if exit_file.is_file():
+            return "exited", int(exit_file.read_text().strip())
+        try:
+            container = _client().containers.get(handle["container"])
+        except NotFound:
+            return "lost", None
+        if container.status in ("created", "running", "restarting"):
+            return "running", None
+        code = int(container.attrs["State"]["ExitCode"])
+        exit_file.write_text(f"{code}\n")  # recorded, then the container can go
+        container.remove(force=True)
+        return "exited", code
+
+    def cancel(self, handle: dict) -> None:
+        from docker.errors import APIError, NotFound
+
+        from tao_launcher.docker_runner import _client
+
+        with contextlib.suppress(NotFound, APIError):
+            _client().containers.get(handle["container"]).kill(signal="SIGTERM")
+
+    def wait_stopped(self, handle: dict, timeout: float = 60.0) -> None:
+        deadline = time.monotonic() + timeout
+        while self.state(handle)[0] == "running" and time.monotonic() < deadline:
+            time.sleep(0.5)
+
+
+EXECUTORS = {"local": LocalExecutor, "slurm": SlurmExecutor, "local-docker": DockerExecutor}
 
 
 def executor_for(handle_or_backend: dict) -> Executor:
@@ -127,6 +186,8 @@ def executor_for(handle_or_backend: dict) -> Executor:
         raise ValueError(f"backend_type '{kind}' is not available here; choose one of {', '.join(EXECUTORS)}")
     if kind == "slurm":
         return SlurmExecutor(handle_or_backend.get("partition", ""), handle_or_backend.get("cluster_name", ""))
+    if kind == "local-docker":
+        return DockerExecutor(**handle_or_backend.get("docker", {}))  # a handle keeps what a resume needs
     return LocalExecutor()
 
 

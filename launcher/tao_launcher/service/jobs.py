@@ -20,6 +20,7 @@ from tao_launcher.service.executors import EXIT_FILE, executor_for
 from tao_launcher.service.store import Dataset, Job, Store
 
 RUNNING_STATES = ("Pending", "Running")
+STOPPED_STATES = ("Canceled", "Paused")  # stopped by a request; the process may still be on its way out
 KEY_ENV = "TAO_JOB_ENCRYPTION_KEY"
 CANCEL_CODES = (130, 143)
 
@@ -62,7 +63,9 @@ def schema(plugins: dict, action: str, network_arch: str, base_experiment_id: st
     return {"action": action, "network_arch": network_arch, "default": default}
 
 
-def create(session: Session, store: Store, state_dir: Path, org: str, body: dict, plugins: dict, sealer) -> Job:
+def create(
+    session: Session, store: Store, state_dir: Path, org: str, body: dict, plugins: dict, sealer, docker: dict
+) -> Job:
     kind = body.get("kind", "experiment")
     if kind not in ("experiment", "dataset"):
         raise RequestError(400, f"kind '{kind}' must be experiment or dataset")
@@ -88,12 +91,24 @@ def create(session: Session, store: Store, state_dir: Path, org: str, body: dict
     key = body.get("encryption_key") or None
     job.sealed_key = sealer.seal(key) if key else (parent.sealed_key if parent else None)
     write_spec(job, plugin, specs)
+    start(job, plugin, _executor(body.get("backend_details") or {}, plugin, job, docker), sealer)
+    return job
+
+
+def _executor(backend: dict, plugin, job: Job, docker: dict):
+    """The executor a request's backend_details ask for; a container job gets the plugin's image and options,
+    with the service's data root and extra folders mounted (docker: {image, mounts, env} from the settings)."""
+    if backend.get("backend_type") == "local-docker":
+        if job.sealed_key:
+            raise RequestError(400, "local-docker jobs cannot take an encryption key yet (a container's environment "
+                               "is readable with docker inspect); use the local or slurm backend")  # fmt: skip
+        backend = {"backend_type": "local-docker", "docker": {
+            "image": docker.get("image") or plugin.spec.image, "mounts": [str(m) for m in docker.get("mounts", [])],
+            "env": docker.get("env", {}), "options": dict(plugin.spec.docker_options)}}  # fmt: skip
     try:
-        executor = executor_for(body.get("backend_details") or {})
+        return executor_for(backend)
     except ValueError as exc:
         raise RequestError(400, str(exc)) from None
-    start(job, executor, sealer)
-    return job
 
 
 def write_spec(job: Job, plugin, specs: dict) -> None:
@@ -110,11 +125,14 @@ def write_spec(job: Job, plugin, specs: dict) -> None:
     (job_dir / "spec.yaml").write_text(yaml.safe_dump(final, sort_keys=False))
 
 
-def start(job: Job, executor, sealer) -> None:
+def start(job: Job, plugin, executor, sealer) -> None:
     """Run (or run again: resume) the job's spec in its folder."""
     job_dir = Path(job.results_dir).parent
-    command = [sys.executable, "-m", "tao_launcher.cli", "--local", "model", job.network_arch, job.action, "-e",
-               str(job_dir / "spec.yaml")]  # fmt: skip
+    if getattr(executor, "in_image", False):  # the plugin's own command in its image
+        command = [*plugin.spec.argv_prefix, job.action, "-e", str(job_dir / "spec.yaml")]
+    else:
+        command = [sys.executable, "-m", "tao_launcher.cli", "--local", "model", job.network_arch, job.action,
+                   "-e", str(job_dir / "spec.yaml")]  # fmt: skip
     env = {k: v for k, v in os.environ.items() if not k.startswith("TAO_SERVICE_")}
     if job.sealed_key:
         env.update(sealer.job_env(job.sealed_key))
@@ -127,16 +145,16 @@ def start(job: Job, executor, sealer) -> None:
 
 
 def refresh(job: Job) -> Job:
-    """Bring a running job's status up to date from its executor."""
-    if job.status not in RUNNING_STATES or not job.handle:
+    """Bring a job's status up to date from its executor; a stopped (canceled, paused) job's exit code is
+    collected too, which lets the executor clean up (a container is removed once its code is read)."""
+    if job.exit_code is not None or not job.handle or job.status not in (*RUNNING_STATES, *STOPPED_STATES):
         return job
     state, code = executor_for(job.handle).state(job.handle)
     if state == "exited":
         job.exit_code = code
-        job.status = (
-            "Done" if code == 0 else "Canceled" if job.status == "Canceling" or code in CANCEL_CODES else "Error"
-        )
-    elif state == "lost":
+        if job.status in RUNNING_STATES:
+            job.status = "Done" if code == 0 else "Canceled" if code in CANCEL_CODES else "Error"
+    elif state == "lost" and job.status in RUNNING_STATES:
         job.status = "Error"
     return job
 
@@ -157,10 +175,11 @@ def resume(job: Job, plugins: dict, sealer, specs: dict | None) -> None:
         raise RequestError(409, f"job {job.id} is {job.status}; only a paused job resumes")
     executor = executor_for(job.handle)
     executor.wait_stopped(job.handle)
+    plugin = _plugin(plugins, job.network_arch)
     if specs:
         job.specs = specs
-        write_spec(job, _plugin(plugins, job.network_arch), specs)
-    start(job, executor, sealer)
+        write_spec(job, plugin, specs)
+    start(job, plugin, executor, sealer)
 
 
 def archive(job: Job, selected: list[str] | None = None) -> bytes:

@@ -8,7 +8,7 @@ and encryption keys of jobs are not stored at all (they go to the job's process 
 import datetime
 import uuid
 
-from sqlalchemy import JSON, DateTime, String, Text, create_engine, select
+from sqlalchemy import JSON, DateTime, String, Text, create_engine, inspect, select
 from sqlalchemy.orm import DeclarativeBase, Mapped, Session, mapped_column, sessionmaker
 
 
@@ -94,7 +94,19 @@ class Store:
             url = "postgresql+psycopg://" + url.split("://", 1)[1]
         self.engine = create_engine(url, future=True)
         Base.metadata.create_all(self.engine)
+        self._check_columns()
         self.sessions = sessionmaker(self.engine, expire_on_commit=False)
+
+    def _check_columns(self) -> None:
+        """A database made by an older service lacks columns: say so instead of failing on the first query."""
+        existing = inspect(self.engine)
+        for table in Base.metadata.sorted_tables:
+            missing = {c.name for c in table.columns} - {c["name"] for c in existing.get_columns(table.name)}
+            if missing:
+                raise RuntimeError(
+                    f"the database's table {table.name} lacks {', '.join(sorted(missing))}: it was made by an older "
+                    "service; point --database-url at a new database (or migrate this one)"
+                )
 
     def session(self) -> Session:
         return self.sessions()
