@@ -151,6 +151,15 @@ def test_dataset_paths_stay_inside_the_workspace(client, settings, tmp_path, pat
     assert refused.status_code == 400 and message in refused.json()["error"]
 
 
+@pytest.mark.parametrize("org", ["..", ".", "a b", "x" * 129])
+def test_org_names_cannot_leave_the_data_root(client, settings, org):
+    settings.api_keys["*"] = KEY
+    refused = client.post(f"{API}/login", json={"ngc_key": KEY, "ngc_org_name": org})
+    assert refused.status_code == 400 and "is not allowed" in refused.json()["error"]
+    raw = client.get(f"{API}/orgs/%2E%2E/workspaces")  # a literal '..' in the path
+    assert raw.status_code in (400, 404)
+
+
 def test_only_local_workspaces_are_served(client):
     a = login(client, "factory_a")
     refused = client.post(f"{API}/orgs/factory_a/workspaces", headers=a, json={"name": "w", "cloud_type": "aws"})

@@ -7,6 +7,7 @@ inside it. Errors are JSON ``{"error": "..."}`` with the HTTP status the client 
 
 import hashlib
 import hmac
+import re
 import secrets
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -22,7 +23,8 @@ from tao_launcher.service.store import Dataset, Job, Store, Token, Workspace
 
 API = "/api/v2"
 LOCAL_CLOUD_TYPES = ("self_hosted",)
-SELECTED_FILES = Query(default=[])  # a repeated query parameter (the client's file_lists)
+SELECTED_FILES = Query(default=[])
+ORG_NAME = re.compile(r"[A-Za-z0-9_.-]{1,128}")  # a repeated query parameter (the client's file_lists)
 
 
 @dataclass
@@ -52,6 +54,7 @@ def create_app(settings: ServiceSettings) -> FastAPI:
         return JSONResponse({"error": exc.detail}, status_code=exc.status_code)
 
     def org_access(org: str, request: Request) -> str:
+        _check_org(org)
         if settings.airgapped:
             return org
         header = request.headers.get("Authorization", "")
@@ -70,6 +73,7 @@ def create_app(settings: ServiceSettings) -> FastAPI:
     async def login(request: Request):
         body = await _json(request)
         org, key = str(body.get("ngc_org_name") or ""), str(body.get("ngc_key") or "")
+        _check_org(org)
         expected = settings.api_keys.get(org) or settings.api_keys.get("*")
         if not org or not expected or not hmac.compare_digest(key.encode(), expected.encode()):
             raise ApiError(401, "login refused: wrong key for this org")
@@ -238,6 +242,12 @@ async def _json(request: Request) -> dict:
     if not isinstance(body, dict):
         raise ApiError(400, "the request body must be a JSON object")
     return body
+
+
+def _check_org(org: str) -> None:
+    """Org names become folder names (data and job folders): letters, digits, '_', '-', '.', never '.' or '..'."""
+    if not ORG_NAME.fullmatch(org) or set(org) == {"."}:
+        raise ApiError(400, f"org name '{org}' is not allowed; use letters, digits, '_', '-' and '.'")
 
 
 def _digest(token: str) -> str:
