@@ -378,3 +378,9 @@ def test_the_state_can_live_in_postgresql(settings):
     assert wait_for(client, "factory_a", a, job_id, ("Done", "Error"))["status"] == "Done"
     b = login(client, "factory_b")
     assert client.get(f"{API}/orgs/factory_b/jobs/{job_id}", headers=b).status_code == 404
+
+
+def test_the_api_is_described_and_healthy(client):
+    assert client.get(f"{API}/health").json() == {"status": "ok", "plugins": ["fake_task"]}
+    paths = client.get("/openapi.json").json()["paths"]
+    assert {f"{API}/login", f"{API}/orgs/{{org}}/jobs", f"{API}/orgs/{{org}}/jobs/{{job_id}}:cancel"} <= set(paths)
