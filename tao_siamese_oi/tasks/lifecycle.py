@@ -51,6 +51,8 @@ def quiet_libraries() -> None:
         logging.getLogger("lightning.pytorch").setLevel(logging.WARNING)
     warnings.filterwarnings("ignore", message=r"Checkpoint directory .* exists and is not empty")
     warnings.filterwarnings("ignore", message=r"You have overridden `on_after_batch_transfer`")
+    # On a SLURM login node Lightning suggests srun even for a one-process run started outside SLURM.
+    warnings.filterwarnings("ignore", message=r"The `srun` command is available on your system")
     warnings.filterwarnings("ignore", message=r".*isinstance\(treespec, LeafSpec\)")
     warnings.filterwarnings("ignore", message=r".*does not have many workers")
     # SiameseModule gathers every process's scores itself, so each logs the same epoch values.
