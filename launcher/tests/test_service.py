@@ -110,7 +110,8 @@ def test_tokens_are_needed_and_bound_to_their_org(client, settings):
     assert client.get(f"{API}/orgs/factory_a/workspaces", headers=headers_a).status_code == 200
     refused = client.get(f"{API}/orgs/factory_b/workspaces", headers=headers_a)
     assert refused.status_code == 401 and refused.json() == {
-        "error": "missing or invalid token for this org; log in with tao login"
+        "error_desc": "missing or invalid token for this org; log in with tao login",
+        "error_code": 401,
     }
 
 
@@ -148,14 +149,14 @@ def test_dataset_paths_stay_inside_the_workspace(client, settings, tmp_path, pat
     )
     refused = client.post(f"{API}/orgs/factory_a/datasets", headers=a,
                           json={"workspace": workspace.json()["id"], "cloud_file_path": path})  # fmt: skip
-    assert refused.status_code == 400 and message in refused.json()["error"]
+    assert refused.status_code == 400 and message in refused.json()["error_desc"]
 
 
 @pytest.mark.parametrize("org", ["..", ".", "a b", "x" * 129])
 def test_org_names_cannot_leave_the_data_root(client, settings, org):
     settings.api_keys["*"] = KEY
     refused = client.post(f"{API}/login", json={"ngc_key": KEY, "ngc_org_name": org})
-    assert refused.status_code == 400 and "is not allowed" in refused.json()["error"]
+    assert refused.status_code == 400 and "is not allowed" in refused.json()["error_desc"]
     raw = client.get(f"{API}/orgs/%2E%2E/workspaces")  # a literal '..' in the path
     assert raw.status_code in (400, 404)
 
@@ -181,7 +182,7 @@ def test_base_experiments_and_schemas_come_from_the_plugins(client):
     wrong = client.get(
         f"{API}/orgs/factory_a/jobs:schema", headers=a, params={"action": "fly", "network_arch": "fake_task"}
     )
-    assert wrong.status_code == 400 and "choose one of train, evaluate" in wrong.json()["error"]
+    assert wrong.status_code == 400 and "choose one of train, evaluate" in wrong.json()["error_desc"]
 
 
 def create_job(client, headers, org="factory_a", **body) -> str:
@@ -280,7 +281,7 @@ def test_pause_stops_a_job_and_resume_runs_it_again_in_its_folder(client, settin
     status = (settings.state_dir / "factory_a" / job_id / "results" / "train" / "status.json").read_text()
     assert status.count('"STARTED"') == 2  # the same folder, run again (results_dir cannot be moved)
     refused = client.post(f"{API}/orgs/factory_a/jobs/{job_id}:resume", headers=a, json={})
-    assert refused.status_code == 409 and "only a paused job resumes" in refused.json()["error"]
+    assert refused.status_code == 409 and "only a paused job resumes" in refused.json()["error_desc"]
 
 
 def members(archive: bytes) -> list[str]:
@@ -299,7 +300,7 @@ def test_job_files_download_as_tar_and_stay_inside_the_job(client):
     assert members(one.content) == ["train/model.pth"]
     escape = client.get(f"{API}/orgs/factory_a/jobs/{job_id}:download_selective_files", headers=a,
                         params={"file_lists": ["../spec.yaml"]})  # fmt: skip
-    assert escape.status_code == 404 and "is not among the job's files" in escape.json()["error"]
+    assert escape.status_code == 404 and "is not among the job's files" in escape.json()["error_desc"]
 
 
 def test_the_encryption_key_reaches_jobs_and_their_children_but_is_never_stored_in_clear(client, settings):
@@ -384,3 +385,10 @@ def test_the_api_is_described_and_healthy(client):
     assert client.get(f"{API}/health").json() == {"status": "ok", "plugins": ["fake_task"]}
     paths = client.get("/openapi.json").json()["paths"]
     assert {f"{API}/login", f"{API}/orgs/{{org}}/jobs", f"{API}/orgs/{{org}}/jobs/{{job_id}}:cancel"} <= set(paths)
+
+
+def test_what_is_not_served_answers_in_the_tao_error_shape(client):
+    a = login(client, "factory_a")
+    missing = client.get(f"{API}/orgs/factory_a/jobs:gpu_types", headers=a)
+    assert missing.status_code == 404
+    assert missing.json()["error_code"] == 404 and "is not served by tao serve" in missing.json()["error_desc"]

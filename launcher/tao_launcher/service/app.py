@@ -2,7 +2,8 @@
 
 Every org route needs a bearer token issued by login for that org (airgapped mode, only when enabled, needs
 none). Workspaces are ``self_hosted``: datasets are folders under ``<data_root>/<org>/``, paths resolved and kept
-inside it. Errors are JSON ``{"error": "..."}`` with the HTTP status the client expects.
+inside it. Errors have the TAO API's shape, ``{"error_desc": "...", "error_code": <status>}``, also for routes
+this service does not serve (cloud workspaces, GPU types, NGC models): 404 with a line saying so.
 """
 
 import hashlib
@@ -15,6 +16,7 @@ from pathlib import Path
 from fastapi import Depends, FastAPI, HTTPException, Query, Request
 from fastapi.responses import JSONResponse, PlainTextResponse, Response
 from sqlalchemy import select
+from starlette.exceptions import HTTPException as StarletteHTTPException
 
 from tao_launcher.plugins import discover
 from tao_launcher.service import jobs as job_runner
@@ -49,9 +51,13 @@ def create_app(settings: ServiceSettings) -> FastAPI:
     docker = {**settings.docker, "mounts": [settings.data_root, *settings.docker.get("mounts", [])]}
     app = FastAPI(title="tao-launcher job service", version="2")
 
-    @app.exception_handler(HTTPException)
-    async def errors(request: Request, exc: HTTPException):
-        return JSONResponse({"error": exc.detail}, status_code=exc.status_code)
+    @app.exception_handler(StarletteHTTPException)
+    async def errors(request: Request, exc: StarletteHTTPException):
+        detail = exc.detail
+        if exc.status_code == 404 and detail == "Not Found":  # no route: a client feature this service lacks
+            detail = (f"{request.method} {request.url.path} is not served by tao serve (a local job service: no "
+                      "cloud workspaces, GPU types, NGC models or AutoML); see docs/job_service.md")  # fmt: skip
+        return JSONResponse({"error_desc": detail, "error_code": exc.status_code}, status_code=exc.status_code)
 
     def org_access(org: str, request: Request) -> str:
         _check_org(org)
