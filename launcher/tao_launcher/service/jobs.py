@@ -8,6 +8,7 @@ user passes no file paths. The status comes from the executor (running, exit cod
 import io
 import json
 import os
+import shutil
 import sys
 import tarfile
 import uuid
@@ -90,8 +91,13 @@ def create(
     job.results_dir = str(state_dir / org / job.id / "results")
     key = body.get("encryption_key") or None
     job.sealed_key = sealer.seal(key) if key else (parent.sealed_key if parent else None)
+    executor = _executor(body.get("backend_details") or {}, plugin, job, docker)  # refused before any file exists
     write_spec(job, plugin, specs)
-    start(job, plugin, _executor(body.get("backend_details") or {}, plugin, job, docker), sealer)
+    try:
+        start(job, plugin, executor, sealer)
+    except RequestError:
+        shutil.rmtree(Path(job.results_dir).parent, ignore_errors=True)  # the job is not recorded either
+        raise
     return job
 
 
