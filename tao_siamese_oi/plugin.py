@@ -31,4 +31,5 @@ PLUGIN = PluginSpec(
         },
     ),
     job_specs="tao_siamese_oi.service_specs:job_specs",
+    inference_server="tao_siamese_oi.deploy.microservice:predictor",
 )

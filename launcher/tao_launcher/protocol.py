@@ -46,6 +46,8 @@ class PluginSpec:
     # function(action, specs, datasets: {role: [path]}, ancestors: [{action, results_dir}], results_dir) -> spec
     base_experiments: tuple[Mapping, ...] = ()
     job_specs: str = ""
+    # function(model_job_dir: Path) -> predictor(request: dict) -> dict; a ValueError is a bad request
+    inference_server: str = ""
 
     def action(self, name: str) -> Action | None:
         return next((a for a in self.actions if a.name == name), None)
@@ -107,7 +109,7 @@ def _check(spec: PluginSpec) -> None:
         raise ProtocolError("actions is empty")
     if len(set(spec.action_names)) != len(spec.actions):
         raise ProtocolError("two actions share a name")
-    for key in ("handler", "schema", "job_specs"):
+    for key in ("handler", "schema", "job_specs", "inference_server"):
         value = getattr(spec, key)
         if value and (":" not in value or not all(value.split(":", 1))):
             raise ProtocolError(f"{key} '{value}' is not 'module:function'")

@@ -140,6 +140,49 @@ def test_the_seed_flow_through_the_real_client(service):
     service["train_job"] = train
 
 
+def test_an_inference_microservice_keeps_the_model_and_goldens_warm(service):
+    if "train_job" not in service:
+        pytest.skip("runs after the seed flow")
+    import base64
+
+    import pandas as pd
+
+    oi = ["optical_inspection"]
+    started = as_json(tao(service, *oi, "start-inference-microservice", "--docker-image", "unused", "--num-gpus", "0",
+                          "--model-path", service["train_job"], "--output", "json"))  # fmt: skip
+    microservice = started["id"]
+    deadline = time.time() + 120
+    while time.time() < deadline:
+        status = as_json(tao(service, *oi, "get-inference-microservice-status", "--microservice-job-id", microservice,
+                             "--output", "json"))  # fmt: skip
+        if status["status"] != "Starting":
+            break
+        time.sleep(1)
+    assert status["status"] == "Ready", status
+    sample = service["root"] / "data" / "acme" / "sample"
+    rows = pd.read_csv(sample / "test.csv", dtype=str)
+    lights = ["LowAngleLight", "SolderLight", "UniformLight", "WhiteLight"]
+
+    def images(row) -> str:
+        paths = [sample / "images" / row[side] / f"{row['object_name']}_{light}.jpg"
+                 for side in ("input_path", "golden_path") for light in lights]  # fmt: skip
+        return json.dumps(["data:image/jpeg;base64," + base64.b64encode(p.read_bytes()).decode() for p in paths])
+
+    answers = []
+    for row in (rows.iloc[0], rows.iloc[0], rows.iloc[1]):  # the first golden twice: the second time, cached
+        out = tao(service, *oi, "inference-request", "--microservice-job-id", microservice, "--input", images(row),
+                  "--output", "json")  # fmt: skip
+        answers.append(as_json(out))
+    assert all(a["decision"] in ("PASS", "FAIL") and a["score"] >= 0 for a in answers)
+    assert [a["golden_cached"] for a in answers[:2]] == [False, True]
+    assert answers[0]["score"] == pytest.approx(answers[1]["score"], abs=1e-6)
+    bad = tao(service, *oi, "inference-request", "--microservice-job-id", microservice, "--input", "[1, 2]", expect=1)
+    assert "input must list 8 images" in bad or bad == ""
+    stopped = as_json(tao(service, *oi, "stop-inference-microservice", "--microservice-job-id", microservice,
+                          "--output", "json"))  # fmt: skip
+    assert stopped["status"] == "Stopped"
+
+
 def test_pause_resume_and_cancel_through_the_client(service):
     job = long_training(service)
     oi = ["optical_inspection"]

@@ -8,8 +8,11 @@ this service does not serve (cloud workspaces, GPU types, NGC models): 404 with 
 
 import hashlib
 import hmac
+import json
 import re
 import secrets
+import urllib.error
+import urllib.request
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -230,6 +233,49 @@ def create_app(settings: ServiceSettings) -> FastAPI:
             job = _found(store.owned(session, Job, org, job_id), "job")
         return job_runner.files(job)
 
+    @app.post(API + "/orgs/{org}/inference_microservices:start", status_code=201)
+    async def start_microservice(request: Request, org: str = Depends(org_access)):
+        body = await _json(request)
+        with store.session() as session, session.begin():
+            try:
+                job = job_runner.start_microservice(session, store, settings.state_dir, org, body, plugins, sealer)
+            except job_runner.RequestError as exc:
+                raise ApiError(exc.status, str(exc)) from None
+        return {"id": job.id, "status": "Starting"}
+
+    @app.get(API + "/orgs/{org}/inference_microservices/{ms_id}:status")
+    def microservice_status(ms_id: str, org: str = Depends(org_access)):
+        with store.session() as session, session.begin():
+            job = job_runner.refresh(_microservice(session, org, ms_id))
+            port = job_runner.microservice_port(job)
+            status = "Ready" if port else "Starting" if job.status == "Running" else job.status
+        return {"id": ms_id, "status": status, "model_job_id": job.parent_id}
+
+    @app.post(API + "/orgs/{org}/inference_microservices/{ms_id}:inference")
+    async def microservice_inference(ms_id: str, request: Request, org: str = Depends(org_access)):
+        body = await _json(request)
+        with store.session() as session, session.begin():
+            job = job_runner.refresh(_microservice(session, org, ms_id))
+            port = job_runner.microservice_port(job)
+        if port is None:
+            raise ApiError(409, f"microservice {ms_id} is not ready ({job.status}); ask its status first")
+        return _forward(port, body)
+
+    @app.delete(API + "/orgs/{org}/inference_microservices/{ms_id}:stop")
+    def stop_microservice(ms_id: str, org: str = Depends(org_access)):
+        with store.session() as session, session.begin():
+            job = job_runner.refresh(_microservice(session, org, ms_id))
+            if job.status == "Running":
+                job_runner.cancel(job)
+            job.status = "Stopped"
+        return {"id": ms_id, "status": "Stopped"}
+
+    def _microservice(session, org: str, ms_id: str):
+        job = store.owned(session, Job, org, ms_id)
+        if job is None or job.kind != "microservice":
+            raise ApiError(404, "inference microservice not found")
+        return job
+
     # after the :verb routes: {job_id} would also match 'id:logs'
     @app.get(API + "/orgs/{org}/jobs/{job_id}")
     def get_job(job_id: str, org: str = Depends(org_access)):
@@ -248,6 +294,19 @@ async def _json(request: Request) -> dict:
     if not isinstance(body, dict):
         raise ApiError(400, "the request body must be a JSON object")
     return body
+
+
+def _forward(port: int, body: dict) -> JSONResponse:
+    """Hand a request to a microservice on loopback; its answer (or its one-line error) comes back as it is."""
+    request = urllib.request.Request(f"http://127.0.0.1:{port}/infer", data=json.dumps(body).encode(),
+                                     headers={"Content-Type": "application/json"})  # fmt: skip
+    try:
+        with urllib.request.urlopen(request, timeout=600) as response:
+            return JSONResponse(json.loads(response.read()), status_code=response.status)
+    except urllib.error.HTTPError as exc:
+        return JSONResponse(json.loads(exc.read() or b"{}"), status_code=exc.code)
+    except OSError as exc:
+        raise ApiError(503, f"the microservice did not answer ({exc})") from None
 
 
 def _check_org(org: str) -> None:

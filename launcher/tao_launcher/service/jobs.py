@@ -23,6 +23,7 @@ from tao_launcher.service.store import Dataset, Job, Store
 RUNNING_STATES = ("Pending", "Running")
 STOPPED_STATES = ("Canceled", "Paused")  # stopped by a request; the process may still be on its way out
 KEY_ENV = "TAO_JOB_ENCRYPTION_KEY"
+PORT_FILE = "port"
 CANCEL_CODES = (130, 143)
 
 
@@ -115,6 +116,40 @@ def _executor(backend: dict, plugin, job: Job, docker: dict):
         return executor_for(backend)
     except ValueError as exc:
         raise RequestError(400, str(exc)) from None
+
+
+def start_microservice(session: Session, store: Store, state_dir: Path, org: str, body: dict, plugins: dict,
+                       sealer) -> Job:  # fmt: skip
+    """A process that keeps a finished job's model loaded (``model_path``: that job's id) and answers
+    ``:inference`` requests through the plugin's ``inference_server``."""
+    model = store.owned(session, Job, org, str(body.get("model_path") or body.get("parent_job_id") or ""))
+    if model is None or model.status != "Done":
+        raise RequestError(404, "model_path must name a finished job of this org (its id, e.g. the train job's)")
+    plugin = _plugin(plugins, model.network_arch)
+    if not plugin.spec.inference_server:
+        raise RequestError(400, f"{model.network_arch} declares no inference server")
+    job = Job(org=org, kind="microservice", action="inference_microservice", network_arch=model.network_arch,
+              parent_id=model.id, specs={}, bindings={}, sealed_key=model.sealed_key)  # fmt: skip
+    session.add(job)
+    session.flush()
+    ms_dir = state_dir / org / job.id
+    job.results_dir = str(ms_dir / "results")
+    command = [sys.executable, "-m", "tao_launcher.service.microservice", model.network_arch,
+               str(Path(model.results_dir).parent), str(ms_dir / PORT_FILE)]  # fmt: skip
+    env = {k: v for k, v in os.environ.items() if not k.startswith("TAO_SERVICE_")}
+    if job.sealed_key:
+        env.update(sealer.job_env(job.sealed_key))
+    job.handle = executor_for({}).submit(command, env, ms_dir)
+    job.status = "Running"
+    return job
+
+
+def microservice_port(job: Job) -> int | None:
+    """The loopback port of a running microservice, once its model is loaded."""
+    port_file = Path(job.results_dir).parent / PORT_FILE
+    if job.status != "Running" or not port_file.is_file():
+        return None
+    return int(port_file.read_text())
 
 
 def write_spec(job: Job, plugin, specs: dict) -> None:

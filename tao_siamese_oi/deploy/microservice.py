@@ -1,0 +1,100 @@
+"""The inference microservice's predictor (plugin protocol 1.1 ``inference_server``): a finished training job's
+model kept loaded, and each distinct golden embedded once (the golden-embedding cache stays warm across
+requests).
+
+A request is ``{"input": [data URIs]}`` (a list, or the JSON text of one, as the TAO Client's
+``inference-request --input`` sends it): the input's lights in the spec's light order, then the golden's. The
+answer is the score (distance to the golden), the decision at the model's calibrated threshold, and whether the
+golden came from the cache. Bad requests raise ValueError with one line (the microservice answers 400).
+"""
+
+import base64
+import binascii
+import hashlib
+import io
+import json
+from pathlib import Path
+
+import numpy as np
+from PIL import Image
+
+MAX_CACHED_GOLDENS = 4096
+
+
+def predictor(model_dir: Path):
+    import torch
+
+    from tao_siamese_oi.artifacts.checkpoint import load_network
+    from tao_siamese_oi.config import load_config
+    from tao_siamese_oi.data.transforms import Normalizer, concat_lights, layout_from_config
+
+    cfg = load_config(Path(model_dir) / "spec.yaml")  # the training job's spec (its key comes from the environment)
+    network, calibration = load_network(cfg, Path(cfg.train.results_dir) / "oi_model_latest.pth")
+    layout = layout_from_config(cfg.dataset)
+    normalize = Normalizer.from_config(cfg.dataset)
+    threshold = float(calibration["threshold"]) if calibration else float(cfg.model.margin)
+    source = "calibrated" if calibration else "margin"
+    goldens: dict[str, torch.Tensor] = {}
+
+    def embed(images: list[np.ndarray]) -> torch.Tensor:
+        batch = torch.from_numpy(concat_lights(images, layout)[None])
+        with torch.inference_mode():
+            return network.embed(normalize(batch))[0]
+
+    def predict(request: dict) -> dict:
+        encoded = _images(request, 2 * len(layout.lights))
+        lights = len(layout.lights)
+        golden_key = hashlib.sha256(b"".join(encoded[lights:])).hexdigest()
+        cached = golden_key in goldens
+        if not cached:
+            if len(goldens) >= MAX_CACHED_GOLDENS:
+                goldens.pop(next(iter(goldens)))
+            goldens[golden_key] = embed([_decode(data, layout) for data in encoded[lights:]])
+        distance = float(
+            torch.linalg.vector_norm(embed([_decode(d, layout) for d in encoded[:lights]]) - goldens[golden_key])
+        )
+        return {
+            "score": distance,
+            "decision": "FAIL" if distance > threshold else "PASS",
+            "threshold": threshold,
+            "threshold_source": source,
+            "golden_cached": cached,
+        }
+
+    return predict
+
+
+def _images(request: dict, expected: int) -> list[bytes]:
+    items = request.get("input")
+    if isinstance(items, str):
+        try:
+            items = json.loads(items)
+        except ValueError:
+            raise ValueError("input must be a JSON array of image data URIs") from None
+    if not isinstance(items, list) or len(items) != expected:
+        raise ValueError(
+            f"input must list {expected} images: the input's lights, then the golden's, in the spec's order"
+        )
+    decoded = []
+    for index, item in enumerate(items):
+        payload = item.split(",", 1)[1] if isinstance(item, str) and item.startswith("data:") else item
+        try:
+            decoded.append(base64.b64decode(payload, validate=True))
+        except (binascii.Error, TypeError, ValueError):
+            raise ValueError(f"input[{index}] is not a base64 image (data:image/...;base64,...)") from None
+    return decoded
+
+
+def _decode(data: bytes, layout) -> np.ndarray:
+    from tao_siamese_oi.data.transforms import MAX_PIXELS, to_rgb
+
+    try:
+        with Image.open(io.BytesIO(data)) as img:
+            if img.width * img.height > MAX_PIXELS:
+                raise ValueError(f"an image is {img.width}x{img.height} px, far too large for a component crop")
+            rgb = to_rgb(img)
+    except (OSError, Image.DecompressionBombError) as exc:
+        raise ValueError(f"an image cannot be decoded ({exc})") from None
+    if rgb.shape[:2] != (layout.height, layout.width):
+        rgb = np.asarray(Image.fromarray(rgb).resize((layout.width, layout.height), Image.Resampling.BILINEAR))
+    return rgb
