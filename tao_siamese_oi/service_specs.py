@@ -3,7 +3,8 @@
 Plain data only (no torch): the service calls it when a job is created. A dataset is a pair-CSV file (its images
 in ``images/`` beside it) or a folder holding ``dataset.csv`` and ``images/``. Roles: ``train`` -> the train
 split, ``eval`` -> validation and test, ``inference`` -> infer, ``dataset`` (dataset jobs) -> every split.
-Children find their model in their ancestors: the newest train's ``oi_model_latest.pth``, export's ONNX file.
+Children find their model in their ancestors: the newest train's ``oi_model_latest.pth``, export's ONNX file; a
+training whose lineage holds a training (a published model, or a train parent) starts from its weights.
 """
 
 import copy
@@ -28,6 +29,8 @@ def job_specs(action: str, specs: dict, datasets: dict, ancestors: list, results
     exported = _newest(ancestors, "export")
     if trained and action in ("evaluate", "inference", "export"):
         spec.setdefault(action, {})["checkpoint"] = f"{trained}/train/oi_model_latest.pth"
+    if trained and action == "train":  # a training from a published model (or a train parent) starts from it
+        spec.setdefault("train", {})["pretrained_model_path"] = f"{trained}/train/oi_model_latest.pth"
     if exported and action == "gen_trt_engine":
         spec.setdefault(action, {})["onnx_file"] = f"{exported}/export/oi_model.onnx"
     return spec

@@ -392,3 +392,25 @@ def test_what_is_not_served_answers_in_the_tao_error_shape(client):
     missing = client.get(f"{API}/orgs/factory_a/jobs:gpu_types", headers=a)
     assert missing.status_code == 404
     assert missing.json()["error_code"] == 404 and "is not served by tao serve" in missing.json()["error_desc"]
+
+
+def test_a_published_model_is_a_base_experiment_new_jobs_start_from(client):
+    a = login(client, "factory_a")
+    running = create_job(client, a, specs={"train": {"sleep": 30.0, "epochs": 2}})
+    refused = client.post(f"{API}/orgs/factory_a/jobs/{running}:publish_model", headers=a, json={"display_name": "x"})
+    assert refused.status_code == 409 and "publish a finished train job" in refused.json()["error_desc"]
+    client.post(f"{API}/orgs/factory_a/jobs/{running}:cancel", headers=a)
+    job_id = create_job(client, a)
+    wait_for(client, "factory_a", a, job_id, ("Done",))
+    published = client.post(f"{API}/orgs/factory_a/jobs/{job_id}:publish_model", headers=a,
+                            json={"display_name": "line7 v1", "description": "d", "team_name": "t"})  # fmt: skip
+    assert published.status_code == 200, published.text
+    bases = client.get(f"{API}/orgs/factory_a/jobs:list_base_experiments", headers=a).json()["experiments"]
+    mine = next(b for b in bases if b["name"] == "line7 v1")
+    assert mine["base_experiment_metadata"]["published_from_job"] == job_id
+    other = client.get(f"{API}/orgs/factory_b/jobs:list_base_experiments", headers=login(client, "factory_b"))
+    assert "line7 v1" not in {b["name"] for b in other.json()["experiments"]}  # published within its org only
+    child = create_job(client, a, base_experiment_ids=[mine["id"]])
+    wait_for(client, "factory_a", a, child, ("Done",))
+    log = client.get(f"{API}/orgs/factory_a/jobs/{child}:logs", headers=a).text
+    assert '"ancestors": [{"action": "train", "results_dir": ' in log and f"/{job_id}/results" in log

@@ -24,7 +24,7 @@ from starlette.exceptions import HTTPException as StarletteHTTPException
 from tao_launcher.plugins import discover
 from tao_launcher.service import jobs as job_runner
 from tao_launcher.service.secret import Sealer
-from tao_launcher.service.store import Dataset, Job, Store, Token, Workspace
+from tao_launcher.service.store import Dataset, Job, Published, Store, Token, Workspace
 
 API = "/api/v2"
 LOCAL_CLOUD_TYPES = ("self_hosted",)
@@ -143,7 +143,20 @@ def create_app(settings: ServiceSettings) -> FastAPI:
 
     @app.get(API + "/orgs/{org}/jobs:list_base_experiments")
     def list_base_experiments(org: str = Depends(org_access)):
-        return {"experiments": job_runner.base_experiments(plugins)}
+        with store.session() as session:
+            published = [p.to_api() for p in session.scalars(select(Published).where(Published.org == org))]
+        return {"experiments": job_runner.base_experiments(plugins) + published}
+
+    @app.post(API + "/orgs/{org}/jobs/{job_id}:publish_model")
+    async def publish_model(job_id: str, request: Request, org: str = Depends(org_access)):
+        body = await _json(request)
+        with store.session() as session, session.begin():
+            job = job_runner.refresh(_found(store.owned(session, Job, org, job_id), "job"))
+            try:
+                published = job_runner.publish(session, store, org, job, body)
+            except job_runner.RequestError as exc:
+                raise ApiError(exc.status, str(exc)) from None
+            return {"id": published.id, "message": f"published as base experiment {published.id}"}
 
     @app.get(API + "/orgs/{org}/jobs:schema")
     def job_schema(
@@ -153,10 +166,13 @@ def create_app(settings: ServiceSettings) -> FastAPI:
         job_id: str = "",
         org: str = Depends(org_access),
     ):
-        if job_id:
-            with store.session() as session:
+        with store.session() as session:
+            if job_id:
                 job = _found(store.owned(session, Job, org, job_id), "job")
                 network_arch, action = network_arch or job.network_arch, action or job.action
+            published = store.owned(session, Published, org, base_experiment_id) if base_experiment_id else None
+            if published is not None:  # the published job is bound when a job is created from it
+                network_arch, base_experiment_id = published.network_arch, ""
         try:
             return job_runner.schema(plugins, action, network_arch, base_experiment_id)
         except job_runner.RequestError as exc:

@@ -18,7 +18,7 @@ import yaml
 from sqlalchemy.orm import Session
 
 from tao_launcher.service.executors import EXIT_FILE, executor_for
-from tao_launcher.service.store import Dataset, Job, Store
+from tao_launcher.service.store import Dataset, Job, Published, Store
 
 RUNNING_STATES = ("Pending", "Running")
 STOPPED_STATES = ("Canceled", "Paused")  # stopped by a request; the process may still be on its way out
@@ -83,7 +83,8 @@ def create(
     if body.get("parent_job_id") and parent is None:
         raise RequestError(404, f"parent job {body['parent_job_id']} not found")
     datasets = _datasets(session, store, org, body)
-    ancestors = [{"action": a.action, "results_dir": a.results_dir} for a in _ancestors(session, store, org, parent)]
+    lineage = _ancestors(session, store, org, parent) + _published_jobs(session, store, org, body)
+    ancestors = [{"action": a.action, "results_dir": a.results_dir} for a in lineage]
     job = Job(org=org, kind=kind, action=action, network_arch=network_arch, name=str(body.get("name") or ""),
               workspace_id=body.get("workspace"), parent_id=parent.id if parent else None, specs=specs,
               bindings={"datasets": datasets, "ancestors": ancestors})  # fmt: skip
@@ -91,7 +92,8 @@ def create(
     session.flush()  # the id
     job.results_dir = str(state_dir / org / job.id / "results")
     key = body.get("encryption_key") or None
-    job.sealed_key = sealer.seal(key) if key else (parent.sealed_key if parent else None)
+    # no key given: the one of the model it builds on (its parent, or a published model), which must decrypt it
+    job.sealed_key = sealer.seal(key) if key else next((a.sealed_key for a in lineage if a.sealed_key), None)
     executor = _executor(body.get("backend_details") or {}, plugin, job, docker)  # refused before any file exists
     write_spec(job, plugin, specs)
     try:
@@ -301,6 +303,28 @@ def _datasets(session: Session, store: Store, org: str, body: dict) -> dict[str,
                 raise RequestError(404, f"dataset {dataset_id} not found")
             bound.setdefault(role, []).append(row.path)
     return bound
+
+
+def publish(session: Session, store: Store, org: str, job: Job, body: dict) -> Published:
+    """Make a finished training's model a base experiment of the org: jobs created from it start from it."""
+    if job.status != "Done" or job.action != "train":
+        raise RequestError(409, f"job {job.id} is a {job.status} {job.action} job; publish a finished train job")
+    name = str(body.get("display_name") or job.name)
+    row = Published(org=org, job_id=job.id, network_arch=job.network_arch, name=name,
+                    description=str(body.get("description") or ""), team=str(body.get("team_name") or ""))  # fmt: skip
+    session.add(row)
+    session.flush()
+    return row
+
+
+def _published_jobs(session: Session, store: Store, org: str, body: dict) -> list[Job]:
+    """The jobs behind published base experiments a request names: they are the new job's eldest ancestors."""
+    jobs = []
+    for base_id in body.get("base_experiment_ids") or []:
+        published = store.owned(session, Published, org, str(base_id))
+        if published is not None:
+            jobs += [job for job in [store.owned(session, Job, org, published.job_id)] if job is not None]
+    return jobs
 
 
 def _ancestors(session: Session, store: Store, org: str, job: Job | None) -> list[Job]:

@@ -86,6 +86,24 @@ class Job(Base):
     updated: Mapped[datetime.datetime] = mapped_column(DateTime(timezone=True), default=now, onupdate=now)
 
 
+class Published(Base):
+    """A finished job's model published as a base experiment of its org (``publish-model``)."""
+
+    __tablename__ = "published"
+    id: Mapped[str] = mapped_column(String(36), primary_key=True, default=new_id)
+    org: Mapped[str] = mapped_column(String(128), index=True)
+    job_id: Mapped[str] = mapped_column(String(36))
+    network_arch: Mapped[str] = mapped_column(String(64))
+    name: Mapped[str] = mapped_column(String(256))
+    description: Mapped[str] = mapped_column(Text, default="")
+    team: Mapped[str] = mapped_column(String(128), default="")
+    created: Mapped[datetime.datetime] = mapped_column(DateTime(timezone=True), default=now)
+
+    def to_api(self) -> dict:
+        return {"id": self.id, "name": self.name, "network_arch": self.network_arch, "description": self.description,
+                "base_experiment_metadata": {"published_from_job": self.job_id, "team": self.team}}  # fmt: skip
+
+
 class Store:
     """Sessions on one database; tables are created when missing."""
 
