@@ -139,6 +139,11 @@ def test_the_seed_flow_through_the_real_client(service):
     assert (job_folder / "oi_model_latest.pth").read_bytes().startswith(b"TAO-OI-AESGCM-1\n")  # encrypted at rest
     service["train_job"] = train
 
+    tao(service, *oi, "publish-model", "--job-id", train, "--display-name", "line7-v1", "--description", "first",
+        "--team", "inspection")  # fmt: skip
+    bases = as_json(tao(service, *oi, "list-base-experiments", "--output", "json"))
+    assert any(b["name"] == "line7-v1" and b["base_experiment_metadata"]["published_from_job"] == train for b in bases)
+
 
 def test_an_inference_microservice_keeps_the_model_and_goldens_warm(service):
     if "train_job" not in service:
