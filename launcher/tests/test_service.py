@@ -414,3 +414,21 @@ def test_a_published_model_is_a_base_experiment_new_jobs_start_from(client):
     wait_for(client, "factory_a", a, child, ("Done",))
     log = client.get(f"{API}/orgs/factory_a/jobs/{child}:logs", headers=a).text
     assert '"ancestors": [{"action": "train", "results_dir": ' in log and f"/{job_id}/results" in log
+
+
+def test_a_dataset_job_gets_its_dataset_in_every_role(client):
+    """kind dataset (validate, dataset_convert for plugins whose client config offers them): no network_arch needed
+    when one plugin is installed; the dataset is bound under the role "dataset"."""
+    a = login(client, "factory_a")
+    workspace = client.post(
+        f"{API}/orgs/factory_a/workspaces", headers=a, json={"name": "w", "cloud_type": "self_hosted"}
+    )
+    body = {"workspace": workspace.json()["id"], "cloud_file_path": "boards/pairs.csv"}
+    dataset = client.post(f"{API}/orgs/factory_a/datasets", headers=a, json=body).json()["id"]
+    job = client.post(f"{API}/orgs/factory_a/jobs", headers=a, json={"kind": "dataset", "action": "train",
+                      "dataset_id": dataset, "specs": {"train": {"sleep": 0.0, "epochs": 1}}})  # fmt: skip
+    assert job.status_code == 201, job.text
+    done = wait_for(client, "factory_a", a, job.json()["id"], ("Done",))
+    assert done["kind"] == "dataset" and done["network_arch"] == "fake_task"
+    log = client.get(f"{API}/orgs/factory_a/jobs/{done['id']}:logs", headers=a).text
+    assert '"datasets": {"dataset": [' in log and "boards/pairs.csv" in log
