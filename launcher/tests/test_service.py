@@ -3,6 +3,7 @@ executor (finish, cancel, parents), and a restart that finds running jobs again.
 
 import hashlib
 import io
+import json
 import tarfile
 import time
 from pathlib import Path
@@ -432,3 +433,36 @@ def test_a_dataset_job_gets_its_dataset_in_every_role(client):
     assert done["kind"] == "dataset" and done["network_arch"] == "fake_task"
     log = client.get(f"{API}/orgs/factory_a/jobs/{done['id']}:logs", headers=a).text
     assert '"datasets": {"dataset": [' in log and "boards/pairs.csv" in log
+
+
+def test_a_job_whose_process_vanished_is_marked_at_start_up_not_forgotten(settings, caplog):
+    import os
+    import signal as signals
+
+    first = TestClient(create_app(settings))
+    a = login(first, "factory_a")
+    job_id = create_job(first, a, specs={"train": {"sleep": 30.0, "epochs": 2}})
+    wait_for(first, "factory_a", a, job_id, ("Running",))
+    from sqlalchemy import create_engine, text
+
+    engine = create_engine(f"sqlite:///{settings.state_dir / 'service.db'}")
+    with engine.connect() as connection:
+        pid = json.loads(connection.execute(text("select handle from jobs where id = :i"), {"i": job_id}).scalar())[
+            "pid"
+        ]
+    os.killpg(pid, signals.SIGKILL)  # no exit code is written
+    time.sleep(0.5)
+    with caplog.at_level("INFO", logger="tao_launcher.service"):
+        second = TestClient(create_app(settings))
+    assert f"job {job_id} (fake_task train): Error after the restart" in caplog.text
+    assert second.get(f"{API}/orgs/factory_a/jobs/{job_id}", headers=a).json()["status"] == "Error"
+
+
+def test_service_logs_are_json_lines():
+    import logging
+
+    from tao_launcher.service.serve import JsonLines
+
+    record = logging.LogRecord("tao_launcher.service", logging.INFO, __file__, 1, "job %s started", ("j1",), None)
+    line = json.loads(JsonLines().format(record))
+    assert line["level"] == "INFO" and line["logger"] == "tao_launcher.service" and line["message"] == "job j1 started"

@@ -9,6 +9,7 @@ this service does not serve (cloud workspaces, GPU types, NGC models): 404 with 
 import hashlib
 import hmac
 import json
+import logging
 import re
 import secrets
 import urllib.error
@@ -27,6 +28,7 @@ from tao_launcher.service.secret import Sealer
 from tao_launcher.service.store import Dataset, Job, Published, Store, Token, Workspace
 
 API = "/api/v2"
+log = logging.getLogger("tao_launcher.service")
 LOCAL_CLOUD_TYPES = ("self_hosted",)
 SELECTED_FILES = Query(default=[])
 ORG_NAME = re.compile(r"[A-Za-z0-9_.-]{1,128}")  # a repeated query parameter (the client's file_lists)
@@ -51,6 +53,7 @@ def create_app(settings: ServiceSettings) -> FastAPI:
     store = Store(settings.database_url or f"sqlite:///{settings.state_dir / 'service.db'}")
     plugins = discover()
     sealer = Sealer(settings.state_dir / "service.secret")
+    reattach(store)
     docker = {**settings.docker, "mounts": [settings.data_root, *settings.docker.get("mounts", [])]}
     app = FastAPI(title="tao-launcher job service", version="2")
 
@@ -300,6 +303,17 @@ def create_app(settings: ServiceSettings) -> FastAPI:
             return job_runner.to_api(job_runner.refresh(job))
 
     return app
+
+
+def reattach(store: Store) -> None:
+    """At start-up, every job the database says is running is looked up through its executor: still running
+    (re-attached), finished meanwhile (its exit code recorded), or gone (marked Error, and logged): none is
+    silently forgotten."""
+    with store.session() as session, session.begin():
+        for job in session.scalars(select(Job).where(Job.status.in_(job_runner.RUNNING_STATES))):
+            job_runner.refresh(job)
+            level = logging.WARNING if job.status == "Error" else logging.INFO
+            log.log(level, "job %s (%s %s): %s after the restart", job.id, job.network_arch, job.action, job.status)
 
 
 async def _json(request: Request) -> dict:

@@ -61,6 +61,14 @@ def settings_from(args: argparse.Namespace):
     )
 
 
+class JsonLines(logging.Formatter):
+    """One JSON object per log line (time, level, logger, message): what log collectors parse."""
+
+    def format(self, record: logging.LogRecord) -> str:
+        return json.dumps({"time": self.formatTime(record), "level": record.levelname, "logger": record.name,
+                           "message": record.getMessage()})  # fmt: skip
+
+
 def main(argv: list[str]) -> int:
     try:
         import uvicorn
@@ -70,8 +78,8 @@ def main(argv: list[str]) -> int:
         raise LauncherError("the job service needs its extra: pip install 'tao-launcher[service]'") from None
     args = parse(argv)
     settings = settings_from(args)
-    logging.basicConfig(
-        level=logging.INFO, format='{"level": "%(levelname)s", "logger": "%(name)s", "msg": "%(message)s"}'
-    )
+    handler = logging.StreamHandler()
+    handler.setFormatter(JsonLines())
+    logging.basicConfig(level=logging.INFO, handlers=[handler], force=True)
     uvicorn.run(create_app(settings), host=args.host, port=args.port, log_config=None)
     return 0
