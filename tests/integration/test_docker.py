@@ -26,6 +26,11 @@ pytestmark = [pytest.mark.docker, pytest.mark.slow]
 ROOT = Path(__file__).resolve().parents[2]
 IMAGE = "local/tao-siamese-oi:test"
 LIBSTDCXX = Path("/usr/lib/x86_64-linux-gnu/libstdc++.so.6")
+# `python -m MODULE ARGS` with the test's environment on the path: the job service's wrapper in the image.
+PYTHON_WRAPPER = """#!/bin/sh
+exec python3 -c 'import os, runpy, site, sys; site.addsitedir(os.environ["OI_SITE"]); module = sys.argv[2]; \
+sys.argv = [module, *sys.argv[3:]]; runpy.run_module(module, run_name="__main__", alter_sys=True)' "$@"
+"""
 WRAPPER = """#!/bin/sh
 exec python3 -c 'import os, site, sys; site.addsitedir(os.environ["OI_SITE"]); sys.argv[0] = "optical_inspection"; \
 from tao_siamese_oi.entry_points.optical_inspection import main; main()' "$@"
@@ -56,10 +61,12 @@ def image(client):
     with tarfile.open(fileobj=context, mode="w") as tar:
         dockerfile = (
             f"FROM {base}\nCOPY libstdc++.so.6 {LIBSTDCXX}\nCOPY optical_inspection /usr/local/bin/optical_inspection\n"
+            "COPY oi-python /usr/local/bin/oi-python\n"
         ).encode()
         for name, data, mode in [
             ("Dockerfile", dockerfile, 0o644),
             ("optical_inspection", WRAPPER.encode(), 0o755),
+            ("oi-python", PYTHON_WRAPPER.encode(), 0o755),
             ("libstdc++.so.6", LIBSTDCXX.resolve().read_bytes(), 0o644),
         ]:
             info = tarfile.TarInfo(name)
@@ -231,7 +238,12 @@ def test_the_job_service_runs_a_job_in_the_plugins_container_and_cancels_one(ima
 
     shutil.copytree(tiny_data, tmp_path / "data" / "acme" / "tiny")
     mounts = [str(ROOT)] + ([sys.prefix] if ROOT not in Path(sys.prefix).parents else [])
-    docker = {"image": image, "mounts": mounts, "env": {"OI_SITE": sysconfig.get_paths()["purelib"]}}
+    docker = {
+        "image": image,
+        "mounts": mounts,
+        "env": {"OI_SITE": sysconfig.get_paths()["purelib"]},
+        "python": "oi-python",
+    }
     settings = ServiceSettings(tmp_path / "data", tmp_path / "state", api_keys={"*": "k"}, docker=docker)
     service = TestClient(create_app(settings))
     token = service.post("/api/v2/login", json={"ngc_key": "k", "ngc_org_name": "acme"}).json()["token"]
@@ -244,10 +256,10 @@ def test_the_job_service_runs_a_job_in_the_plugins_container_and_cancels_one(ima
     spec.pop("encryption_key")
     spec["dataset"].pop("validation_dataset")
 
-    def job(epochs: int) -> str:
+    def job(epochs: int, **extra) -> str:
         spec["train"]["num_epochs"] = epochs
         body = {"kind": "experiment", "name": "n", "network_arch": "optical_inspection", "action": "train",
-                "specs": spec, "train_datasets": [dataset]}  # fmt: skip
+                "specs": spec, "train_datasets": [dataset], **extra}  # fmt: skip
         body["backend_details"] = {"backend_type": "local-docker"}
         created = service.post(f"{api}/jobs", headers=headers, json=body)
         assert created.status_code == 201, created.text
@@ -266,6 +278,15 @@ def test_the_job_service_runs_a_job_in_the_plugins_container_and_cancels_one(ima
     done = status(job(1), ("Done", "Error"))
     assert done["status"] == "Done", service.get(f"{api}/jobs/{done['id']}:logs", headers=headers).text[-2000:]
     assert done["job_details"]["status"] == "SUCCESS"
+
+    secret = "container-key-5521"
+    sealed = job(1, encryption_key=secret)
+    container = next(c for c in leftover_jobs(client) if c.id not in before)  # running, or exited and not collected
+    assert not [v for v in container.attrs["Config"]["Env"] if secret in v]  # docker inspect shows it sealed only
+    encrypted = status(sealed, ("Done", "Error"))
+    assert encrypted["status"] == "Done", service.get(f"{api}/jobs/{sealed}:logs", headers=headers).text[-2000:]
+    checkpoint = tmp_path / "state" / "acme" / sealed / "results" / "train" / "oi_model_latest.pth"
+    assert checkpoint.read_bytes().startswith(b"TAO-OI-AESGCM-1\n")
     long = job(500)
     status_file = tmp_path / "state" / "acme" / long / "results" / "train" / "status.json"
     deadline = time.time() + 120

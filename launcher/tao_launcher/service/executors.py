@@ -126,21 +126,31 @@ class DockerExecutor:
     name = "local-docker"
     in_image = True  # the command is the plugin's argv in its image, not this Python's launcher
 
-    def __init__(self, image: str = "", mounts=(), env: dict | None = None, options: dict | None = None):
+    def __init__(self, image: str = "", mounts=(), env: dict | None = None, options: dict | None = None,
+                 python: str = "python3"):  # fmt: skip
         self.image, self.mounts, self.env, self.options = image, list(mounts), dict(env or {}), dict(options or {})
+        self.python = python  # the image's Python, which has tao_launcher (the plugin's image installs it)
 
     def submit(self, command: list[str], env: dict[str, str], job_dir: Path) -> dict:
+        """``env`` holds only the job's own variables: the container keeps the image's environment. A sealed
+        encryption key comes with the service's secret file mounted read-only, and the wrapper opens it inside the
+        container, so ``docker inspect`` shows only the sealed form."""
         from tao_launcher.docker_runner import _client, _sdk_kwargs, container_spec
         from tao_launcher.mounts import Mount, MountsConfig
+        from tao_launcher.service.secret import SECRET_FILE_ENV
 
         job_dir.mkdir(parents=True, exist_ok=True)
-        folders = {Path(p) for p in self.mounts} | {job_dir}
-        config = MountsConfig(mounts=tuple(Mount(p, str(p), read_only=p != job_dir) for p in sorted(folders)),
-                              envs={**self.env, **env}, options={"gpus": "none", **self.options})  # fmt: skip
+        folders = {Path(p): p != str(job_dir) for p in self.mounts} | {job_dir: False}  # path -> read only
+        if SECRET_FILE_ENV in env:
+            folders[Path(env[SECRET_FILE_ENV])] = True
+            command = [self.python, "-m", "tao_launcher.service.run_and_record", str(job_dir / EXIT_FILE), *command]
+        mounts = tuple(Mount(path, str(path), read_only=ro) for path, ro in sorted(folders.items()))
+        config = MountsConfig(mounts=mounts, envs={**self.env, **env}, options={"gpus": "none", **self.options})
         logged = ["sh", "-c", f'exec "$@" >> {shlex.quote(str(job_dir / LOG_FILE))} 2>&1', "sh", *command]
         spec = container_spec(self.image, logged, config)
         container = _client().containers.run(**_sdk_kwargs(spec))
-        docker = {"image": self.image, "mounts": self.mounts, "env": self.env, "options": self.options}
+        docker = {"image": self.image, "mounts": self.mounts, "env": self.env, "options": self.options,
+                  "python": self.python}  # fmt: skip
         return {"executor": self.name, "container": container.id, "job_dir": str(job_dir), "docker": docker}
 
     def state(self, handle: dict) -> tuple[str, int | None]:
@@ -149,18 +159,19 @@ class DockerExecutor:
         from tao_launcher.docker_runner import _client
 
         exit_file = Path(handle["job_dir"]) / EXIT_FILE
-        if exit_file.is_file():
-            return "exited", int(exit_file.read_text().strip())
         try:
             container = _client().containers.get(handle["container"])
         except NotFound:
-            return "lost", None
-        if container.status in ("created", "running", "restarting"):
+            container = None
+        if container is not None and container.status in ("created", "running", "restarting"):
             return "running", None
-        code = int(container.attrs["State"]["ExitCode"])
-        exit_file.write_text(f"{code}\n")  # recorded, then the container can go
-        container.remove(force=True)
-        return "exited", code
+        if container is not None and not exit_file.is_file():  # the wrapper writes it for jobs with a key
+            exit_file.write_text(f"{int(container.attrs['State']['ExitCode'])}\n")
+        if container is not None:  # its code is recorded: the container can go
+            container.remove(force=True)
+        if exit_file.is_file():
+            return "exited", int(exit_file.read_text().strip())
+        return "lost", None
 
     def cancel(self, handle: dict) -> None:
         from docker.errors import APIError, NotFound

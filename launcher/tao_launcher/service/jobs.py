@@ -108,12 +108,10 @@ def _executor(backend: dict, plugin, job: Job, docker: dict):
     """The executor a request's backend_details ask for; a container job gets the plugin's image and options,
     with the service's data root and extra folders mounted (docker: {image, mounts, env} from the settings)."""
     if backend.get("backend_type") == "local-docker":
-        if job.sealed_key:
-            raise RequestError(400, "local-docker jobs cannot take an encryption key yet (a container's environment "
-                               "is readable with docker inspect); use the local or slurm backend")  # fmt: skip
         backend = {"backend_type": "local-docker", "docker": {
             "image": docker.get("image") or plugin.spec.image, "mounts": [str(m) for m in docker.get("mounts", [])],
-            "env": docker.get("env", {}), "options": dict(plugin.spec.docker_options)}}  # fmt: skip
+            "env": docker.get("env", {}), "options": dict(plugin.spec.docker_options),
+            "python": docker.get("python", "python3")}}  # fmt: skip
     try:
         return executor_for(backend)
     except ValueError as exc:
@@ -176,7 +174,9 @@ def start(job: Job, plugin, executor, sealer) -> None:
     else:
         command = [sys.executable, "-m", "tao_launcher.cli", "--local", "model", job.network_arch, job.action,
                    "-e", str(job_dir / "spec.yaml")]  # fmt: skip
-    env = {k: v for k, v in os.environ.items() if not k.startswith("TAO_SERVICE_")}
+    # a process here inherits the service's environment; a container keeps its image's, plus the job's own
+    in_image = getattr(executor, "in_image", False)
+    env = {} if in_image else {k: v for k, v in os.environ.items() if not k.startswith("TAO_SERVICE_")}
     if job.sealed_key:
         env.update(sealer.job_env(job.sealed_key))
     (job_dir / EXIT_FILE).unlink(missing_ok=True)
