@@ -47,6 +47,8 @@ def handle(argv):
     import hashlib, os
     key = os.environ.get("TAO_JOB_ENCRYPTION_KEY")
     print("key sha256", hashlib.sha256(key.encode()).hexdigest() if key else None, flush=True)
+    if spec.get("print_env"):
+        print("env " + spec["print_env"] + "=" + os.environ.get(spec["print_env"], ""), flush=True)
     for epoch in range(spec[action]["epochs"]):
         time.sleep(spec[action]["sleep"])
         last = spec[action]["epochs"] - 1
@@ -466,3 +468,29 @@ def test_service_logs_are_json_lines():
     record = logging.LogRecord("tao_launcher.service", logging.INFO, __file__, 1, "job %s started", ("j1",), None)
     line = json.loads(JsonLines().format(record))
     assert line["level"] == "INFO" and line["logger"] == "tao_launcher.service" and line["message"] == "job j1 started"
+
+
+@pytest.mark.parametrize(
+    "env, message",
+    [
+        ({"A B": "1"}, "--env name 'A B' is not a valid name"),
+        ({"LD_PRELOAD": "/tmp/x.so"}, "--env name 'LD_PRELOAD' is reserved"),
+        ({"TAO_JOB_ENCRYPTION_KEY": "x"}, "--env name 'TAO_JOB_ENCRYPTION_KEY' is reserved"),
+        ({"PYTHONPATH": "/tmp"}, "--env name 'PYTHONPATH' is reserved"),
+    ],
+)
+def test_client_env_names_are_checked(client, settings, env, message):
+    a = login(client, "factory_a")
+    body = {"kind": "experiment", "name": "n", "network_arch": "fake_task", "action": "train", "specs": {},
+            "docker_env_vars": env}  # fmt: skip
+    refused = client.post(f"{API}/orgs/factory_a/jobs", headers=a, json=body)
+    assert refused.status_code == 400 and message in refused.json()["error_desc"]
+    assert not list((settings.state_dir / "factory_a").glob("*"))  # a refused job leaves no folder
+
+
+def test_client_env_reaches_the_job(client):
+    a = login(client, "factory_a")
+    job_id = create_job(client, a, docker_env_vars={"HF_TOKEN_X": "hello"},
+                        specs={"train": {"sleep": 0.0, "epochs": 1}, "print_env": "HF_TOKEN_X"})  # fmt: skip
+    wait_for(client, "factory_a", a, job_id, ("Done",))
+    assert "env HF_TOKEN_X=hello" in client.get(f"{API}/orgs/factory_a/jobs/{job_id}:logs", headers=a).text

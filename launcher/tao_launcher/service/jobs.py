@@ -8,6 +8,7 @@ user passes no file paths. The status comes from the executor (running, exit cod
 import io
 import json
 import os
+import re
 import shutil
 import sys
 import tarfile
@@ -23,6 +24,9 @@ from tao_launcher.service.store import Dataset, Job, Published, Store
 RUNNING_STATES = ("Pending", "Running")
 STOPPED_STATES = ("Canceled", "Paused")  # stopped by a request; the process may still be on its way out
 KEY_ENV = "TAO_JOB_ENCRYPTION_KEY"
+ENV_NAME = re.compile(r"[A-Za-z_][A-Za-z0-9_]*")
+RESERVED_ENV_PREFIXES = ("TAO_", "LD_", "PYTHON", "SLURM_")
+RESERVED_ENV = ("PATH", "HOME", "USER", "SHELL", "BASH_ENV", "ENV")
 PORT_FILE = "port"
 CANCEL_CODES = (130, 143)
 
@@ -87,7 +91,7 @@ def create(
     ancestors = [{"action": a.action, "results_dir": a.results_dir} for a in lineage]
     job = Job(org=org, kind=kind, action=action, network_arch=network_arch, name=str(body.get("name") or ""),
               workspace_id=body.get("workspace"), parent_id=parent.id if parent else None, specs=specs,
-              bindings={"datasets": datasets, "ancestors": ancestors})  # fmt: skip
+              bindings={"datasets": datasets, "ancestors": ancestors, "env": _job_env(body)})  # fmt: skip
     session.add(job)
     session.flush()  # the id
     job.results_dir = str(state_dir / org / job.id / "results")
@@ -177,6 +181,7 @@ def start(job: Job, plugin, executor, sealer) -> None:
     # a process here inherits the service's environment; a container keeps its image's, plus the job's own
     in_image = getattr(executor, "in_image", False)
     env = {} if in_image else {k: v for k, v in os.environ.items() if not k.startswith("TAO_SERVICE_")}
+    env.update(job.bindings.get("env", {}))
     if job.sealed_key:
         env.update(sealer.job_env(job.sealed_key))
     (job_dir / EXIT_FILE).unlink(missing_ok=True)
@@ -290,6 +295,20 @@ def _status_lines(job: Job) -> list[dict]:
             except ValueError:
                 continue
     return lines
+
+
+def _job_env(body: dict) -> dict[str, str]:
+    """The client's ``--env KEY=VALUE`` pairs: identifiers only, and none of the names the service sets itself
+    or the dynamic loader and interpreter read (they would run code of the client's choosing)."""
+    env = body.get("docker_env_vars") or {}
+    if not isinstance(env, dict):
+        raise RequestError(400, "docker_env_vars must be an object of NAME: value")
+    for name in env:
+        if not ENV_NAME.fullmatch(str(name)):
+            raise RequestError(400, f"--env name '{name}' is not a valid name; use letters, digits and _")
+        if str(name).startswith(RESERVED_ENV_PREFIXES) or name in RESERVED_ENV:
+            raise RequestError(400, f"--env name '{name}' is reserved; choose another name")
+    return {str(k): str(v) for k, v in env.items()}
 
 
 def _datasets(session: Session, store: Store, org: str, body: dict) -> dict[str, list[str]]:
