@@ -65,10 +65,7 @@ class LocalExecutor:
             os.killpg(handle["pid"], signal.SIGTERM)
 
     def wait_stopped(self, handle: dict, timeout: float = 60.0) -> None:
-        """Until a canceled job's process has gone (a paused training must have written its checkpoint)."""
-        deadline = time.monotonic() + timeout
-        while self.state(handle)[0] == "running" and time.monotonic() < deadline:
-            time.sleep(0.2)
+        wait_stopped(self, handle, timeout)
 
 
 class SlurmExecutor:
@@ -112,9 +109,7 @@ class SlurmExecutor:
         subprocess.run(["scancel", "--signal=TERM", "--full", handle["slurm_id"]], capture_output=True, timeout=60)
 
     def wait_stopped(self, handle: dict, timeout: float = 60.0) -> None:
-        deadline = time.monotonic() + timeout
-        while self.state(handle)[0] == "running" and time.monotonic() < deadline:
-            time.sleep(0.5)
+        wait_stopped(self, handle, timeout)
 
 
 class DockerExecutor:
@@ -182,9 +177,7 @@ class DockerExecutor:
             _client().containers.get(handle["container"]).kill(signal="SIGTERM")
 
     def wait_stopped(self, handle: dict, timeout: float = 60.0) -> None:
-        deadline = time.monotonic() + timeout
-        while self.state(handle)[0] == "running" and time.monotonic() < deadline:
-            time.sleep(0.5)
+        wait_stopped(self, handle, timeout)
 
 
 EXECUTORS = {"local": LocalExecutor, "slurm": SlurmExecutor, "local-docker": DockerExecutor}
@@ -200,6 +193,13 @@ def executor_for(handle_or_backend: dict) -> Executor:
     if kind == "local-docker":
         return DockerExecutor(**handle_or_backend.get("docker", {}))  # a handle keeps what a resume needs
     return LocalExecutor()
+
+
+def wait_stopped(executor: Executor, handle: dict, timeout: float) -> None:
+    """Until a stopped job is really gone (a paused training must have written its checkpoint before a resume)."""
+    deadline = time.monotonic() + timeout
+    while executor.state(handle)[0] == "running" and time.monotonic() < deadline:
+        time.sleep(0.3)
 
 
 def _alive(pid: int) -> bool:
