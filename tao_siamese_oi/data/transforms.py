@@ -7,6 +7,7 @@ turns whole batches into floats on the training device, which keeps the loader w
 the float work vectorised.
 """
 
+import io
 import os
 import warnings
 from collections import OrderedDict
@@ -85,7 +86,7 @@ def image_mode_problem(mode: str) -> str | None:
     return None
 
 
-def to_rgb(img: Image.Image) -> np.ndarray:
+def to_rgb(img: Image.Image, name) -> np.ndarray:
     """HWC uint8 RGB. 16-bit grey (and 32-bit integer grey) is scaled by 255/65535: Pillow's own conversion
     clips it at 255, which turns a 16-bit crop white."""
     if img.mode in WIDE_GREY_MODES:
@@ -94,7 +95,7 @@ def to_rgb(img: Image.Image) -> np.ndarray:
         return np.repeat(grey[:, :, None], 3, axis=2)
     problem = image_mode_problem(img.mode)
     if problem:
-        raise DataError(f"image {getattr(img, 'filename', '')} {problem}")
+        raise DataError(f"image {name} {problem}")
     return np.asarray(img.convert("RGB"))
 
 
@@ -110,7 +111,16 @@ def decode_resized(path, width: int, height: int) -> np.ndarray:
     path = os.fspath(path)
     rgb = _decode_jpeg(path, 2 * width, 2 * height) if os.path.splitext(path)[1].lower() in JPEG_SUFFIXES else None
     if rgb is None:
-        rgb = _decode_pillow(path, 2 * width, 2 * height)
+        rgb = _decode_pillow(path, 2 * width, 2 * height, path)
+    return _fit(rgb, width, height)
+
+
+def decode_bytes_resized(data: bytes, width: int, height: int, name: str) -> np.ndarray:
+    """``decode_resized`` of an image held in memory (a request's upload); ``name`` says which one in errors."""
+    return _fit(_decode_pillow(io.BytesIO(data), 2 * width, 2 * height, name), width, height)
+
+
+def _fit(rgb: np.ndarray, width: int, height: int) -> np.ndarray:
     if rgb.shape[:2] != (height, width):
         rgb = np.asarray(Image.fromarray(rgb).resize((width, height), Image.Resampling.BILINEAR))
     return rgb
@@ -134,21 +144,22 @@ def _decode_jpeg(path: str, min_width: int, min_height: int) -> np.ndarray | Non
         return None
 
 
-def _decode_pillow(path: str, min_width: int, min_height: int) -> np.ndarray:
+def _decode_pillow(source, min_width: int, min_height: int, name) -> np.ndarray:
+    """``source``: a path or a file-like object; ``name`` is what errors call it."""
     try:
         with warnings.catch_warnings():
             warnings.simplefilter("error", Image.DecompressionBombWarning)
-            with Image.open(path) as img:
+            with Image.open(source) as img:
                 if img.width * img.height > MAX_PIXELS:
-                    raise DataError(f"image {path} is {img.width}x{img.height} px, far too large for a component crop")
+                    raise DataError(f"image {name} is {img.width}x{img.height} px, far too large for a component crop")
                 img.draft("RGB", (min_width, min_height))  # JPEG only; a no-op for other formats
-                return to_rgb(img)
+                return to_rgb(img, name)
     except FileNotFoundError:
-        raise DataError(f"image {path} not found; check images_dir, the CSV paths and dataset.image_ext") from None
+        raise DataError(f"image {name} not found; check images_dir, the CSV paths and dataset.image_ext") from None
     except (Image.DecompressionBombError, Image.DecompressionBombWarning):
-        raise DataError(f"image {path} is far too large for a component crop (a decompression bomb?)") from None
+        raise DataError(f"image {name} is far too large for a component crop (a decompression bomb?)") from None
     except (UnidentifiedImageError, OSError, SyntaxError, ValueError) as exc:
-        raise DataError(f"image {path} cannot be decoded ({exc}); replace or remove it") from None
+        raise DataError(f"image {name} cannot be decoded ({exc}); replace or remove it") from None
 
 
 class SideLoader:

@@ -11,12 +11,10 @@ golden came from the cache. Bad requests raise ValueError with one line (the mic
 import base64
 import binascii
 import hashlib
-import io
 import json
 from pathlib import Path
 
 import numpy as np
-from PIL import Image
 
 MAX_CACHED_GOLDENS = 4096
 
@@ -49,9 +47,11 @@ def predictor(model_dir: Path):
         if not cached:
             if len(goldens) >= MAX_CACHED_GOLDENS:
                 goldens.pop(next(iter(goldens)))
-            goldens[golden_key] = embed([_decode(data, layout) for data in encoded[lights:]])
+            goldens[golden_key] = embed([_decode(d, layout, i) for i, d in enumerate(encoded[lights:], start=lights)])
         distance = float(
-            torch.linalg.vector_norm(embed([_decode(d, layout) for d in encoded[:lights]]) - goldens[golden_key])
+            torch.linalg.vector_norm(
+                embed([_decode(d, layout, i) for i, d in enumerate(encoded[:lights])]) - goldens[golden_key]
+            )
         )
         return {
             "score": distance,
@@ -85,16 +85,11 @@ def _images(request: dict, expected: int) -> list[bytes]:
     return decoded
 
 
-def _decode(data: bytes, layout) -> np.ndarray:
-    from tao_siamese_oi.data.transforms import MAX_PIXELS, to_rgb
+def _decode(data: bytes, layout, index: int) -> np.ndarray:
+    from tao_siamese_oi.data.transforms import decode_bytes_resized
+    from tao_siamese_oi.errors import DataError
 
     try:
-        with Image.open(io.BytesIO(data)) as img:
-            if img.width * img.height > MAX_PIXELS:
-                raise ValueError(f"an image is {img.width}x{img.height} px, far too large for a component crop")
-            rgb = to_rgb(img)
-    except (OSError, Image.DecompressionBombError) as exc:
-        raise ValueError(f"an image cannot be decoded ({exc})") from None
-    if rgb.shape[:2] != (layout.height, layout.width):
-        rgb = np.asarray(Image.fromarray(rgb).resize((layout.width, layout.height), Image.Resampling.BILINEAR))
-    return rgb
+        return decode_bytes_resized(data, layout.width, layout.height, f"input[{index}]")
+    except DataError as exc:  # the microservice answers a bad request (400) with this line
+        raise ValueError(str(exc)) from None

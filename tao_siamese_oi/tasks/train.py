@@ -44,9 +44,7 @@ def preflight(cfg: ExperimentConfig) -> None:
     pretrained = cfg.train.pretrained_model_path
     if pretrained:
         read_checkpoint(check_model_file(pretrained, "train.pretrained_model_path"), cfg.encryption_key)
-    resume = resume_checkpoint(cfg, Path(cfg.train.results_dir))
-    if resume:
-        epochs_done(resume, cfg.encryption_key)  # read (safely) now: a bad file refuses the run before it starts
+    # the checkpoint a run resumes from was read (safely) by already_finished, which runs first
     datamodule = PairDataModule(cfg.dataset, seed=cfg.train.seed)
     for split, key in (("train", "train_dataset"), ("validation", "validation_dataset")):
         if getattr(cfg.dataset, key).csv_path:

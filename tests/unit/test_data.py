@@ -234,3 +234,18 @@ def test_worker_batches_are_the_dataset_items_in_shared_memory(tiny_data, tmp_pa
         assert torch.equal(images[i], image) and torch.equal(goldens[i], golden)
         assert labels[i] == label == float(data.table.labels[i]) and index == i
     assert labels.sum() == 4  # the tiny test split's 4 defects
+
+
+def test_an_upload_decodes_like_the_same_file_and_a_bad_one_names_its_place(tmp_path):
+    from tao_siamese_oi.data.transforms import decode_bytes_resized
+
+    rng = np.random.default_rng(1)
+    Image.fromarray(rng.integers(0, 255, (40, 30, 3), dtype=np.uint8)).save(tmp_path / "crop.png")
+    uploaded = decode_bytes_resized((tmp_path / "crop.png").read_bytes(), 20, 16, "input[2]")
+    np.testing.assert_array_equal(uploaded, decode_resized(tmp_path / "crop.png", 20, 16))
+    assert uploaded.shape == (16, 20, 3)
+    with pytest.raises(DataError, match=r"^image input\[5\] cannot be decoded"):
+        decode_bytes_resized(b"\x89PNG not really", 20, 16, "input[5]")
+    grey16 = tmp_path / "grey16.png"
+    Image.fromarray(np.full((4, 4), 32896, np.uint16)).save(grey16)  # 128 * 257
+    assert (decode_bytes_resized(grey16.read_bytes(), 4, 4, "input[0]") == 128).all()  # scaled, not clipped to 255

@@ -52,10 +52,9 @@ class LocalExecutor:
         return {"executor": self.name, "pid": process.pid, "job_dir": str(job_dir)}
 
     def state(self, handle: dict) -> tuple[str, int | None]:
-        exit_file = Path(handle["job_dir"]) / EXIT_FILE
-        if exit_file.is_file():
-            text = exit_file.read_text().strip()
-            return "exited", int(text) if text.lstrip("-").isdigit() else None
+        recorded = recorded_exit(handle)
+        if recorded is not None:
+            return recorded
         if _alive(handle["pid"]):
             return "running", None
         return "lost", None
@@ -95,15 +94,12 @@ class SlurmExecutor:
         return {"executor": self.name, "slurm_id": slurm_id, "job_dir": str(job_dir), "partition": self.partition}
 
     def state(self, handle: dict) -> tuple[str, int | None]:
-        exit_file = Path(handle["job_dir"]) / EXIT_FILE
         queued = subprocess.run(["squeue", "-h", "-j", handle["slurm_id"], "-o", "%T"], capture_output=True,
                                 text=True, timeout=60).stdout.strip()  # fmt: skip
         if queued in self.ACTIVE:
             return "running", None
-        if exit_file.is_file():
-            text = exit_file.read_text().strip()
-            return "exited", int(text) if text.lstrip("-").isdigit() else None
-        return "lost", None  # gone from the queue without recording an exit code (killed before it started)
+        # gone from the queue: finished (its code recorded), or killed before it started (lost)
+        return recorded_exit(handle) or ("lost", None)
 
     def cancel(self, handle: dict) -> None:
         subprocess.run(["scancel", "--signal=TERM", "--full", handle["slurm_id"]], capture_output=True, timeout=60)
@@ -164,9 +160,7 @@ class DockerExecutor:
             exit_file.write_text(f"{int(container.attrs['State']['ExitCode'])}\n")
         if container is not None:  # its code is recorded: the container can go
             container.remove(force=True)
-        if exit_file.is_file():
-            return "exited", int(exit_file.read_text().strip())
-        return "lost", None
+        return recorded_exit(handle) or ("lost", None)
 
     def cancel(self, handle: dict) -> None:
         from docker.errors import APIError, NotFound
@@ -193,6 +187,15 @@ def executor_for(handle_or_backend: dict) -> Executor:
     if kind == "local-docker":
         return DockerExecutor(**handle_or_backend.get("docker", {}))  # a handle keeps what a resume needs
     return LocalExecutor()
+
+
+def recorded_exit(handle: dict) -> tuple[str, int | None] | None:
+    """("exited", code) when the job's exit code file exists (written by run_and_record or for a container)."""
+    exit_file = Path(handle["job_dir"]) / EXIT_FILE
+    if not exit_file.is_file():
+        return None
+    text = exit_file.read_text().strip()
+    return "exited", int(text) if text.lstrip("-").isdigit() else None
 
 
 def wait_stopped(executor: Executor, handle: dict, timeout: float) -> None:

@@ -140,10 +140,7 @@ def start_microservice(session: Session, store: Store, state_dir: Path, org: str
     job.results_dir = str(ms_dir / "results")
     command = [sys.executable, "-m", "tao_launcher.service.microservice", model.network_arch,
                str(Path(model.results_dir).parent), str(ms_dir / PORT_FILE)]  # fmt: skip
-    env = {k: v for k, v in os.environ.items() if not k.startswith("TAO_SERVICE_")}
-    if job.sealed_key:
-        env.update(sealer.job_env(job.sealed_key))
-    job.handle = executor_for({}).submit(command, env, ms_dir)
+    job.handle = executor_for({}).submit(command, _environment(job, sealer, in_image=False), ms_dir)
     job.status = "Running"
     return job
 
@@ -178,12 +175,7 @@ def start(job: Job, plugin, executor, sealer) -> None:
     else:
         command = [sys.executable, "-m", "tao_launcher.cli", "--local", "model", job.network_arch, job.action,
                    "-e", str(job_dir / "spec.yaml")]  # fmt: skip
-    # a process here inherits the service's environment; a container keeps its image's, plus the job's own
-    in_image = getattr(executor, "in_image", False)
-    env = {} if in_image else {k: v for k, v in os.environ.items() if not k.startswith("TAO_SERVICE_")}
-    env.update(job.bindings.get("env", {}))
-    if job.sealed_key:
-        env.update(sealer.job_env(job.sealed_key))
+    env = _environment(job, sealer, in_image=getattr(executor, "in_image", False))
     (job_dir / EXIT_FILE).unlink(missing_ok=True)
     try:
         job.handle = executor.submit(command, env, job_dir)
@@ -295,6 +287,16 @@ def _status_lines(job: Job) -> list[dict]:
             except ValueError:
                 continue
     return lines
+
+
+def _environment(job: Job, sealer, in_image: bool) -> dict[str, str]:
+    """A process here inherits the service's environment (its own secrets left out); a container keeps its
+    image's. Both get the client's --env pairs and, for a job with a key, the sealed key."""
+    env = {} if in_image else {k: v for k, v in os.environ.items() if not k.startswith("TAO_SERVICE_")}
+    env.update(job.bindings.get("env", {}))
+    if job.sealed_key:
+        env.update(sealer.job_env(job.sealed_key))
+    return env
 
 
 def _job_env(body: dict) -> dict[str, str]:
