@@ -111,6 +111,20 @@ class AugmentationConfig(Sealed):
     with_random_blur: bool = opt(True, help="random Gaussian blur (TAO: always on)")
     blur_probability: float = opt(0.5, min=0.0, max=1.0, help="chance of the blur per pair")
     blur_max_radius: float = opt(1.0, min=0.0, help="blur radius drawn from U(0, this)")
+    # Input side only, whether or not ``augment`` is on: differences a good part shows on a new design.
+    input_shift: int = opt(0, min=0, help="training: move the input alone by up to this many px (0 = off)")
+    input_intensity: float = opt(
+        0.0, min=0.0, max=0.9, help="training: input brightness and contrast alone scaled by 1 +- up to this"
+    )
+    input_line_width: float = opt(
+        0.0, min=0.0, max=1.0, help="training: chance the input alone is eroded or dilated by 1 px (track widths)"
+    )
+
+
+@dataclass
+class AlignmentConfig(Sealed):
+    enable: bool = opt(False, help="register each input to its golden (phase correlation) before comparing")
+    max_shift: int = opt(8, min=0, help="largest offset searched, px of the resized image")
 
 
 @dataclass
@@ -133,6 +147,7 @@ class DatasetConfig(Sealed):
     allow_absolute_paths: bool = opt(False, help="accept absolute or ../ paths in CSVs (outside images_dir)")
     validate_images: bool = opt(True, help="decode every image before a task starts (false: existence only)")
     augmentation_config: AugmentationConfig = section(AugmentationConfig)
+    alignment: AlignmentConfig = section(AlignmentConfig)
 
 
 @dataclass

@@ -96,3 +96,55 @@ def _crop_box(rng: np.random.Generator, low: float, high: float) -> tuple[float,
     left = float(rng.uniform(0, 1 - side))
     top = float(rng.uniform(0, 1 - side))
     return left, top, left + side, top + side
+
+
+class InputSideAugmenter:
+    """Training changes of the input alone, the golden untouched: a small translation (the misregistration a new
+    design's crops show) and a brightness/contrast change (another camera gain). Labels are kept: a good part moved
+    by a few pixels or lit a little differently is still good, and a defect stays in the crop."""
+
+    def __init__(self, aug_cfg):
+        self.max_shift = aug_cfg.input_shift
+        self.intensity = aug_cfg.input_intensity
+        self.line_width = aug_cfg.input_line_width
+
+    @property
+    def active(self) -> bool:
+        return self.max_shift > 0 or self.intensity > 0 or self.line_width > 0
+
+    def apply(self, views: list[np.ndarray], rng: np.random.Generator) -> None:
+        """Change the input's light views (C, H, W uint8) in place, every light alike."""
+        dy, dx = (int(v) for v in rng.integers(-self.max_shift, self.max_shift + 1, 2)) if self.max_shift else (0, 0)
+        gain = float(rng.uniform(1 - self.intensity, 1 + self.intensity)) if self.intensity else 1.0
+        contrast = float(rng.uniform(1 - self.intensity, 1 + self.intensity)) if self.intensity else 1.0
+        morphology = None
+        if self.line_width and rng.random() < self.line_width:
+            morphology = np.maximum if rng.random() < 0.5 else np.minimum  # dilate or erode bright tracks
+        for view in views:
+            if dy or dx:
+                view[...] = shifted_edge(view, dy, dx)
+            if morphology is not None:
+                view[...] = neighbourhood(view, morphology)
+            if gain != 1.0 or contrast != 1.0:
+                mean = float(view.mean())
+                view[...] = np.clip((view.astype(np.float32) - mean) * contrast + mean * gain, 0, 255).round()
+
+
+def neighbourhood(chw: np.ndarray, reduce) -> np.ndarray:
+    """``reduce`` (np.maximum: dilation, np.minimum: erosion) over each pixel's 3 x 3 neighbourhood."""
+    height, width = chw.shape[-2:]
+    padded = np.pad(chw, ((0, 0), (1, 1), (1, 1)), mode="edge")
+    out = padded[:, 1 : height + 1, 1 : width + 1].copy()
+    for dy in range(3):
+        for dx in range(3):
+            reduce(out, padded[:, dy : dy + height, dx : dx + width], out=out)
+    return out
+
+
+def shifted_edge(chw: np.ndarray, dy: int, dx: int) -> np.ndarray:
+    """out[y, x] = chw[y + dy, x + dx]; the uncovered strip repeats the nearest edge pixels."""
+    height, width = chw.shape[-2:]
+    pad = ((0, 0), (max(-dy, 0), max(dy, 0)), (max(-dx, 0), max(dx, 0)))
+    padded = np.pad(chw, pad, mode="edge")
+    top, left = max(dy, 0), max(dx, 0)
+    return padded[:, top : top + height, left : left + width]

@@ -11,16 +11,19 @@ import torch
 from torch.utils.data import Dataset, get_worker_info
 
 from tao_siamese_oi.config.schema import DatasetConfig
-from tao_siamese_oi.data.augment import PairAugmenter
+from tao_siamese_oi.data.align import align_to_golden
+from tao_siamese_oi.data.augment import InputSideAugmenter, PairAugmenter
 from tao_siamese_oi.data.goldens import GoldenIndex
 from tao_siamese_oi.data.pairs import PairTable
-from tao_siamese_oi.data.transforms import SideLoader
+from tao_siamese_oi.data.transforms import SideLoader, light_views
 
 # Decoded goldens kept per worker: about 200 MB at 4 lights of 128 x 128.
 GOLDEN_CACHE_SIZE = 1024
 
 
 class PairDataset(Dataset):
+    """``augment``: these are training pairs, changed by the augmentations ``dataset_cfg`` turns on."""
+
     def __init__(
         self,
         table: PairTable,
@@ -39,7 +42,12 @@ class PairDataset(Dataset):
         self.golden_index = GoldenIndex(
             images_dir, self.inputs.layout.lights, dataset_cfg.image_ext, dataset_cfg.num_golden, seed=seed
         )
-        self.augmenter = PairAugmenter(dataset_cfg.augmentation_config) if augment else None
+        aug_cfg = dataset_cfg.augmentation_config
+        self.augmenter = PairAugmenter(aug_cfg) if augment and aug_cfg.augment else None
+        input_side = InputSideAugmenter(aug_cfg)
+        self.input_side = input_side if augment and input_side.active else None
+        alignment = dataset_cfg.alignment
+        self.align_max_shift = alignment.max_shift if alignment.enable else None
         frame = table.frame
         # Plain lists: indexing a DataFrame per item is slow.
         self._rows = list(zip(frame["input_path"], frame["golden_path"], frame["object_name"]))
@@ -81,16 +89,26 @@ class PairDataset(Dataset):
 
     def _load_into(self, index: int, image_out: np.ndarray, goldens_out: np.ndarray) -> None:
         input_dir, golden_dir, object_name = self._rows[index]
-        augment = None
-        if self.augmenter is not None:
+        augment = rng = None
+        if self.augmenter is not None or self.input_side is not None:
             # Drawn from torch's per-worker generator, so a seeded run repeats exactly.
             rng = np.random.default_rng(int(torch.randint(0, 2**62, (1,))))
+        if self.augmenter is not None:
             augment = self.augmenter.draw(rng).apply
         self.inputs.load(self.images_dir, input_dir, object_name, augment, out=image_out)
-        if not self.load_goldens:
-            return
-        for out, stem in zip(goldens_out, self.golden_stems(index)):
-            self.goldens.load(self.images_dir, golden_dir, stem, augment, out=out)
+        if self.input_side is not None:
+            self.input_side.apply(self._light_views(image_out), rng)
+        stems = self.golden_stems(index)
+        if self.load_goldens:
+            for out, stem in zip(goldens_out, stems):
+                self.goldens.load(self.images_dir, golden_dir, stem, augment, out=out)
+        if self.align_max_shift is not None:
+            # Registered to the first golden (the row's own): with num_golden > 1 the others share its frame.
+            golden = goldens_out[0] if self.load_goldens else self.goldens.load(self.images_dir, golden_dir, stems[0])
+            align_to_golden(image_out, golden, self._light_views, self.align_max_shift)
+
+    def _light_views(self, chw: np.ndarray) -> list[np.ndarray]:
+        return light_views(chw, self.inputs.layout)
 
 
 def pass_batch(batch):

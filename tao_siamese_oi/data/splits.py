@@ -23,7 +23,7 @@ def build_dataset(dataset_cfg: DatasetConfig, split: str, seed: int = 0, load_go
     if not paths.images_dir:
         raise ConfigError(f"dataset.{key}.images_dir is not set; point it at the image root of that CSV")
     table = validate_split(dataset_cfg, key, training=split == "train", seed=max(seed, 0))
-    augment = split == "train" and dataset_cfg.augmentation_config.augment
+    # Training pairs get the augmentations the config turns on; other splits are scored as they are.
     return PairDataset(
-        table, paths.images_dir, dataset_cfg, augment=augment, seed=max(seed, 0), load_goldens=load_goldens
+        table, paths.images_dir, dataset_cfg, augment=split == "train", seed=max(seed, 0), load_goldens=load_goldens
     )

@@ -1,0 +1,187 @@
+"""Unseen-design benchmark: how well a model trained on some board designs catches defects on a design it never saw.
+
+DeepPCB-dev holds two designs (groups 00041 and 13000). Each variant is trained, through the real CLI, on one
+design (its validation share calibrates the threshold) and evaluated on every board of the other, both ways; the
+table reports the mean of the two directions (recall at FPR budgets 0.1 / 0.5 / 1 %, AUROC, and the FPR the
+calibrated threshold reaches against its 1 % target) and keeps the same-design numbers beside them (both designs'
+train boards -> the official test boards). Judge by the unseen columns.
+
+    python -m bench.unseen_designs                          # the shipped default and Siamese_3, 5 epochs
+    python -m bench.unseen_designs --variants grid,grid_shift --seeds 1234 7 --no-same
+    python -m bench.unseen_designs --list                   # the variants and the overrides each one makes
+"""
+
+import argparse
+import json
+import statistics
+import sys
+import tempfile
+from pathlib import Path
+
+import pandas as pd
+
+from bench.models import cli
+
+DESIGNS = ("00041", "13000")
+BUDGETS = ("0.1", "0.5", "1")
+GRID_SPEC, SIAMESE_3_SPEC = "specs/train_deeppcb.yaml", "specs/train_deeppcb_siamese3.yaml"
+
+# name -> (spec, overrides, what it tests). Every variant that was tried stays here, kept or dropped, so the table
+# in docs/unseen_designs.md can be re-run.
+VARIANTS: dict[str, tuple[str, list[str], str]] = {
+    "grid": (GRID_SPEC, [], "the shipped Siamese_Grid spec"),
+    "siamese_3": (SIAMESE_3_SPEC, [], "TAO's Siamese_3, trained the same way"),
+    "grid_align": (GRID_SPEC, ["dataset.alignment.enable=true"], "input registered to its golden first"),
+    "grid_shift": (GRID_SPEC, ["dataset.augmentation_config.input_shift=6"], "training: input alone moved <= 6 px"),
+    "grid_intensity": (
+        GRID_SPEC,
+        ["dataset.augmentation_config.input_intensity=0.2"],
+        "training: input alone brighter/darker, more/less contrast, <= 20 %",
+    ),
+    "grid_line_width": (
+        GRID_SPEC, ["dataset.augmentation_config.input_line_width=0.5"], "training: input alone eroded/dilated 1 px"
+    ),
+    "grid_align_lsq": (
+        GRID_SPEC,
+        ["dataset.alignment.enable=true", "dataset.alignment.max_shift=12"],
+        "input registered to its golden (least squares, <= 12 px)",
+    ),
+    "grid_align_shift_lw": (
+        GRID_SPEC,
+        [
+            "dataset.alignment.enable=true",
+            "dataset.alignment.max_shift=12",
+            "dataset.augmentation_config.input_shift=6",
+            "dataset.augmentation_config.input_line_width=0.5",
+        ],
+        "registered, trained with shifted and eroded/dilated inputs",
+    ),
+    "grid_shift_lw": (
+        GRID_SPEC,
+        ["dataset.augmentation_config.input_shift=6", "dataset.augmentation_config.input_line_width=0.5"],
+        "training: input alone moved <= 6 px and eroded/dilated",
+    ),
+    "grid_paired_aug": (GRID_SPEC, ["dataset.augmentation_config.augment=true"], "TAO's paired augmentation"),
+}
+
+
+def split_by_design(data: Path, root: Path) -> dict[str, dict[str, Path]]:
+    """CSV sets per protocol: 'same' (the converter's split), and 'A->B' (train + val of A, test = all of B)."""
+    frames = {split: pd.read_csv(data / f"{split}.csv") for split in ("train", "val", "test")}
+    design = {split: frame["board"].str.split("/").str[0] for split, frame in frames.items()}
+    sets = {"same": {split: data / f"{split}.csv" for split in frames}}
+    for source, target in (DESIGNS, DESIGNS[::-1]):
+        folder = root / f"{source}_to_{target}"
+        folder.mkdir(parents=True, exist_ok=True)
+        parts = {
+            # The source design's official test boards train too: only the other design is held out.
+            "train": pd.concat([frames[s][design[s] == source] for s in ("train", "test")]),
+            "val": frames["val"][design["val"] == source],
+            "test": pd.concat([frames[s][design[s] == target] for s in frames]),
+        }
+        for split, frame in parts.items():
+            if frame.empty:
+                raise SystemExit(f"design {source if split != 'test' else target} has no {split} pairs")
+            frame.to_csv(folder / f"{split}.csv", index=False)
+        sets[f"{source}->{target}"] = {split: folder / f"{split}.csv" for split in parts}
+    return sets
+
+
+def run(variant: str, csvs: dict[str, Path], images: Path, out: Path, epochs: int, seed: int) -> dict:
+    spec, overrides, _ = VARIANTS[variant]
+    common = [f"results_dir={out}", *overrides] + [
+        f"dataset.{split}_dataset.{key}={value}"
+        for split, csv in (("train", "train"), ("validation", "val"), ("test", "test"), ("infer", "test"))
+        for key, value in (("csv_path", csvs[csv]), ("images_dir", images))
+    ]
+    train, _ = cli("train", "-e", spec, *common, f"train.num_epochs={epochs}", f"train.seed={seed}")
+    checkpoint = out / "train" / "oi_model_latest.pth"
+    metrics, _ = cli("evaluate", "-e", spec, *common, f"evaluate.checkpoint={checkpoint}")
+    return {
+        "auroc": metrics["auroc"],
+        **{f"recall@{b}": metrics["recall_at_fpr"][b] for b in BUDGETS},
+        "target_fpr": 1.0,
+        "achieved_fpr": metrics["fpr"],
+        "recall_at_threshold": metrics["recall"],
+        "train_pairs_s": train["train_pairs_per_second"],
+        "checkpoint_mb": checkpoint.stat().st_size / 2**20,
+    }
+
+
+def mean(results: list[dict]) -> dict:
+    return {key: statistics.fmean(r[key] for r in results) for key in results[0]}
+
+
+def table(summary: dict[str, dict[str, dict]], same: bool) -> str:
+    head = "| variant | unseen: AUROC | recall @0.1 % | @0.5 % | @1 % | FPR at 1 % target | train pairs/s |"
+    rule = "|---|---|---|---|---|---|---|"
+    if same:
+        head += " same: AUROC | @0.1 % | @0.5 % | @1 % |"
+        rule += "---|---|---|---|"
+    lines = [head, rule]
+    for variant, by_protocol in summary.items():
+        u = by_protocol["unseen"]
+        line = (
+            f"| {variant} | {u['auroc']:.4f} | {u['recall@0.1']:.1f} | {u['recall@0.5']:.1f} | {u['recall@1']:.1f} "
+            f"| {u['achieved_fpr']:.2f} | {u['train_pairs_s']:.0f} |"
+        )
+        if same:
+            s = by_protocol["same"]
+            line += f" {s['auroc']:.4f} | {s['recall@0.1']:.1f} | {s['recall@0.5']:.1f} | {s['recall@1']:.1f} |"
+        lines.append(line)
+    return "\n".join(lines)
+
+
+def main(argv=None):
+    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser.add_argument("--variants", default="grid,siamese_3", help="comma-separated names from --list")
+    parser.add_argument("--epochs", type=int, default=5, help="epoch budget, the same for every variant")
+    parser.add_argument("--seeds", type=int, nargs="+", default=[1234], help="train.seed values; results averaged")
+    parser.add_argument("--no-same", action="store_true", help="skip the same-design protocol (faster)")
+    parser.add_argument("--out", help="keep the data and runs here (default: a temporary directory)")
+    parser.add_argument("--data", help="reuse a folder converted by an earlier run (its data/ folder)")
+    parser.add_argument("--list", action="store_true", help="print the variants and exit")
+    args = parser.parse_args(argv)
+    if args.list:
+        for name, (spec, overrides, why) in VARIANTS.items():
+            print(f"{name}: {why}\n    {spec} {' '.join(overrides)}")
+        return
+    variants = args.variants.split(",")
+    unknown = [v for v in variants if v not in VARIANTS]
+    if unknown:
+        raise SystemExit(f"unknown variant(s) {', '.join(unknown)}; see --list")
+    with tempfile.TemporaryDirectory() as tmp:
+        root = Path(args.out or tmp).resolve()
+        if args.data:
+            data = Path(args.data).resolve()
+        else:
+            data, _ = root / "data", cli(
+                "dataset_convert",
+                "-e",
+                "specs/dataset_convert_deeppcb.yaml",
+                f"results_dir={root}",
+                f"dataset_convert.data_convert_output_dir={root / 'data'}",
+            )
+        sets = split_by_design(data, root / "splits")
+        protocols = [p for p in sets if p != "same" or not args.no_same]
+        raw: dict = {}
+        summary: dict = {}
+        for variant in variants:
+            raw[variant] = {}
+            for protocol in protocols:
+                runs = []
+                for seed in args.seeds:
+                    out = root / "runs" / variant / protocol.replace("->", "_to_") / str(seed)
+                    runs.append(run(variant, sets[protocol], data / "images", out, args.epochs, seed))
+                    print(f"{variant} {protocol} seed {seed}: {json.dumps(runs[-1])}", file=sys.stderr, flush=True)
+                raw[variant][protocol] = mean(runs)
+            unseen = [raw[variant][p] for p in protocols if "->" in p]
+            summary[variant] = {"unseen": mean(unseen), **({"same": raw[variant]["same"]} if "same" in raw[variant] else {})}
+    print(f"DeepPCB-dev, {args.epochs} epoch(s), seeds {' '.join(map(str, args.seeds))}; unseen = mean of "
+          f"{' and '.join(p for p in protocols if '->' in p)}; recall in %, FPR in % (target 1 %)")
+    print(table(summary, same=not args.no_same))
+    print(json.dumps(raw, indent=1))
+
+
+if __name__ == "__main__":
+    main()
