@@ -39,7 +39,9 @@ VARIANTS: dict[str, tuple[str, list[str], str]] = {
         "training: input alone brighter/darker, more/less contrast, <= 20 %",
     ),
     "grid_line_width": (
-        GRID_SPEC, ["dataset.augmentation_config.input_line_width=0.5"], "training: input alone eroded/dilated 1 px"
+        GRID_SPEC,
+        ["dataset.augmentation_config.input_line_width=0.5"],
+        "training: input alone eroded/dilated 1 px",
     ),
     "grid_align_lsq": (
         GRID_SPEC,
@@ -155,12 +157,15 @@ def main(argv=None):
         if args.data:
             data = Path(args.data).resolve()
         else:
-            data, _ = root / "data", cli(
-                "dataset_convert",
-                "-e",
-                "specs/dataset_convert_deeppcb.yaml",
-                f"results_dir={root}",
-                f"dataset_convert.data_convert_output_dir={root / 'data'}",
+            data, _ = (
+                root / "data",
+                cli(
+                    "dataset_convert",
+                    "-e",
+                    "specs/dataset_convert_deeppcb.yaml",
+                    f"results_dir={root}",
+                    f"dataset_convert.data_convert_output_dir={root / 'data'}",
+                ),
             )
         sets = split_by_design(data, root / "splits")
         protocols = [p for p in sets if p != "same" or not args.no_same]
@@ -176,9 +181,13 @@ def main(argv=None):
                     print(f"{variant} {protocol} seed {seed}: {json.dumps(runs[-1])}", file=sys.stderr, flush=True)
                 raw[variant][protocol] = mean(runs)
             unseen = [raw[variant][p] for p in protocols if "->" in p]
-            summary[variant] = {"unseen": mean(unseen), **({"same": raw[variant]["same"]} if "same" in raw[variant] else {})}
-    print(f"DeepPCB-dev, {args.epochs} epoch(s), seeds {' '.join(map(str, args.seeds))}; unseen = mean of "
-          f"{' and '.join(p for p in protocols if '->' in p)}; recall in %, FPR in % (target 1 %)")
+            summary[variant] = {"unseen": mean(unseen)}
+            if "same" in raw[variant]:
+                summary[variant]["same"] = raw[variant]["same"]
+    print(
+        f"DeepPCB-dev, {args.epochs} epoch(s), seeds {' '.join(map(str, args.seeds))}; unseen = mean of "
+        f"{' and '.join(p for p in protocols if '->' in p)}; recall in %, FPR in % (target 1 %)"
+    )
     print(table(summary, same=not args.no_same))
     print(json.dumps(raw, indent=1))
 
