@@ -63,6 +63,22 @@ VARIANTS: dict[str, tuple[str, list[str], str]] = {
         ["dataset.augmentation_config.input_shift=6", "dataset.augmentation_config.input_line_width=0.5"],
         "training: input alone moved <= 6 px and eroded/dilated",
     ),
+    "grid_align_aug": (
+        GRID_SPEC,
+        ["dataset.alignment.enable=true", "dataset.alignment.max_shift=12", "dataset.augmentation_config.augment=true"],
+        "registered, with TAO's paired augmentation (flips, rotations, colour, crop, blur)",
+    ),
+    "grid_align_tiles": (
+        GRID_SPEC,
+        ["dataset.alignment.enable=true", "dataset.alignment.max_shift=12", "dataset.alignment.tiles=2"],
+        "registered, then each quarter of the crop again (<= 3 px)",
+    ),
+    "grid_align_cosine_10": (
+        GRID_SPEC,
+        ["dataset.alignment.enable=true", "dataset.alignment.max_shift=12", "train.optim.lr_schedule=cosine"],
+        "registered, cosine learning-rate decay (run with --epochs 10)",
+    ),
+    "grid_cosine": (GRID_SPEC, ["train.optim.lr_schedule=cosine"], "cosine learning-rate decay"),
     "grid_paired_aug": (GRID_SPEC, ["dataset.augmentation_config.augment=true"], "TAO's paired augmentation"),
 }
 

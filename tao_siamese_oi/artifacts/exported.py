@@ -110,6 +110,7 @@ def deployment_sidecar(
     cfg: ExperimentConfig, shape, dynamic: bool, decision: tuple[float, str], calibration: CalibrationRecord | None
 ) -> SidecarRecord:
     """What a deployment needs besides the ONNX file: input layout, light order, preprocessing and decision."""
+    from tao_siamese_oi.data.align import alignment_record
     from tao_siamese_oi.data.transforms import layout_from_config
 
     threshold, source = decision
@@ -139,6 +140,8 @@ def deployment_sidecar(
             "normalise": "(pixel / 255 - mean) / std per channel, channels first",
             "mean": list(aug.rgb_input_mean),
             "std": list(aug.rgb_input_std),
+            # Before normalising, the input is registered to its golden (tao_siamese_oi/data/align.py); null: not.
+            "alignment": alignment_record(data),
         },
         "score": "Euclidean distance between output_1 and output_2",
         "decision": "FAIL when score > threshold",

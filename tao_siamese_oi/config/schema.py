@@ -125,6 +125,8 @@ class AugmentationConfig(Sealed):
 class AlignmentConfig(Sealed):
     enable: bool = opt(False, help="register each input to its golden (phase correlation) before comparing")
     max_shift: int = opt(8, min=0, help="largest offset searched, px of the resized image")
+    tiles: int = opt(1, min=1, help="then each of tiles x tiles parts is registered again (1 = one offset)")
+    tile_shift: int = opt(3, min=0, help="largest further offset of a part, px")
 
 
 @dataclass
@@ -152,8 +154,11 @@ class DatasetConfig(Sealed):
 
 @dataclass
 class OptimConfig(Sealed):
-    type: str = opt("Adam", choices=["Adam", "SGD"], help="optimiser; no LR schedule")
+    type: str = opt("Adam", choices=["Adam", "SGD"], help="optimiser")
     lr: float = opt(5e-4, min=0.0, help="learning rate")
+    lr_schedule: str = opt(
+        "constant", choices=["constant", "cosine"], help="cosine: lr decays to 0 over train.num_epochs (TAO: constant)"
+    )
     momentum: float = opt(0.9, min=0.0, help="SGD only")
     weight_decay: float = opt(5e-4, min=0.0, help="SGD only")
 

@@ -12,6 +12,8 @@ the edge it uncovers takes the golden's pixels, so that strip shows no differenc
 
 import numpy as np
 
+from tao_siamese_oi.errors import ConfigError
+
 
 def estimate_shift(moving: np.ndarray, reference: np.ndarray, max_shift: int) -> tuple[int, int]:
     """(dy, dx) with moving[y, x] ~ reference[y - dy, x - dx], for (H, W) or a stack (N, H, W) of grey images that
@@ -84,9 +86,13 @@ def _spans(shift: int, size: int) -> tuple[slice, slice]:
     return slice(0, size + shift), slice(-shift, size)
 
 
-def align_to_golden(image_chw: np.ndarray, golden_chw: np.ndarray, blocks, max_shift: int) -> tuple[int, int]:
+def align_to_golden(
+    image_chw: np.ndarray, golden_chw: np.ndarray, blocks, max_shift: int, tiles: int = 1, tile_shift: int = 0
+) -> tuple[int, int]:
     """Register the input (3, H, W, uint8, in place) to its golden; ``blocks`` maps each to its light views
-    (transforms.light_views). One shift for every light; returns it."""
+    (transforms.light_views). One shift for every light, returned; then, with ``tiles`` > 1, each of tiles x tiles
+    parts of the crop is moved again by up to ``tile_shift`` px (boards stretch: one offset rarely fits a whole
+    crop)."""
     image_lights, golden_lights = blocks(image_chw), blocks(golden_chw)
     grey = np.stack([view.mean(axis=0) for view in image_lights])
     grey_golden = np.stack([view.mean(axis=0) for view in golden_lights])
@@ -94,4 +100,52 @@ def align_to_golden(image_chw: np.ndarray, golden_chw: np.ndarray, blocks, max_s
     if dy or dx:
         for view, golden_view in zip(image_lights, golden_lights):
             view[...] = shift_onto(view, golden_view, dy, dx)
+    if tiles > 1 and tile_shift > 0:
+        grey = np.stack([view.mean(axis=0) for view in image_lights])
+        moved = [view.copy() for view in image_lights]  # tiles take their pixels from the globally aligned input
+        for rows, cols in _tiles(grey.shape[-2:], tiles):
+            ty, tx = estimate_shift(grey[:, rows, cols], grey_golden[:, rows, cols], tile_shift)
+            if ty or tx:
+                for view, source, golden_view in zip(image_lights, moved, golden_lights):
+                    view[:, rows, cols] = _window(source, golden_view, rows, cols, ty, tx)
     return dy, dx
+
+
+def _tiles(shape: tuple[int, int], tiles: int) -> list[tuple[slice, slice]]:
+    height, width = shape
+    ys = [round(i * height / tiles) for i in range(tiles + 1)]
+    xs = [round(i * width / tiles) for i in range(tiles + 1)]
+    return [(slice(ys[i], ys[i + 1]), slice(xs[j], xs[j + 1])) for i in range(tiles) for j in range(tiles)]
+
+
+def _window(source: np.ndarray, reference: np.ndarray, rows: slice, cols: slice, dy: int, dx: int) -> np.ndarray:
+    """source[..., rows + dy, cols + dx], the reference's pixels where that falls outside the image."""
+    height, width = source.shape[-2:]
+    out = reference[..., rows, cols].copy()
+    y0, y1, x0, x1 = rows.start + dy, rows.stop + dy, cols.start + dx, cols.stop + dx
+    cy0, cy1, cx0, cx1 = max(y0, 0), min(y1, height), max(x0, 0), min(x1, width)
+    out[..., cy0 - y0 : cy1 - y0, cx0 - x0 : cx1 - x0] = source[..., cy0:cy1, cx0:cx1]
+    return out
+
+
+def alignment_record(dataset_cfg) -> dict | None:
+    """What checkpoints and sidecars record of the registration a model was trained with (None: off)."""
+    a = dataset_cfg.alignment
+    return {"max_shift": a.max_shift, "tiles": a.tiles, "tile_shift": a.tile_shift} if a.enable else None
+
+
+def check_alignment(recorded: dict | None, dataset_cfg, model_file) -> None:
+    """A model scores pairs prepared as in its training: refuse a spec whose dataset.alignment differs."""
+    wanted = alignment_record(dataset_cfg)
+    if recorded == wanted:
+        return
+    if recorded is None:
+        fix = "set dataset.alignment.enable=false (or retrain with registration)"
+    else:
+        fix = "set dataset.alignment.enable=true, " + ", ".join(
+            f"dataset.alignment.{k}={v}" for k, v in recorded.items()
+        )
+    raise ConfigError(
+        f"{model_file} was trained {'without registration' if recorded is None else f'with registration {recorded}'}"
+        f" but the spec asks for {'none' if wanted is None else wanted}; {fix}"
+    )

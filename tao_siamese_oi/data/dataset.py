@@ -46,8 +46,7 @@ class PairDataset(Dataset):
         self.augmenter = PairAugmenter(aug_cfg) if augment and aug_cfg.augment else None
         input_side = InputSideAugmenter(aug_cfg)
         self.input_side = input_side if augment and input_side.active else None
-        alignment = dataset_cfg.alignment
-        self.align_max_shift = alignment.max_shift if alignment.enable else None
+        self.alignment = dataset_cfg.alignment if dataset_cfg.alignment.enable else None
         frame = table.frame
         # Plain lists: indexing a DataFrame per item is slow.
         self._rows = list(zip(frame["input_path"], frame["golden_path"], frame["object_name"]))
@@ -89,23 +88,23 @@ class PairDataset(Dataset):
 
     def _load_into(self, index: int, image_out: np.ndarray, goldens_out: np.ndarray) -> None:
         input_dir, golden_dir, object_name = self._rows[index]
-        augment = rng = None
-        if self.augmenter is not None or self.input_side is not None:
-            # Drawn from torch's per-worker generator, so a seeded run repeats exactly.
-            rng = np.random.default_rng(int(torch.randint(0, 2**62, (1,))))
-        if self.augmenter is not None:
+        augment = None
+        # Drawn from torch's per-worker generator, so a seeded run repeats exactly.
+        rng = np.random.default_rng(int(torch.randint(0, 2**62, (1,)))) if self.augmenter or self.input_side else None
+        if self.augmenter is not None and rng is not None:
             augment = self.augmenter.draw(rng).apply
         self.inputs.load(self.images_dir, input_dir, object_name, augment, out=image_out)
-        if self.input_side is not None:
+        if self.input_side is not None and rng is not None:
             self.input_side.apply(self._light_views(image_out), rng)
         stems = self.golden_stems(index)
         if self.load_goldens:
             for out, stem in zip(goldens_out, stems):
                 self.goldens.load(self.images_dir, golden_dir, stem, augment, out=out)
-        if self.align_max_shift is not None:
+        if self.alignment is not None:
             # Registered to the first golden (the row's own): with num_golden > 1 the others share its frame.
             golden = goldens_out[0] if self.load_goldens else self.goldens.load(self.images_dir, golden_dir, stems[0])
-            align_to_golden(image_out, golden, self._light_views, self.align_max_shift)
+            a = self.alignment
+            align_to_golden(image_out, golden, self._light_views, a.max_shift, a.tiles, a.tile_shift)
 
     def _light_views(self, chw: np.ndarray) -> list[np.ndarray]:
         return light_views(chw, self.inputs.layout)

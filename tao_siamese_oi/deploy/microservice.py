@@ -10,6 +10,7 @@ golden came from the cache. Bad requests raise ValueError with one line (the mic
 
 import base64
 import binascii
+import functools
 import hashlib
 import json
 from pathlib import Path
@@ -24,7 +25,8 @@ def predictor(model_dir: Path):
 
     from tao_siamese_oi.artifacts.checkpoint import load_network
     from tao_siamese_oi.config import load_config
-    from tao_siamese_oi.data.transforms import Normalizer, concat_lights, layout_from_config
+    from tao_siamese_oi.data.align import align_to_golden
+    from tao_siamese_oi.data.transforms import Normalizer, concat_lights, layout_from_config, light_views
 
     cfg = load_config(Path(model_dir) / "spec.yaml")  # the training job's spec (its key comes from the environment)
     network, calibration = load_network(cfg, Path(cfg.train.results_dir) / "oi_model_latest.pth")
@@ -34,25 +36,31 @@ def predictor(model_dir: Path):
     source = "calibrated" if calibration else "margin"
     goldens: dict[str, torch.Tensor] = {}
 
-    def embed(images: list[np.ndarray]) -> torch.Tensor:
-        batch = torch.from_numpy(concat_lights(images, layout)[None])
+    def side(encoded: list[bytes], first: int) -> np.ndarray:
+        return concat_lights([_decode(d, layout, i) for i, d in enumerate(encoded, start=first)], layout)
+
+    def embed(image: np.ndarray) -> torch.Tensor:
         with torch.inference_mode():
-            return network.embed(normalize(batch))[0]
+            return network.embed(normalize(torch.from_numpy(image[None])))[0]
+
+    alignment = cfg.dataset.alignment if cfg.dataset.alignment.enable else None
 
     def predict(request: dict) -> dict:
         encoded = _images(request, 2 * len(layout.lights))
         lights = len(layout.lights)
         golden_key = hashlib.sha256(b"".join(encoded[lights:])).hexdigest()
         cached = golden_key in goldens
-        if not cached:
+        # Registration needs the golden's pixels, so with it on the golden is decoded for every request.
+        golden = side(encoded[lights:], lights) if alignment or not cached else None
+        if golden is not None and not cached:
             if len(goldens) >= MAX_CACHED_GOLDENS:
                 goldens.pop(next(iter(goldens)))
-            goldens[golden_key] = embed([_decode(d, layout, i) for i, d in enumerate(encoded[lights:], start=lights)])
-        distance = float(
-            torch.linalg.vector_norm(
-                embed([_decode(d, layout, i) for i, d in enumerate(encoded[:lights])]) - goldens[golden_key]
-            )
-        )
+            goldens[golden_key] = embed(golden)
+        image = side(encoded[:lights], 0)
+        if alignment is not None and golden is not None:
+            views = functools.partial(light_views, layout=layout)
+            align_to_golden(image, golden, views, alignment.max_shift, alignment.tiles, alignment.tile_shift)
+        distance = float(torch.linalg.vector_norm(embed(image) - goldens[golden_key]))
         return {
             "score": distance,
             "decision": "FAIL" if distance > threshold else "PASS",

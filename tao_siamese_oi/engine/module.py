@@ -42,14 +42,19 @@ class SiameseModule(L.LightningModule):
         self.threshold = margin if threshold is None else threshold
         # Threshold picked on the latest validation pass for the operating-point target; saved in checkpoints.
         self.calibration: dict | None = None
+        # The registration its pairs were prepared with (data/align.py), recorded in checkpoints; not a
+        # hyper-parameter, so TAO's constructor can still take ours.
+        self.alignment: dict | None = None
         self._scores: dict[str, list] = {"train": [], "val": []}
         self._predicted: list = []
         self.predictions: tuple[np.ndarray, np.ndarray] | None = None  # (row indices, scores) of every process
 
     @classmethod
     def from_config(cls, cfg: ExperimentConfig, optim: dict | None = None) -> "SiameseModule":
+        from tao_siamese_oi.data.align import alignment_record
+
         aug = cfg.dataset.augmentation_config
-        return cls(
+        module = cls(
             cfg.model.model_type,
             cfg.model.embedding_vectors,
             layout_from_config(cfg.dataset).shape,
@@ -61,6 +66,8 @@ class SiameseModule(L.LightningModule):
             target_fpr=cfg.evaluate.target_fpr,
             target_recall=cfg.evaluate.target_recall,
         )
+        module.alignment = alignment_record(cfg.dataset)
+        return module
 
     def on_after_batch_transfer(self, batch, dataloader_idx):
         image, goldens, label, index = batch
@@ -131,9 +138,12 @@ class SiameseModule(L.LightningModule):
     def on_save_checkpoint(self, checkpoint):
         if self.calibration is not None:
             checkpoint["calibration"] = dict(self.calibration)
+        if self.alignment is not None:
+            checkpoint["alignment"] = dict(self.alignment)
 
     def on_load_checkpoint(self, checkpoint):
         self.calibration = checkpoint.get("calibration")
+        self.alignment = checkpoint.get("alignment")
 
     def predict_step(self, batch, batch_idx):
         image, golden, _, index = batch
@@ -156,11 +166,18 @@ class SiameseModule(L.LightningModule):
 
     def configure_optimizers(self):
         optim = self.hparams["optim"] or {"type": "Adam", "lr": 5e-4}
+        optimizer: torch.optim.Optimizer
         if optim["type"] == "Adam":
-            return torch.optim.Adam(self.parameters(), lr=optim["lr"])
-        return torch.optim.SGD(
-            self.parameters(), lr=optim["lr"], momentum=optim["momentum"], weight_decay=optim["weight_decay"]
-        )
+            optimizer = torch.optim.Adam(self.parameters(), lr=optim["lr"])
+        else:
+            optimizer = torch.optim.SGD(
+                self.parameters(), lr=optim["lr"], momentum=optim["momentum"], weight_decay=optim["weight_decay"]
+            )
+        if optim.get("lr_schedule", "constant") == "constant":
+            return optimizer
+        # Stepped per epoch over the whole run; a resumed run restores the scheduler with the optimizer.
+        schedule = torch.optim.lr_scheduler.CosineAnnealingLR(optimizer, T_max=max(self.trainer.max_epochs or 1, 1))
+        return {"optimizer": optimizer, "lr_scheduler": {"scheduler": schedule, "interval": "epoch"}}
 
 
 def ordered_scores(indices: np.ndarray, distances: np.ndarray, num_rows: int) -> np.ndarray:

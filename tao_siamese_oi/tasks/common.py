@@ -26,6 +26,7 @@ WRITTEN_COLUMNS = {"evaluate": ("siamese_score", "decision"), "inference": ("sia
 def check_scoring_inputs(cfg: ExperimentConfig, task: str, split: str) -> None:
     """Preflight of evaluate and inference: the backend's model file and the split, before anything is written."""
     from tao_siamese_oi.artifacts.exported import read_siamese_onnx, read_sidecar, sidecar_path
+    from tao_siamese_oi.data.align import check_alignment
     from tao_siamese_oi.data.splits import build_dataset
 
     task_cfg = getattr(cfg, task)
@@ -39,9 +40,11 @@ def check_scoring_inputs(cfg: ExperimentConfig, task: str, split: str) -> None:
             f"threshold); copy it next to the model, or set {task}.threshold"
         )
     if key == "checkpoint":
-        read_checkpoint(path, cfg.encryption_key)
-    elif key == "onnx_file":
-        read_siamese_onnx(path, cfg.encryption_key)
+        check_alignment(read_checkpoint(path, cfg.encryption_key).get("alignment"), cfg.dataset, path)
+    else:
+        if key == "onnx_file":
+            read_siamese_onnx(path, cfg.encryption_key)
+        check_alignment(((read_sidecar(path) or {}).get("preprocessing") or {}).get("alignment"), cfg.dataset, path)
     table = build_dataset(cfg.dataset, split, cfg.train.seed).table
     clash = [c for c in WRITTEN_COLUMNS[task] if c in table.frame.columns]
     if clash:

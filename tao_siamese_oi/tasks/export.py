@@ -11,6 +11,7 @@ from tao_siamese_oi.artifacts.crypto import encrypt
 from tao_siamese_oi.artifacts.exported import deployment_sidecar, sidecar_path
 from tao_siamese_oi.config import require
 from tao_siamese_oi.config.schema import ExperimentConfig
+from tao_siamese_oi.data.align import check_alignment
 from tao_siamese_oi.data.splits import SPLIT_KEYS, build_dataset
 from tao_siamese_oi.data.transforms import Normalizer, layout_from_config
 from tao_siamese_oi.deploy.onnx_export import (
@@ -38,7 +39,8 @@ def outputs(cfg: ExperimentConfig, out: Path) -> list[Path]:
 
 def preflight(cfg: ExperimentConfig) -> None:
     checkpoint = require(cfg.export.checkpoint, "export.checkpoint", "the .pth file written by train")
-    read_checkpoint(check_model_file(checkpoint, "export.checkpoint"), cfg.encryption_key)
+    path = check_model_file(checkpoint, "export.checkpoint")
+    check_alignment(read_checkpoint(path, cfg.encryption_key).get("alignment"), cfg.dataset, path)
     example_split(cfg)
 
 

@@ -217,6 +217,28 @@ def _case_training_csv_without_labels(tmp_path, tiny_data, model):
     return ["train", "-e", "{spec}", f"dataset.train_dataset.csv_path={csv}"], "lacks column(s) label"
 
 
+def _case_registration_not_trained(tmp_path, tiny_data, model):
+    return [
+        "evaluate",
+        "-e",
+        "{spec}",
+        "dataset.alignment.enable=true",
+        f"evaluate.checkpoint={model['checkpoint']}",
+    ], (f"{model['checkpoint']} was trained without registration but the spec asks for")
+
+
+def _case_registration_not_exported(tmp_path, tiny_data, model):
+    onnx_file = model["onnx"]
+    return [
+        "inference",
+        "-e",
+        "{spec}",
+        "dataset.alignment.enable=true",
+        "inference.backend=onnxruntime",
+        f"inference.onnx_file={onnx_file}",
+    ], f"{onnx_file} was trained without registration"
+
+
 BAD_FILES = {
     # name: (case, exit code); a case writes its hostile file and returns (argv, text of the error report)
     "truncated JPEG": (_case_truncated_jpeg, 3),
@@ -233,6 +255,8 @@ BAD_FILES = {
     "checkpoint is a folder": (_case_checkpoint_is_a_folder, 4),
     "output column in the input CSV": (_case_output_column_clash, 3),
     "training CSV without labels": (_case_training_csv_without_labels, 3),
+    "registration the checkpoint was not trained with": (_case_registration_not_trained, 2),
+    "registration the export was not made with": (_case_registration_not_exported, 2),
 }
 
 

@@ -109,3 +109,100 @@ def test_input_side_augmentation_leaves_the_golden_untouched(tmp_path):
     for _ in range(10):
         image, goldens, _, _ = training[0]
         assert torch.equal(image, goldens[0])  # registration undoes the training shift (golden fills the strip)
+
+
+def test_line_width_augmentation_erodes_or_dilates_the_input_alone():
+    from tao_siamese_oi.config import load_config
+    from tao_siamese_oi.data.augment import InputSideAugmenter
+
+    cfg = load_config(None, ["dataset.augmentation_config.input_line_width=1.0"]).dataset.augmentation_config
+    augmenter = InputSideAugmenter(cfg)
+    widths = set()
+    rng = np.random.default_rng(0)
+    for _ in range(20):
+        image = np.zeros((3, 16, 16), np.uint8)
+        image[:, :, 6:9] = 255  # a 3 px track
+        augmenter.apply([image], rng)
+        widths.add(int((image[0, 8] == 255).sum()))
+    assert widths == {1, 5}  # eroded to 1 px or dilated to 5 px, never left alone at probability 1
+
+
+def test_parts_of_a_crop_that_moved_differently_are_registered_each():
+    from tao_siamese_oi.data.align import align_to_golden
+
+    img = board(seed=5)
+    golden = np.stack([crop(img, 40, 40)] * 3)
+    moved = np.stack([crop(img, 38, 45)] * 3)  # left half: shift (2, -5)
+    moved[:, :, 32:] = crop(img, 37, 43)[None, :, 32:]  # right half: shift (3, -3)
+    one_shift = moved.copy()
+    align_to_golden(one_shift, golden, lambda chw: [chw], max_shift=8)
+    per_tile = moved.copy()
+    align_to_golden(per_tile, golden, lambda chw: [chw], max_shift=8, tiles=2, tile_shift=3)
+    residual = np.abs(per_tile.astype(int) - golden)
+    assert np.abs(one_shift.astype(int) - golden).mean() > 10 * residual.mean()
+    assert residual[:, :, :31].sum() == 0 and residual[:, :, 35:].sum() == 0  # only the seam between the halves
+
+
+def test_checkpoints_record_the_registration_and_a_spec_that_differs_is_refused():
+    from tao_siamese_oi.data.align import alignment_record, check_alignment
+    from tao_siamese_oi.engine.module import SiameseModule
+    from tao_siamese_oi.errors import ConfigError
+
+    overrides = ["dataset.alignment.enable=true", "dataset.alignment.max_shift=12", "dataset.image_height=16"]
+    aligned = load_config(None, [*overrides, "dataset.image_width=16", "model.model_type=Siamese_Grid"])
+    plain = load_config(None, ["dataset.image_height=16", "dataset.image_width=16", "model.model_type=Siamese_Grid"])
+    checkpoint: dict = {}
+    SiameseModule.from_config(aligned).on_save_checkpoint(checkpoint)
+    assert checkpoint["alignment"] == {"max_shift": 12, "tiles": 1, "tile_shift": 3}
+    assert "alignment" not in SiameseModule.from_config(plain).hparams  # not a constructor argument (TAO loads ours)
+    check_alignment(checkpoint["alignment"], aligned.dataset, "m.pth")  # the same: accepted
+    check_alignment(None, plain.dataset, "tao.pth")  # TAO's checkpoints record none: accepted without it
+    with pytest.raises(ConfigError, match=r"m\.pth was trained with registration .* dataset\.alignment\.max_shift=12"):
+        check_alignment(checkpoint["alignment"], plain.dataset, "m.pth")
+    with pytest.raises(ConfigError, match=r"tao\.pth was trained without registration.*enable=false"):
+        check_alignment(None, aligned.dataset, "tao.pth")
+    assert alignment_record(plain.dataset) is None
+
+
+@pytest.mark.parametrize("enable", [False, True])
+def test_the_microservice_registers_the_input_as_training_did(tmp_path, enable):
+    import base64
+    import io
+
+    import yaml
+
+    from tao_siamese_oi.deploy.microservice import predictor
+    from tao_siamese_oi.model.networks import create_model
+
+    torch.manual_seed(0)
+    network = create_model("Siamese_Grid", input_shape=(3, 64, 64), embedding_size=4)
+    (tmp_path / "train").mkdir()
+    torch.save(
+        {"state_dict": {f"model.{k}": v for k, v in network.state_dict().items()}},
+        tmp_path / "train" / "oi_model_latest.pth",
+    )
+    spec = {
+        "results_dir": str(tmp_path),
+        "model": {"model_type": "Siamese_Grid", "embedding_vectors": 4},
+        "dataset": {
+            "num_input": 1,
+            "input_map": None,
+            "image_height": 64,
+            "image_width": 64,
+            "alignment": {"enable": enable},
+        },
+    }
+    (tmp_path / "spec.yaml").write_text(yaml.safe_dump(spec))
+    predict = predictor(tmp_path)
+
+    def uri(array):
+        buffer = io.BytesIO()
+        Image.fromarray(array).save(buffer, format="PNG")
+        return "data:image/png;base64," + base64.b64encode(buffer.getvalue()).decode()
+
+    img = board(seed=6)
+    golden, moved = uri(crop(img, 40, 40)), uri(crop(img, 43, 36))
+    same = predict({"input": [golden, golden]})
+    shifted = predict({"input": [moved, golden]})
+    assert same["score"] < 1e-3 and shifted["golden_cached"]
+    assert (shifted["score"] < 1e-3) == enable  # registered: the moved crop is the golden again

@@ -131,7 +131,13 @@ def test_job_schema_has_every_section_train_reads():
     spec = default_spec("train")
     # evaluate: train calibrates the decision threshold for evaluate.target_fpr / target_recall
     assert set(spec) == {"model_name", "encryption_key", "results_dir", "model", "dataset", "train", "evaluate"}
-    assert spec["train"]["optim"] == {"type": "Adam", "lr": 5e-4, "momentum": 0.9, "weight_decay": 5e-4}
+    assert spec["train"]["optim"] == {
+        "type": "Adam",
+        "lr": 5e-4,
+        "lr_schedule": "constant",
+        "momentum": 0.9,
+        "weight_decay": 5e-4,
+    }
     assert spec["train"]["results_dir"] == "${results_dir}/train"
     json.dumps(spec)  # plain data, serialisable as the CLI prints it
     with pytest.raises(ConfigError, match="unknown action"):

@@ -172,3 +172,27 @@ def test_a_tao_style_checkpoint_loads_into_siamese_3(tmp_path):
         assert torch.equal(network.state_dict()[key], value), key
     assert calibration is None  # TAO stores no threshold: evaluate falls back to the margin
     assert not network.training
+
+
+@pytest.mark.parametrize("schedule", ["constant", "cosine"])
+def test_learning_rate_schedule(schedule):
+    from types import SimpleNamespace
+
+    from tao_siamese_oi.engine.module import SiameseModule
+
+    optim = {"type": "Adam", "lr": 0.01, "momentum": 0.9, "weight_decay": 0.0, "lr_schedule": schedule}
+    module = SiameseModule("Siamese_Grid", 2, (3, 16, 16), 2.0, optim=optim)
+    module.__dict__["_trainer"] = SimpleNamespace(max_epochs=4)  # what Lightning sets before asking
+    configured = module.configure_optimizers()
+    if schedule == "constant":
+        assert isinstance(configured, torch.optim.Adam)
+        return
+    optimizer, scheduler = configured["optimizer"], configured["lr_scheduler"]["scheduler"]
+    assert configured["lr_scheduler"]["interval"] == "epoch"
+    rates = []
+    for _ in range(4):
+        rates.append(optimizer.param_groups[0]["lr"])
+        optimizer.step()
+        scheduler.step()
+    assert rates[0] == pytest.approx(0.01) and rates == sorted(rates, reverse=True)
+    assert optimizer.param_groups[0]["lr"] == pytest.approx(0.0, abs=1e-12)  # decayed to 0 at the last epoch
