@@ -78,6 +78,25 @@ VARIANTS: dict[str, tuple[str, list[str], str]] = {
         ["dataset.alignment.enable=true", "dataset.alignment.max_shift=12", "train.optim.lr_schedule=cosine"],
         "registered, cosine learning-rate decay (run with --epochs 10)",
     ),
+    "grid_align_warp": (
+        GRID_SPEC,
+        [
+            "dataset.alignment.enable=true",
+            "dataset.alignment.max_shift=12",
+            "dataset.augmentation_config.input_warp=1.5",
+        ],
+        "registered, trained with inputs bent by a smooth field of <= 1.5 px",
+    ),
+    "grid_align_aug_warp": (
+        GRID_SPEC,
+        [
+            "dataset.alignment.enable=true",
+            "dataset.alignment.max_shift=12",
+            "dataset.augmentation_config.augment=true",
+            "dataset.augmentation_config.input_warp=1.5",
+        ],
+        "registered, paired augmentation and bent inputs",
+    ),
     "grid_cosine": (GRID_SPEC, ["train.optim.lr_schedule=cosine"], "cosine learning-rate decay"),
     "grid_paired_aug": (GRID_SPEC, ["dataset.augmentation_config.augment=true"], "TAO's paired augmentation"),
 }

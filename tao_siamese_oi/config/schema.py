@@ -119,6 +119,9 @@ class AugmentationConfig(Sealed):
     input_line_width: float = opt(
         0.0, min=0.0, max=1.0, help="training: chance the input alone is eroded or dilated by 1 px (track widths)"
     )
+    input_warp: float = opt(
+        0.0, min=0.0, help="training: bend the input alone by a smooth random field of up to this many px"
+    )
 
 
 @dataclass

@@ -107,10 +107,11 @@ class InputSideAugmenter:
         self.max_shift = aug_cfg.input_shift
         self.intensity = aug_cfg.input_intensity
         self.line_width = aug_cfg.input_line_width
+        self.warp = aug_cfg.input_warp
 
     @property
     def active(self) -> bool:
-        return self.max_shift > 0 or self.intensity > 0 or self.line_width > 0
+        return self.max_shift > 0 or self.intensity > 0 or self.line_width > 0 or self.warp > 0
 
     def apply(self, views: list[np.ndarray], rng: np.random.Generator) -> None:
         """Change the input's light views (C, H, W uint8) in place, every light alike."""
@@ -120,7 +121,10 @@ class InputSideAugmenter:
         morphology = None
         if self.line_width and rng.random() < self.line_width:
             morphology = np.maximum if rng.random() < 0.5 else np.minimum  # dilate or erode bright tracks
+        field = smooth_field(views[0].shape[-2:], self.warp, rng) if self.warp else None
         for view in views:
+            if field is not None:
+                view[...] = warped(view, field)
             if dy or dx:
                 view[...] = shifted_edge(view, dy, dx)
             if morphology is not None:
@@ -128,6 +132,41 @@ class InputSideAugmenter:
             if gain != 1.0 or contrast != 1.0:
                 mean = float(view.mean())
                 view[...] = np.clip((view.astype(np.float32) - mean) * contrast + mean * gain, 0, 255).round()
+
+
+WARP_KNOTS = 4  # control points per side of the displacement field: bends over a quarter of the crop
+
+
+def smooth_field(shape: tuple[int, int], amplitude: float, rng: np.random.Generator) -> np.ndarray:
+    """(2, H, W) displacements (dy, dx) in px, each within +- ``amplitude``: random values on a coarse grid of
+    knots, interpolated bilinearly, so neighbouring pixels move together (a board that stretches, not noise)."""
+    knots = rng.uniform(-amplitude, amplitude, (2, WARP_KNOTS, WARP_KNOTS)).astype(np.float32)
+    height, width = shape
+    ys = np.linspace(0, WARP_KNOTS - 1, height, dtype=np.float32)
+    xs = np.linspace(0, WARP_KNOTS - 1, width, dtype=np.float32)
+    return _bilinear(knots, ys[:, None] + 0 * xs[None, :], xs[None, :] + 0 * ys[:, None])
+
+
+def warped(chw: np.ndarray, field: np.ndarray) -> np.ndarray:
+    """out[y, x] = chw[y + dy(y, x), x + dx(y, x)], bilinear, clamped at the edges; uint8."""
+    height, width = chw.shape[-2:]
+    ys = np.arange(height, dtype=np.float32)[:, None] + field[0]
+    xs = np.arange(width, dtype=np.float32)[None, :] + field[1]
+    return np.clip(_bilinear(chw.astype(np.float32), ys, xs).round(), 0, 255).astype(np.uint8)
+
+
+def _bilinear(values: np.ndarray, ys: np.ndarray, xs: np.ndarray) -> np.ndarray:
+    """values (C, h, w) sampled at float coordinates (ys, xs) of one shape, clamped into the array."""
+    height, width = values.shape[-2:]
+    ys = np.clip(ys, 0, height - 1)
+    xs = np.clip(xs, 0, width - 1)
+    y0 = np.minimum(np.floor(ys).astype(np.int64), height - 2) if height > 1 else np.zeros(ys.shape, np.int64)
+    x0 = np.minimum(np.floor(xs).astype(np.int64), width - 2) if width > 1 else np.zeros(xs.shape, np.int64)
+    wy, wx = ys - y0, xs - x0
+    y1, x1 = np.minimum(y0 + 1, height - 1), np.minimum(x0 + 1, width - 1)
+    top = values[:, y0, x0] * (1 - wx) + values[:, y0, x1] * wx
+    bottom = values[:, y1, x0] * (1 - wx) + values[:, y1, x1] * wx
+    return top * (1 - wy) + bottom * wy
 
 
 def neighbourhood(chw: np.ndarray, reduce) -> np.ndarray:

@@ -206,3 +206,17 @@ def test_the_microservice_registers_the_input_as_training_did(tmp_path, enable):
     shifted = predict({"input": [moved, golden]})
     assert same["score"] < 1e-3 and shifted["golden_cached"]
     assert (shifted["score"] < 1e-3) == enable  # registered: the moved crop is the golden again
+
+
+def test_a_warp_bends_smoothly_within_its_amplitude():
+    from tao_siamese_oi.data.augment import smooth_field, warped
+
+    rng = np.random.default_rng(0)
+    image = np.stack([crop(board(), 40, 40)] * 3)
+    field = smooth_field((64, 64), 2.0, rng)
+    assert np.abs(field).max() <= 2.0 and np.abs(field).max() > 1.0
+    assert np.abs(np.diff(field, axis=-1)).max() < 0.2  # neighbours move together: a bend, not noise
+    np.testing.assert_array_equal(warped(image, np.zeros_like(field)), image)
+    constant = np.zeros_like(field)
+    constant[0], constant[1] = 3, -2  # a constant field is a plain shift
+    np.testing.assert_array_equal(warped(image, constant)[:, :61, 2:], image[:, 3:, :62])
