@@ -188,6 +188,9 @@ class TrainConfig(Sealed):
     num_epochs: int = opt(10, min=1)
     checkpoint_interval: int = opt(1, min=1, help="epochs between model_epoch_<NNN>.pth files")
     checkpoint_interval_unit: str = opt("epoch", choices=["epoch"])
+    keep_checkpoints: int = opt(
+        -1, min=-1, help="model_epoch_<NNN>.pth files kept: the last N (-1 = all); oi_model_latest.pth always stays"
+    )
     validation_interval: int = opt(1, min=1, help="epochs between validation passes")
     resume_training_checkpoint_path: str | None = opt(
         None, help="default: oi_model_latest.pth in results_dir", path=True

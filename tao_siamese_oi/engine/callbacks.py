@@ -32,13 +32,17 @@ class AtomicCheckpointIO(TorchCheckpointIO):
         return load_checkpoint_file(path, self._key, map_location)  # always the restricted unpickler
 
 
-def tao_checkpoint_callbacks(results_dir, every_n_epochs: int) -> list[ModelCheckpoint]:
-    """``model_epoch_<NNN>.pth`` (0-based epoch, as TAO) every N epochs, and ``oi_model_latest.pth`` every epoch.
+def tao_checkpoint_callbacks(results_dir, every_n_epochs: int, keep: int = -1) -> list[ModelCheckpoint]:
+    """``model_epoch_<NNN>.pth`` (0-based epoch, as TAO) every N epochs, the last ``keep`` of them kept (-1: all),
+    and ``oi_model_latest.pth`` every epoch.
 
     Two callbacks: Lightning's ``save_last`` writes the latest file only in epochs that wrote a periodic one, so
-    a kill could lose up to N - 1 epochs.
+    a kill could lose up to N - 1 epochs. Retention is Lightning's top-k with the epoch as the score (the newest
+    are the best), so only files this training wrote are ever deleted.
     """
-    periodic = _checkpoint(ModelCheckpoint, results_dir, "model_epoch_{epoch:03d}", every_n_epochs, keep=-1)
+    periodic = _checkpoint(
+        ModelCheckpoint, results_dir, "model_epoch_{epoch:03d}", every_n_epochs, keep, "epoch" if keep > 1 else None
+    )
     latest = _checkpoint(LatestCheckpoint, results_dir, LATEST_NAME, 1, keep=1)  # one name, replaced every epoch
     return [periodic, latest]
 
@@ -48,10 +52,14 @@ class LatestCheckpoint(ModelCheckpoint):
     interval, can tell its state from the periodic callback's when both run every epoch."""
 
 
-def _checkpoint(kind: type, results_dir, filename: str, every_n_epochs: int, keep: int) -> ModelCheckpoint:
+def _checkpoint(
+    kind: type, results_dir, filename: str, every_n_epochs: int, keep: int, monitor: str | None = None
+) -> ModelCheckpoint:
     callback = kind(
         dirpath=results_dir,
         filename=filename,
+        monitor=monitor,
+        mode="max",
         auto_insert_metric_name=False,
         every_n_epochs=every_n_epochs,
         save_top_k=keep,

@@ -153,7 +153,11 @@ def build_trainer(
         default_root_dir=out,
         logger=training_loggers(train_cfg, out),
         plugins=[AtomicCheckpointIO(encryption_key)],
-        callbacks=[*tao_checkpoint_callbacks(out, train_cfg.checkpoint_interval), throughput, ValidateLastEpoch()],
+        callbacks=[
+            *tao_checkpoint_callbacks(out, train_cfg.checkpoint_interval, train_cfg.keep_checkpoints),
+            throughput,
+            ValidateLastEpoch(),
+        ],
         check_val_every_n_epoch=train_cfg.validation_interval,
         limit_val_batches=None if has_validation else 0,
         num_sanity_val_steps=0,

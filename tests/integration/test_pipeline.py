@@ -308,3 +308,13 @@ def test_encrypted_checkpoints_need_the_right_key(pipeline, key, message, tmp_pa
     assert "Traceback" not in out.stderr and "Unpickling" not in out.stderr
     assert message in out.stderr.strip().splitlines()[-1]
     assert "s3cret-key" not in out.stdout + out.stderr
+
+
+@pytest.mark.parametrize("keep", [1, 2])
+def test_checkpoint_retention_keeps_exactly_the_last_n(tiny_data, tmp_path, keep):
+    spec = tmp_path / "spec.yaml"
+    spec.write_text(yaml.safe_dump(tiny_spec_dict(tiny_data, tmp_path / "results")))
+    run("train", spec, "train.num_epochs=4", f"train.keep_checkpoints={keep}")
+    names = sorted(p.name for p in (tmp_path / "results" / "train").glob("*.pth"))
+    assert names == [f"model_epoch_{e:03d}.pth" for e in range(4 - keep, 4)] + ["oi_model_latest.pth"]
+    assert load_tiny_checkpoint(tmp_path / "results" / "train" / "oi_model_latest.pth")["epoch"] == 3
