@@ -8,8 +8,9 @@ Before anything is written (so a refused run changes nothing on disk):
    new results_dir;
 3. the task's ``preflight(cfg)`` checks its inputs (data, model files);
 4. the folder is locked for the whole run (another run into it is refused, naming its PID and host).
-Then stale temp files of killed writes are removed, experiment.yaml is written, and status.json records the
-run (appended, as TAO: STARTED ... SUCCESS or FAILURE with the reason, "Interrupted by SIGTERM" included).
+Then stale temp files of killed writes are removed, experiment.yaml is written, status.json records the run
+(appended, as TAO: STARTED ... SUCCESS or FAILURE with the reason, "Interrupted by SIGTERM" included) and
+``<task>.log`` what the console showed (utils/run_log.py).
 """
 
 import contextlib
@@ -28,6 +29,7 @@ from tao_siamese_oi.utils import signals
 from tao_siamese_oi.utils.files import remove_stale_temp_files
 from tao_siamese_oi.utils.memory import keep_freed_memory
 from tao_siamese_oi.utils.run_lock import locked_folder
+from tao_siamese_oi.utils.run_log import log_result, run_log
 from tao_siamese_oi.utils.status import FAILURE, STARTED, SUCCESS, StatusLogger
 
 log = logging.getLogger("tao_siamese_oi")
@@ -98,17 +100,20 @@ def tracked_task(
 
 def _run_recorded(run, cfg: ExperimentConfig, task: str, out: Path):
     status = StatusLogger(out)
-    status.write(STARTED, f"Starting Optical Inspection {ACTIONS[task].status_title}.")
-    try:
-        result = run(cfg, out=out, status=status)
-    except BaseException as exc:
-        stopped = signals.received()
-        message = str(stopped or exc) or type(exc).__name__
-        with contextlib.suppress(OSError):  # on a full disk the failure itself cannot be recorded
-            status.write(FAILURE, message if message.endswith(".") else message + ".", verbosity="ERROR")
-        raise
-    kpi = {k: v for k, v in (result or {}).items() if isinstance(v, (int, float))}
-    status.write(SUCCESS, f"{task.capitalize()} finished successfully.", kpi=kpi)
+    with run_log(out, task) as file_log:
+        status.write(STARTED, f"Starting Optical Inspection {ACTIONS[task].status_title}.")
+        try:
+            result = run(cfg, out=out, status=status)
+        except BaseException as exc:
+            stopped = signals.received()
+            message = str(stopped or exc) or type(exc).__name__
+            with contextlib.suppress(OSError):  # on a full disk the failure itself cannot be recorded
+                status.write(FAILURE, message if message.endswith(".") else message + ".", verbosity="ERROR")
+                file_log.error("%s", message)
+            raise
+        kpi = {k: v for k, v in (result or {}).items() if isinstance(v, (int, float))}
+        status.write(SUCCESS, f"{task.capitalize()} finished successfully.", kpi=kpi)
+        log_result(file_log, result)
     return result
 
 

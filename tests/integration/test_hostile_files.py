@@ -447,3 +447,17 @@ def test_a_loader_worker_error_stays_one_line(capsys, tmp_path, tiny_data, tiny_
     assert code == 3
     line = one_error_line(err)
     assert line.startswith(f"error: image {victim} cannot be decoded") and "DataLoader worker" not in err
+    log = (tmp_path / "results" / "inference" / "inference.log").read_text()
+    assert log.splitlines()[-1].endswith(line[len("error: ") :])  # the error line is kept in the run's log too
+    assert "ERROR: " in log.splitlines()[-1] and "optical_inspection" in log.splitlines()[0]
+
+
+def test_a_run_log_keeps_the_console_lines_and_the_result(capsys, tmp_path, tiny_data, tiny_model):
+    spec = write_tiny_spec(tmp_path, tiny_data, tmp_path / "results")
+    code, err = run_oi(capsys, "evaluate", "-e", spec, f"evaluate.checkpoint={tiny_model['checkpoint']}")
+    assert code == 0
+    log = (tmp_path / "results" / "evaluate" / "evaluate.log").read_text()
+    console = [line.split(": ", 1)[1] for line in err.splitlines() if line.startswith("INFO: ")]
+    assert console and all(text in log for text in console)  # every line our logger showed
+    assert '"auroc"' in log.splitlines()[-1] and "result: " in log.splitlines()[-1]
+    assert "\r" not in log  # no progress-bar frames
