@@ -7,6 +7,7 @@ Task modules, and with them torch, are imported only when an action runs.
 import importlib
 import json
 import logging
+import shlex
 import sys
 import traceback
 from typing import NoReturn
@@ -53,16 +54,21 @@ def run_task(action: str, spec: str, overrides: tuple, debug: bool) -> dict:
 
     _setup_logging()
     with signals.handled():
-        return _run_or_fail(action, spec, overrides, debug)
+        cfg, result = _run_or_fail(action, spec, overrides, debug)
+    if result is not None:
+        hint = next_step(action, spec, overrides, cfg, result)
+        if hint:
+            click.echo(f"next: {hint}", err=True)
+    return result
 
 
-def _run_or_fail(action: str, spec: str, overrides: tuple, debug: bool) -> dict:
+def _run_or_fail(action: str, spec: str, overrides: tuple, debug: bool):
     from tao_siamese_oi.config import load_config
     from tao_siamese_oi.utils import signals
 
     try:
         cfg = load_config(spec, overrides)
-        return importlib.import_module(ACTIONS[action].task_module).run(cfg)
+        return cfg, importlib.import_module(ACTIONS[action].task_module).run(cfg)
     except signals.Interrupted as exc:
         _fail(str(exc), exc.exit_code, debug)
     except (SystemExit, KeyboardInterrupt, Exception) as exc:  # noqa: BLE001 - the CLI edge: one line each
@@ -78,6 +84,46 @@ def _run_or_fail(action: str, spec: str, overrides: tuple, debug: bool) -> dict:
         if isinstance(exc, SystemExit):
             raise
         _fail(f"{type(exc).__name__}: {exc} (rerun with --debug for the traceback)", 1, debug)
+
+
+# The split a task scores; a spec without it is not the one to run that task with.
+SCORED_SPLIT = {"evaluate": "test_dataset", "inference": "infer_dataset", "train": "train_dataset"}
+
+
+def next_step(action: str, spec: str, overrides: tuple, cfg, result: dict) -> str | None:
+    """The natural next command after a successful run, with this run's overrides and files. The spec is this
+    run's when it has the split the next task needs, else ``<task>.yaml`` beside it (TAO's layout: one spec per
+    task), else this one with the missing key to fill in."""
+    from pathlib import Path
+
+    def command(task: str, *extra: str) -> str:
+        kept = [o for o in overrides if not o.startswith(f"{action}.") and not o.startswith(f"{task}.")]
+        task_spec, missing = spec, []
+        split = SCORED_SPLIT.get(task)
+        if (
+            split
+            and not getattr(cfg.dataset, split).csv_path
+            and not any(o.startswith(f"dataset.{split}") for o in kept)
+        ):
+            sibling = Path(spec).with_name(f"{task}.yaml")
+            task_spec = str(sibling) if sibling.is_file() else spec
+            missing = [] if sibling.is_file() else [f"dataset.{split}.csv_path=<your {split} CSV>"]
+        return shlex.join(["optical_inspection", task, "-e", task_spec, *kept, *extra]) + "".join(
+            f" {m}" for m in missing
+        )
+
+    if action == "train" and result.get("checkpoint"):
+        return command("evaluate", f"evaluate.checkpoint={result['checkpoint']}")
+    if action == "evaluate":
+        report = Path(cfg.evaluate.results_dir) / "metrics.json"
+        model = cfg.evaluate.checkpoint
+        export = command("export", f"export.checkpoint={model}") if model and cfg.evaluate.backend == "pytorch" else ""
+        return f"metrics in {report} (plots beside it)" + (f"; to deploy: {export}" if export else "")
+    if action == "export" and result.get("onnx_file"):
+        return command("inference", "inference.backend=onnxruntime", f"inference.onnx_file={result['onnx_file']}")
+    if action == "validate":
+        return command("train")
+    return None
 
 
 def _action_command(action: str):

@@ -318,3 +318,25 @@ def test_checkpoint_retention_keeps_exactly_the_last_n(tiny_data, tmp_path, keep
     names = sorted(p.name for p in (tmp_path / "results" / "train").glob("*.pth"))
     assert names == [f"model_epoch_{e:03d}.pth" for e in range(4 - keep, 4)] + ["oi_model_latest.pth"]
     assert load_tiny_checkpoint(tmp_path / "results" / "train" / "oi_model_latest.pth")["epoch"] == 3
+
+
+def test_each_next_step_line_is_a_command_that_runs(tiny_data, tmp_path):
+    import shlex
+
+    spec = tmp_path / "spec.yaml"
+    spec.write_text(yaml.safe_dump(tiny_spec_dict(tiny_data, tmp_path / "results")))
+    argv = [cli("optical_inspection"), "train", "-e", str(spec), "train.num_epochs=1"]
+    seen = []
+    for _ in range(3):  # train -> evaluate -> (export suggested by evaluate) -> inference with onnxruntime
+        out = subprocess.run(argv, capture_output=True, text=True)
+        assert out.returncode == 0, out.stderr[-2000:]
+        hint = next(line for line in out.stderr.splitlines() if line.startswith("next: "))[len("next: ") :]
+        command = hint.split("; to deploy: ")[-1]
+        argv = shlex.split(command)
+        assert argv[0] == "optical_inspection"
+        argv[0] = cli("optical_inspection")
+        seen.append(argv[1])
+    assert seen == ["evaluate", "export", "inference"]
+    out = subprocess.run(argv, capture_output=True, text=True)
+    assert out.returncode == 0, out.stderr[-2000:]
+    assert (tmp_path / "results" / "inference" / "inference.csv").is_file()
