@@ -16,6 +16,8 @@ import sys
 import tempfile
 from pathlib import Path
 
+from bench.deeppcb import deeppcb_root, missing_reason
+
 SPECS = {"Siamese_Grid": "specs/train_deeppcb.yaml", "Siamese_3": "specs/train_deeppcb_siamese3.yaml"}
 # Runs the CLI in this process and reports its peak resident memory (the process holding the model).
 WITH_PEAK_RSS = """
@@ -38,11 +40,16 @@ def cli(*args: str) -> tuple[dict, float]:
 
 
 def convert(root: Path, max_images: int) -> Path:
+    """DeepPCB (bench/deeppcb.py says where) converted with the shipped spec into ``root/data``."""
+    reason = missing_reason()
+    if reason:
+        raise SystemExit(reason)
     data = root / "data"
     cli(
         "dataset_convert",
         "-e",
         "specs/dataset_convert_deeppcb.yaml",
+        f"dataset_convert.root_dataset_dir={deeppcb_root()}",
         f"results_dir={root}",
         f"dataset_convert.data_convert_output_dir={data}",
         f"dataset_convert.max_images={max_images}",

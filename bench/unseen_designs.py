@@ -20,7 +20,7 @@ from pathlib import Path
 
 import pandas as pd
 
-from bench.models import cli
+from bench.models import cli, convert
 
 DESIGNS = ("00041", "13000")
 BUDGETS = ("0.1", "0.5", "1")
@@ -189,19 +189,7 @@ def main(argv=None):
         raise SystemExit(f"unknown variant(s) {', '.join(unknown)}; see --list")
     with tempfile.TemporaryDirectory() as tmp:
         root = Path(args.out or tmp).resolve()
-        if args.data:
-            data = Path(args.data).resolve()
-        else:
-            data, _ = (
-                root / "data",
-                cli(
-                    "dataset_convert",
-                    "-e",
-                    "specs/dataset_convert_deeppcb.yaml",
-                    f"results_dir={root}",
-                    f"dataset_convert.data_convert_output_dir={root / 'data'}",
-                ),
-            )
+        data = Path(args.data).resolve() if args.data else convert(root, max_images=0)
         sets = split_by_design(data, root / "splits")
         protocols = [p for p in sets if p != "same" or not args.no_same]
         raw: dict = {}

@@ -2,17 +2,17 @@
 
 import json
 import subprocess
-from pathlib import Path
 
 import pandas as pd
 import pytest
 import yaml
 
+from bench.deeppcb import deeppcb_root, missing_reason
 from tests.conftest import cli
 
 pytestmark = pytest.mark.slow  # real trainings and subprocesses: the slow lane
 
-DEEPPCB = Path(__file__).resolve().parents[3] / "shared" / "data" / "deeppcb-dev"
+DEEPPCB = deeppcb_root()
 
 
 def run(*args):
@@ -21,7 +21,7 @@ def run(*args):
     return json.loads(out.stdout.strip().splitlines()[-1])
 
 
-@pytest.mark.skipif(not DEEPPCB.is_dir(), reason="needs ../shared/data/deeppcb-dev beside the repository")
+@pytest.mark.skipif(missing_reason() is not None, reason=str(missing_reason()))
 def test_deeppcb_round_trip(tmp_path):
     data = tmp_path / "deeppcb"
     split = {

@@ -1,11 +1,10 @@
 """dataset_convert sources: factory AOI CSVs, DeepPCB crops, the synthetic generator."""
 
-from pathlib import Path
-
 import pandas as pd
 import pytest
 from PIL import Image
 
+from bench.deeppcb import deeppcb_root, missing_reason
 from tao_siamese_oi.config import load_config
 from tao_siamese_oi.data.convert_aoi import convert_aoi
 from tao_siamese_oi.data.convert_deeppcb import DEFECT_TYPES, MARGIN, convert_deeppcb, read_list
@@ -13,7 +12,7 @@ from tao_siamese_oi.data.sample import make_sample_dataset
 from tao_siamese_oi.data.validate import validate_split
 from tao_siamese_oi.errors import ConfigError, DataError
 
-DEEPPCB = Path(__file__).resolve().parents[3] / "shared" / "data" / "deeppcb-dev"
+DEEPPCB = deeppcb_root()
 LIGHTS = ["LowAngleLight", "SolderLight", "UniformLight", "WhiteLight"]
 
 
@@ -119,7 +118,7 @@ def test_aoi_errors_name_the_file(aoi):
         convert_aoi(aoi_config(aoi).dataset_convert, LIGHTS, out)
 
 
-@pytest.mark.skipif(not DEEPPCB.is_dir(), reason="needs ../shared/data/deeppcb-dev beside the repository")
+@pytest.mark.skipif(missing_reason() is not None, reason=str(missing_reason()))
 def test_deeppcb_crops_defects_and_clean_board(tmp_path):
     cfg = load_config(
         None,
@@ -185,3 +184,13 @@ def test_synthetic_generator_any_lights_and_extension(tmp_path):
         ],
     )
     assert len(validate_split(cfg.dataset, "train_dataset", training=True)) == 9
+
+
+def test_the_deeppcb_location_follows_the_environment(monkeypatch, tmp_path):
+    monkeypatch.setenv("DEEPPCB_ROOT", str(tmp_path))
+    assert deeppcb_root() == tmp_path
+    assert f"in {tmp_path}: set DEEPPCB_ROOT" in str(missing_reason())  # the skip reason names the variable
+    (tmp_path / "PCBData").mkdir()
+    assert missing_reason() is None
+    monkeypatch.delenv("DEEPPCB_ROOT")
+    assert deeppcb_root().parts[-3:] == ("shared", "data", "deeppcb-dev")  # default: beside the repository
