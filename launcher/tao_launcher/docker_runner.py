@@ -110,7 +110,9 @@ def _client():
         ) from None
 
 
-def run_container(spec: dict) -> int:
+def run_container(spec: dict, host_paths=None) -> int:
+    """Run the container, its output relayed with container paths turned into host paths (``host_paths``, a
+    paths.HostPaths), its exit code returned."""
     from docker.errors import APIError, ImageNotFound
 
     client = _client()
@@ -134,7 +136,10 @@ def run_container(spec: dict) -> int:
     try:
         with _forward_signals(container):
             for chunk in container.logs(stream=True, follow=True):
-                sys.stdout.buffer.write(chunk)
+                sys.stdout.buffer.write(host_paths.feed(chunk) if host_paths else chunk)
+                sys.stdout.flush()
+            if host_paths:
+                sys.stdout.buffer.write(host_paths.flush())
                 sys.stdout.flush()
             return int(container.wait().get("StatusCode", 1))
     finally:

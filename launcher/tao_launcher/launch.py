@@ -9,7 +9,7 @@ import yaml
 
 from tao_launcher import LauncherError
 from tao_launcher.mounts import Mount, MountsConfig, load_mounts
-from tao_launcher.paths import PathMapper, translate_override, translate_spec
+from tao_launcher.paths import HostPaths, PathMapper, override_keys, translate_override, translate_spec
 from tao_launcher.plugins import Plugin
 from tao_launcher.safe_yaml import YamlRefused, load_yaml_file
 
@@ -40,14 +40,15 @@ def container_argv(plugin: Plugin, argv: list[str], config: MountsConfig, workdi
     for arg in args:
         if arg in spec_options:
             host_spec = Path(next(args, ""))
-            out += [arg, f"{SPEC_MOUNT}/{_write_translated_spec(host_spec, mapper, patterns, workdir)}"]
+            name = _write_translated_spec(host_spec, mapper, patterns, workdir, override_keys(argv))
+            out += [arg, f"{SPEC_MOUNT}/{name}"]
             extra = [Mount(workdir, SPEC_MOUNT, read_only=True)]
         else:
             out.append(translate_override(arg, mapper, patterns))
     return [*plugin.spec.argv_prefix, *out], extra
 
 
-def _write_translated_spec(host_spec: Path, mapper: PathMapper, patterns, workdir: Path) -> str:
+def _write_translated_spec(host_spec: Path, mapper: PathMapper, patterns, workdir: Path, overridden) -> str:
     if not host_spec.is_file():
         raise LauncherError(f"spec file {host_spec} not found")
     try:
@@ -57,7 +58,7 @@ def _write_translated_spec(host_spec: Path, mapper: PathMapper, patterns, workdi
     if not isinstance(data, dict):
         raise LauncherError(f"spec file {host_spec}: the top level must be a mapping of keys")
     target = workdir / host_spec.name
-    target.write_text(yaml.safe_dump(translate_spec(data, mapper, patterns), sort_keys=False))
+    target.write_text(yaml.safe_dump(translate_spec(data, mapper, patterns, overridden=overridden), sort_keys=False))
     target.chmod(0o644)
     return host_spec.name
 
@@ -70,7 +71,7 @@ def run_docker(plugin: Plugin, argv: list[str], image: str | None = None, dry_ru
         workdir = Path(tempfile.mkdtemp(prefix=f"{plugin.name}-", dir=_dry_run_home()))
         return _print_dry_run(plugin, argv, config, image, workdir)
     with tempfile.TemporaryDirectory(prefix="tao_launcher_") as tmp:
-        return run_container(_container(plugin, argv, config, image, Path(tmp)))
+        return run_container(_container(plugin, argv, config, image, Path(tmp)), host_paths(plugin, argv, config))
 
 
 def _container(plugin: Plugin, argv: list[str], config: MountsConfig, image: str | None, workdir: Path) -> dict:
@@ -93,6 +94,17 @@ def _print_dry_run(plugin: Plugin, argv: list[str], config: MountsConfig, image:
     else:
         workdir.rmdir()
     return 0
+
+
+def host_paths(plugin: Plugin, argv: list[str], config: MountsConfig) -> HostPaths:
+    """What the container's paths are on this host: each mount, and the translated spec (the user's file)."""
+    pairs = {str(m.destination): str(m.source) for m in config.mounts}
+    args = iter(argv)
+    for arg in args:
+        if arg in plugin.spec.path_options:
+            host_spec = Path(next(args, ""))
+            pairs[f"{SPEC_MOUNT}/{host_spec.name}"] = str(host_spec)
+    return HostPaths(pairs)
 
 
 def _dry_run_home() -> Path:

@@ -7,6 +7,7 @@ file are rewritten; a host path outside every mount is an error naming the neare
 import difflib
 import fnmatch
 import os
+import re
 from pathlib import Path
 
 from tao_launcher import LauncherError
@@ -41,11 +42,15 @@ def is_path_key(key: str, patterns) -> bool:
     return any(fnmatch.fnmatchcase(key, pattern) for pattern in patterns)
 
 
-def translate_spec(data, mapper: PathMapper, patterns, prefix: str = ""):
-    """A copy of the spec data with every path-key value translated (interpolations are left alone)."""
+def translate_spec(data, mapper: PathMapper, patterns, prefix: str = "", overridden=frozenset()):
+    """A copy of the spec data with every path-key value translated (interpolations are left alone). Keys in
+    ``overridden`` are replaced on the command line: the value that will be used is the override's, so the
+    spec's is left as it is (it needs no mount)."""
     if isinstance(data, dict):
-        return {k: translate_spec(v, mapper, patterns, f"{prefix}{k}.") for k, v in data.items()}
+        return {k: translate_spec(v, mapper, patterns, f"{prefix}{k}.", overridden) for k, v in data.items()}
     key = prefix[:-1]
+    if key in overridden:
+        return data
     if isinstance(data, str) and data and "${" not in data and is_path_key(key, patterns):
         return mapper.to_container(data, f"spec key {key}")
     return data
@@ -56,3 +61,38 @@ def translate_override(item: str, mapper: PathMapper, patterns) -> str:
     if sep and value and "${" not in value and value not in ("null", "None") and is_path_key(key, patterns):
         return f"{key}={mapper.to_container(value, f'override {key}')}"
     return item
+
+
+def override_keys(argv) -> frozenset:
+    """The keys a command line sets (``key=value`` items)."""
+    return frozenset(a.partition("=")[0] for a in argv if "=" in a and not a.startswith("-"))
+
+
+class HostPaths:
+    """Container paths in a task's output turned back into the host paths the user knows (a mount's destination
+    into its source; the translated spec into the user's spec file)."""
+
+    def __init__(self, pairs: dict[str, str]):
+        # Longest container path first, so a nested mount wins; a path ends at a separator or quote.
+        ordered = sorted(pairs.items(), key=lambda item: len(item[0]), reverse=True)
+        self._pairs = [(c.encode(), h.encode()) for c, h in ordered if c != h]
+        alternatives = b"|".join(re.escape(c) for c, _ in self._pairs)
+        self._pattern = re.compile(rb"(" + alternatives + rb")(?=[/\s'\",:;)\]]|$)") if self._pairs else None
+        self._hosts = dict(self._pairs)
+        self._pending = b""
+
+    def feed(self, chunk: bytes) -> bytes:
+        """Whole lines of output, translated; a partial line waits for the rest."""
+        data = self._pending + chunk
+        cut = max(data.rfind(b"\n"), data.rfind(b"\r")) + 1
+        self._pending = data[cut:]
+        return self._translate(data[:cut])
+
+    def flush(self) -> bytes:
+        rest, self._pending = self._pending, b""
+        return self._translate(rest)
+
+    def _translate(self, data: bytes) -> bytes:
+        if self._pattern is None or not data:
+            return data
+        return self._pattern.sub(lambda m: self._hosts[m.group(1)], data)

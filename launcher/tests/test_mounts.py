@@ -124,3 +124,39 @@ def test_a_dry_run_keeps_the_translated_spec_where_the_printed_command_finds_it(
         "-e",
         "/tao_launcher/spec/spec.yaml",
     ]
+
+
+def test_a_dry_run_with_an_overridden_results_dir_needs_no_mount_for_the_old_one(capsys, tmp_path, monkeypatch):
+    (tmp_path / "data").mkdir()
+    spec = tmp_path / "spec.yaml"
+    spec.write_text(yaml.safe_dump({"results_dir": "/nowhere/mounted/results"}))  # replaced on the command line
+    monkeypatch.setenv("LAUNCHER_MOUNTS", str(mounts_file(tmp_path, {"Mounts": [mount(tmp_path / "data", "/d")]})))
+    monkeypatch.setenv("XDG_CACHE_HOME", str(tmp_path / "cache"))
+    from tao_launcher.cli import main
+
+    argv = ["--dry-run", "model", "optical_inspection", "validate", "-e", str(spec), f"results_dir={tmp_path}/data/r"]
+    with pytest.raises(SystemExit) as done:
+        main(argv)
+    printed = capsys.readouterr()
+    assert done.value.code == 0, printed.err
+    assert shlex.split(printed.out)[-1] == "results_dir=/d/r"  # the value used is translated
+    with pytest.raises(SystemExit) as done:  # without the override the spec's own value must be mounted
+        main(argv[:-1])
+    assert (
+        done.value.code != 0
+        and "results_dir /nowhere/mounted/results is outside every mount" in capsys.readouterr().err
+    )
+
+
+def test_container_paths_in_the_output_are_shown_as_the_host_paths_the_user_gave(tmp_path):
+    from tao_launcher.paths import HostPaths
+
+    paths = HostPaths(
+        {"/d": str(tmp_path / "data"), "/d/deep": "/mnt/deep", "/tao_launcher/spec/s.yaml": "specs/s.yaml"}
+    )
+    out = paths.feed(b"error: image /d/images/a.jpg cannot be decoded\nINFO: results in /d/deep/r, spec /tao_l")
+    out += paths.feed(b"auncher/spec/s.yaml; /data and /dd stay\n") + paths.flush()
+    assert out.decode() == (
+        f"error: image {tmp_path}/data/images/a.jpg cannot be decoded\n"
+        "INFO: results in /mnt/deep/r, spec specs/s.yaml; /data and /dd stay\n"
+    )
