@@ -139,6 +139,7 @@ def _action_command(action: str):
         help="YAML experiment spec.",
     )
     @click.option("--debug", is_flag=True, help="Show the full traceback on errors.")
+    @click.version_option(__version__)
     @click.argument("overrides", nargs=-1, type=click.UNPROCESSED)
     def command(spec, debug, overrides):
         result = run_task(action, spec, overrides, debug)
@@ -168,6 +169,7 @@ for _action in ACTIONS:
     "  optical_inspection get-job-schema --action train",
 )
 @click.option("--action", required=True, type=click.Choice(list(ACTIONS)))
+@click.version_option(__version__)
 def get_job_schema(action):
     from tao_siamese_oi.config import action_schema, default_spec
 
@@ -183,6 +185,7 @@ def get_job_schema(action):
 )
 @click.option("--out", default="data/sample", show_default=True, type=click.Path(file_okay=False))
 @click.option("--size", default=40, show_default=True, help="Image side in pixels.")
+@click.version_option(__version__)
 def make_sample_data(out, size):
     from tao_siamese_oi.data.sample import make_sample_dataset
 

@@ -94,6 +94,9 @@ def dispatch(args: list[str], flags: dict) -> int:
     from tao_launcher import LauncherError
     from tao_launcher.plugins import discover
 
+    if args[:1] in (["mounts"], ["plugins"]) and "--version" in args:
+        flags["version"] = True
+        args = []
     if args[:1] == ["serve"]:
         from tao_launcher.service.serve import main as serve
 
@@ -129,12 +132,15 @@ def dispatch(args: list[str], flags: dict) -> int:
     if task not in plugins:
         raise LauncherError(_unknown("task", task, sorted(plugins)))
     plugin = plugins[task]
+    if rest[:1] == ["--version"]:
+        print(f"{plugin.name} {plugin.spec.version} ({plugin.distribution}, image {plugin.spec.image})")
+        return 0
     if not rest or rest[0] in ("-h", "--help"):
         print(_action_list(plugin))
         return 0
     if rest[0] not in plugin.actions:
         raise LauncherError(f"{task}: " + _unknown("action", rest[0], plugin.actions))
-    if flags["local"] or any(arg in ("-h", "--help") for arg in rest[1:]):  # help needs no container
+    if flags["local"] or any(arg in ("-h", "--help", "--version") for arg in rest[1:]):  # needs no container
         from tao_launcher.launch import run_local
 
         return run_local(plugin, rest)

@@ -180,3 +180,48 @@ def test_tao_version_names_the_launcher_and_its_plugins(capsys):
         f"tao launcher {launcher_version} (plugin protocol {PROTOCOL_VERSION})",
         f"  optical_inspection: tao_siamese_oi {__version__}",
     ]
+
+
+@pytest.mark.parametrize(
+    "argv, first_line",
+    [
+        (["model", "optical_inspection", "--version"], "optical_inspection {plugin} (tao_siamese_oi {plugin}, image"),
+        (["model", "optical_inspection", "train", "--version"], "optical_inspection, version {plugin}"),
+        (["model", "optical_inspection", "export", "--version"], "optical_inspection, version {plugin}"),
+        (["serve", "--version"], "tao serve (tao launcher {launcher})"),
+        (["mounts", "validate", "--version"], "tao launcher {launcher} (plugin protocol"),
+        (["plugins", "--version"], "tao launcher {launcher} (plugin protocol"),
+    ],
+)
+def test_every_command_answers_version_without_a_container(capsys, monkeypatch, argv, first_line):
+    monkeypatch.setenv("DOCKER_HOST", "unix:///nonexistent/docker.sock")
+    from tao_launcher import __version__ as launcher_version
+    from tao_launcher.cli import main
+
+    from tao_siamese_oi import __version__
+
+    with pytest.raises(SystemExit) as done:
+        main(argv)
+    assert done.value.code == 0
+    expected = first_line.format(plugin=__version__, launcher=launcher_version)
+    assert capsys.readouterr().out.splitlines()[0].startswith(expected)
+
+
+@pytest.mark.parametrize("action", ["train", "get-job-schema", "make_sample_data"])
+def test_every_plugin_command_answers_version(action):
+    from click.testing import CliRunner
+
+    from entry_points.optical_inspection import cli as plugin_cli
+    from tao_siamese_oi import __version__
+
+    result = CliRunner().invoke(plugin_cli, [action, "--version"], prog_name="optical_inspection")
+    assert result.exit_code == 0 and result.output.strip() == f"optical_inspection, version {__version__}"
+
+
+def test_a_mistyped_action_through_the_launcher_names_the_nearest(capsys):
+    from tao_launcher.cli import main
+
+    with pytest.raises(SystemExit) as done:
+        main(["--local", "model", "optical_inspection", "trian", "-e", "spec.yaml"])
+    assert done.value.code == 2
+    assert capsys.readouterr().err.strip() == "error: optical_inspection: unknown action 'trian'; did you mean train?"

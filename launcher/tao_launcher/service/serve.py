@@ -20,7 +20,10 @@ LOOPBACK = ("127.0.0.1", "::1", "localhost")
 
 
 def parse(argv: list[str]) -> argparse.Namespace:
+    from tao_launcher import __version__
+
     parser = argparse.ArgumentParser(prog="tao serve", description="Start the TAO-API job service.")
+    parser.add_argument("--version", action="version", version=f"tao serve (tao launcher {__version__})")
     parser.add_argument("--data-root", required=True, type=Path, help="datasets: <data-root>/<org>/...")
     parser.add_argument("--state-dir", type=Path, default=Path("~/.local/state/tao_launcher").expanduser())
     parser.add_argument("--host", default="127.0.0.1")
