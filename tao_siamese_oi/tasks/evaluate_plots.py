@@ -59,8 +59,20 @@ def _roc(plt, scores, labels, metrics):
     margin = metrics["at_margin"]["threshold"]
     for axes, limit in ((full, 100.0), (zoom, 5.0)):
         axes.step(fpr, recall, where="post", color="tab:blue", label=f"ROC (AUROC {metrics['auroc']:.4f})")
-        axes.plot(*operating, "o", color="tab:red", label=f"threshold {metrics['threshold']:.3f}")
-        axes.plot(*at_margin, "s", color="tab:gray", label=f"margin {margin:g}")
+        # The margin as a large open square under the threshold's filled dot: both stay visible where they meet.
+        axes.plot(
+            *at_margin,
+            "s",
+            color="tab:gray",
+            markersize=12,
+            markerfacecolor="none",
+            markeredgewidth=2,
+            label=f"margin {margin:g}",
+            zorder=3,
+        )
+        axes.plot(
+            *operating, "o", color="tab:red", markersize=6, label=f"threshold {metrics['threshold']:.3f}", zorder=4
+        )
         axes.set_xlim(-limit * 0.02, limit)
         axes.set_ylim(-2, 102)
         axes.set_xlabel("false-positive rate over PASS pairs (%)")

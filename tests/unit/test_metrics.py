@@ -104,3 +104,27 @@ def test_decision_threshold_prefers_the_spec_then_the_calibration_then_the_margi
     assert decision_threshold(OmegaConf.create({"threshold": None}), 2.0, calibration) == (0.8, "calibrated")
     assert decision_threshold(OmegaConf.create({"threshold": None}), 2.0, None) == (2.0, "margin")
     assert "no calibrated threshold" in caplog.text  # the fallback is said out loud
+
+
+def test_roc_shows_the_threshold_and_the_margin_where_they_coincide():
+    import matplotlib
+
+    matplotlib.use("Agg")
+    from matplotlib import pyplot as plt
+
+    from tao_siamese_oi.tasks.evaluate_plots import _roc
+
+    scores, labels = np.array([0.1, 0.2, 2.5, 3.0]), np.array([0, 0, 1, 1], bool)
+    point = {"fpr": 0.0, "recall": 100.0, "threshold": 2.0}
+    metrics = {**point, "auroc": 1.0, "at_margin": dict(point)}  # the calibrated threshold is the margin
+    figure = _roc(plt, scores, labels, metrics)
+    for axes in figure.axes:
+        margin, threshold = (
+            next(line for line in axes.lines if line.get_label().startswith(p)) for p in ("margin", "threshold")
+        )
+        assert list(margin.get_xydata()[0]) == list(threshold.get_xydata()[0])  # the same spot
+        assert threshold.get_zorder() > margin.get_zorder()  # the dot on top ...
+        assert (
+            margin.get_markerfacecolor() == "none" and margin.get_markersize() > threshold.get_markersize()
+        )  # ... inside an open square
+    plt.close(figure)
