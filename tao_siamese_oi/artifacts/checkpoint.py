@@ -11,7 +11,7 @@ from typing import TypedDict
 from tao_siamese_oi.artifacts.crypto import MAGIC, decrypt, encrypt, is_encrypted
 from tao_siamese_oi.artifacts.safe_load import safe_torch_load
 from tao_siamese_oi.config.schema import ExperimentConfig
-from tao_siamese_oi.errors import CheckpointError
+from tao_siamese_oi.errors import CheckpointError, ConfigError
 from tao_siamese_oi.utils.files import atomic_write
 
 
@@ -108,15 +108,34 @@ def epochs_done(path, encryption_key: str | None) -> int:
     return int(read_checkpoint(path, encryption_key, mmap=True).get("epoch", -1)) + 1
 
 
+def check_grid_pool(checkpoint: dict, cfg: ExperimentConfig, path) -> None:
+    """A Siamese_Grid checkpoint is scored with the pooling it was trained with (preflights call this too, so a
+    mismatch is refused before anything is written)."""
+    from tao_siamese_oi.model.networks import recorded_grid_pool
+    from tao_siamese_oi.model.registry import canonical
+
+    recorded = recorded_grid_pool(checkpoint)
+    if canonical(cfg.model.model_type) == "Siamese_Grid" and recorded != cfg.model.grid_pool:
+        raise ConfigError(
+            f"checkpoint {path} was trained with model.grid_pool={recorded} but the spec says "
+            f"{cfg.model.grid_pool}; set model.grid_pool={recorded}"
+        )
+
+
 def load_network(cfg: ExperimentConfig, path):
     """(the spec's network with the checkpoint's weights, in eval mode; its calibration record or None), with a
     one-line error when the checkpoint does not fit the spec's model."""
     from tao_siamese_oi.data.transforms import layout_from_config
-    from tao_siamese_oi.model.networks import create_model
+    from tao_siamese_oi.model.networks import GridEmbeddingNetwork, create_model
 
     checkpoint = read_checkpoint(path, cfg.encryption_key)
     shape = layout_from_config(cfg.dataset).shape
-    network = create_model(cfg.model.model_type, input_shape=shape, embedding_size=cfg.model.embedding_vectors)
+    model = cfg.model
+    network = create_model(
+        model.model_type, input_shape=shape, embedding_size=model.embedding_vectors, grid_pool=model.grid_pool
+    )
+    if isinstance(network, GridEmbeddingNetwork):
+        check_grid_pool(checkpoint, cfg, path)
     try:
         network.load_state_dict(model_state(checkpoint))
     except RuntimeError as exc:

@@ -58,6 +58,11 @@ class ModelConfig(Sealed):
         None, choices=BACKBONE_CHOICES, help="default: the model type's own (custom for TAO's types, grid)"
     )
     embedding_vectors: int = opt(5, min=1, help="embedding size E (Siamese_Grid: E per grid cell)")
+    grid_pool: str = opt(
+        "max",
+        choices=["max", "avg"],
+        help="Siamese_Grid: a cell's summary of its features; max keeps a small defect (avg: checkpoints of 0.1.0)",
+    )
     imagenet_pretrained: bool = opt(False, help="accepted for TAO compatibility; no pretrained tower exists")
 
 

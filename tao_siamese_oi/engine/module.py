@@ -1,5 +1,7 @@
 """The Lightning module: owns the loss, the steps, the optimiser and the metrics; the network stays plain."""
 
+import logging
+
 import lightning as L
 import numpy as np
 import torch
@@ -11,7 +13,9 @@ from tao_siamese_oi.engine.distributed import gather_objects
 from tao_siamese_oi.model.calibration import calibrate
 from tao_siamese_oi.model.loss import contrastive_loss
 from tao_siamese_oi.model.metrics import inspection_metrics
-from tao_siamese_oi.model.networks import create_model, pair_distance
+from tao_siamese_oi.model.networks import GridEmbeddingNetwork, create_model, pair_distance, recorded_grid_pool
+
+log = logging.getLogger("tao_siamese_oi")
 
 
 class SiameseModule(L.LightningModule):
@@ -67,6 +71,8 @@ class SiameseModule(L.LightningModule):
             target_recall=cfg.evaluate.target_recall,
         )
         module.alignment = alignment_record(cfg.dataset)
+        if isinstance(module.model, GridEmbeddingNetwork):
+            module.model.pool.mode = cfg.model.grid_pool
         return module
 
     def on_after_batch_transfer(self, batch, dataloader_idx):
@@ -140,10 +146,17 @@ class SiameseModule(L.LightningModule):
             checkpoint["calibration"] = dict(self.calibration)
         if self.alignment is not None:
             checkpoint["alignment"] = dict(self.alignment)
+        if isinstance(self.model, GridEmbeddingNetwork):
+            checkpoint["grid_pool"] = self.model.pool.mode
 
     def on_load_checkpoint(self, checkpoint):
         self.calibration = checkpoint.get("calibration")
         self.alignment = checkpoint.get("alignment")
+        if isinstance(self.model, GridEmbeddingNetwork):  # a resumed training keeps the pooling it started with
+            recorded = recorded_grid_pool(checkpoint)
+            if recorded != self.model.pool.mode:
+                log.warning("The checkpoint was trained with model.grid_pool=%s; continuing with it", recorded)
+                self.model.pool.mode = recorded
 
     def predict_step(self, batch, batch_idx):
         image, golden, _, index = batch

@@ -13,8 +13,12 @@ from tao_siamese_oi.model.registry import available_models, builder, check_backb
 __all__ = ["available_models", "check_backbone", "create_model", "pair_distance", "register_model"]
 
 
-def create_model(name: str, *, input_shape: tuple[int, int, int], embedding_size: int) -> nn.Module:
-    """Build a registered model for (C, H, W) inputs of one side."""
+def create_model(
+    name: str, *, input_shape: tuple[int, int, int], embedding_size: int, grid_pool: str = "max"
+) -> nn.Module:
+    """Build a registered model for (C, H, W) inputs of one side (``grid_pool``: Siamese_Grid's cell summary)."""
+    if builder(name) is siamese_grid:
+        return siamese_grid(input_shape=input_shape, embedding_size=embedding_size, grid_pool=grid_pool)
     return builder(name)(input_shape=input_shape, embedding_size=embedding_size)
 
 
@@ -93,7 +97,7 @@ class GridEmbeddingNetwork(nn.Module):
     ~16 px make 1-2 px misregistration between input and golden a small change of each cell's mean.
     """
 
-    def __init__(self, input_shape, embedding_size: int, stem: int = 24, width: int = 48):
+    def __init__(self, input_shape, embedding_size: int, stem: int = 24, width: int = 48, pool: str = "max"):
         super().__init__()
         self.features = nn.Sequential(
             *_conv_bn(input_shape[0], stem, kernel=4, stride=4, padding=0),  # 4 x 4 patches: stride 4 at once
@@ -101,7 +105,7 @@ class GridEmbeddingNetwork(nn.Module):
             *_conv_bn(width, width, kernel=3, stride=1, padding=1),
             nn.Conv2d(width, embedding_size, kernel_size=1),
         )
-        self.pool = GridPool(embedding_grid(input_shape))
+        self.pool = GridPool(embedding_grid(input_shape), pool)
 
     def embed(self, x: torch.Tensor) -> torch.Tensor:
         return torch.flatten(self.pool(self.features(x)), 1)
@@ -111,16 +115,30 @@ class GridEmbeddingNetwork(nn.Module):
 
 
 class GridPool(nn.Module):
-    """Adaptive average pooling onto a fixed grid (torch's bins), written as two matrix products: ONNX export
-    of adaptive_avg_pool2d fails when the grid does not divide the feature map (a 4-light 24 px sample: 12 x 3
-    onto 16 x 4). The matrices depend only on the feature-map size, which an export fixes."""
+    """Pooling onto a fixed grid of cells with torch's adaptive bins, ``max`` or ``avg`` over each cell.
 
-    def __init__(self, grid: tuple[int, int]):
+    Max: a defect of a few pixels lights a few feature pixels; averaged over its cell it fades into the
+    misregistration noise of a new board design, its maximum does not (measured: bench/unseen_designs.py). Avg is
+    the pooling of checkpoints made before (they record none). Both are written without adaptive pooling ops,
+    whose ONNX export fails when the grid does not divide the feature map (a 4-light 24 px sample: 12 x 3 onto
+    16 x 4): avg as two matrix products, max as a max over each row band, then each column band. The bins
+    depend only on the feature-map size, which an export fixes."""
+
+    def __init__(self, grid: tuple[int, int], mode: str = "max"):
         super().__init__()
         self.grid = grid
+        self.mode = mode
         self._matrices: dict = {}
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
+        return self._max(x) if self.mode == "max" else self._avg(x)
+
+    def _max(self, x: torch.Tensor) -> torch.Tensor:
+        height, width = int(x.shape[-2]), int(x.shape[-1])
+        rows = torch.stack([x[..., s:e, :].amax(-2) for s, e in _bin_edges(height, self.grid[0])], -2)
+        return torch.stack([rows[..., s:e].amax(-1) for s, e in _bin_edges(width, self.grid[1])], -1)
+
+    def _avg(self, x: torch.Tensor) -> torch.Tensor:
         height, width = int(x.shape[-2]), int(x.shape[-1])
         key = (height, width, x.device, x.dtype)
         if key not in self._matrices:
@@ -132,11 +150,15 @@ class GridPool(nn.Module):
         return torch.matmul(torch.matmul(rows, x), cols)
 
 
+def _bin_edges(size: int, cells: int) -> list[tuple[int, int]]:
+    """torch's adaptive bins: cell i covers [floor(i*size/cells), ceil((i+1)*size/cells))."""
+    return [((i * size) // cells, -(-(i + 1) * size // cells)) for i in range(cells)]
+
+
 def _bins(size: int, cells: int) -> torch.Tensor:
     """(cells, size): row i averages torch's adaptive bin [floor(i*size/cells), ceil((i+1)*size/cells))."""
     matrix = torch.zeros(cells, size)
-    for i in range(cells):
-        start, end = (i * size) // cells, -(-(i + 1) * size // cells)
+    for i, (start, end) in enumerate(_bin_edges(size, cells)):
         matrix[i, start:end] = 1.0 / (end - start)
     return matrix
 
@@ -155,6 +177,11 @@ def embedding_grid(input_shape) -> tuple[int, int]:
 
 
 @register_model("Siamese_Grid")
-def siamese_grid(*, input_shape, embedding_size: int) -> GridEmbeddingNetwork:
+def siamese_grid(*, input_shape, embedding_size: int, grid_pool: str = "max") -> GridEmbeddingNetwork:
     """This project's default: ~60 k parameters whatever the image size; embedding = 4 x 4 cells x E per square."""
-    return GridEmbeddingNetwork(input_shape, embedding_size)
+    return GridEmbeddingNetwork(input_shape, embedding_size, pool=grid_pool)
+
+
+def recorded_grid_pool(checkpoint: dict) -> str:
+    """The pooling a Siamese_Grid checkpoint was trained with; those made before it was recorded used avg."""
+    return str(checkpoint.get("grid_pool", "avg"))

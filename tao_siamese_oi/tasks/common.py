@@ -6,7 +6,7 @@ from typing import TYPE_CHECKING, NamedTuple
 
 import numpy as np
 
-from tao_siamese_oi.artifacts.checkpoint import check_model_file, load_network, read_checkpoint
+from tao_siamese_oi.artifacts.checkpoint import check_grid_pool, check_model_file, load_network, read_checkpoint
 from tao_siamese_oi.config import require
 from tao_siamese_oi.config.schema import ExperimentConfig, ExportConfig, ScoringConfig
 from tao_siamese_oi.engine.distributed import trainer_devices
@@ -40,7 +40,9 @@ def check_scoring_inputs(cfg: ExperimentConfig, task: str, split: str) -> None:
             f"threshold); copy it next to the model, or set {task}.threshold"
         )
     if key == "checkpoint":
-        check_alignment(read_checkpoint(path, cfg.encryption_key).get("alignment"), cfg.dataset, path)
+        checkpoint = read_checkpoint(path, cfg.encryption_key)
+        check_alignment(checkpoint.get("alignment"), cfg.dataset, path)
+        check_grid_pool(checkpoint, cfg, path)
     else:
         if key == "onnx_file":
             read_siamese_onnx(path, cfg.encryption_key)

@@ -6,7 +6,7 @@ from pathlib import Path
 
 import torch
 
-from tao_siamese_oi.artifacts.checkpoint import check_model_file, load_network, read_checkpoint
+from tao_siamese_oi.artifacts.checkpoint import check_grid_pool, check_model_file, load_network, read_checkpoint
 from tao_siamese_oi.artifacts.crypto import encrypt
 from tao_siamese_oi.artifacts.exported import deployment_sidecar, sidecar_path
 from tao_siamese_oi.config import require
@@ -40,7 +40,9 @@ def outputs(cfg: ExperimentConfig, out: Path) -> list[Path]:
 def preflight(cfg: ExperimentConfig) -> None:
     checkpoint = require(cfg.export.checkpoint, "export.checkpoint", "the .pth file written by train")
     path = check_model_file(checkpoint, "export.checkpoint")
-    check_alignment(read_checkpoint(path, cfg.encryption_key).get("alignment"), cfg.dataset, path)
+    checkpoint = read_checkpoint(path, cfg.encryption_key)
+    check_alignment(checkpoint.get("alignment"), cfg.dataset, path)
+    check_grid_pool(checkpoint, cfg, path)
     example_split(cfg)
 
 

@@ -178,7 +178,7 @@ def test_the_microservice_registers_the_input_as_training_did(tmp_path, enable):
     network = create_model("Siamese_Grid", input_shape=(3, 64, 64), embedding_size=4)
     (tmp_path / "train").mkdir()
     torch.save(
-        {"state_dict": {f"model.{k}": v for k, v in network.state_dict().items()}},
+        {"state_dict": {f"model.{k}": v for k, v in network.state_dict().items()}, "grid_pool": "max"},
         tmp_path / "train" / "oi_model_latest.pth",
     )
     spec = {

@@ -111,22 +111,36 @@ def test_grid_model_is_compact_and_size_agnostic():
 
 
 @pytest.mark.parametrize("height, width", [(12, 3), (8, 8), (7, 5)])
-def test_grid_pool_equals_adaptive_average_pooling(height, width):
+@pytest.mark.parametrize("mode", ["avg", "max"])
+def test_grid_pool_equals_adaptive_pooling(height, width, mode):
     from tao_siamese_oi.model.networks import GridPool
 
     x = torch.randn(2, 5, height, width)
-    expected = torch.nn.functional.adaptive_avg_pool2d(x, (16, 4))
-    assert torch.allclose(GridPool((16, 4))(x), expected, atol=1e-6)
+    adaptive = getattr(torch.nn.functional, f"adaptive_{mode}_pool2d")
+    assert torch.allclose(GridPool((16, 4), mode)(x), adaptive(x, (16, 4)), atol=1e-6)
+
+
+def test_max_pooling_keeps_a_small_difference_that_averaging_dilutes():
+    from tao_siamese_oi.model.networks import GridPool
+
+    golden = torch.zeros(1, 1, 8, 8)
+    defect = golden.clone()
+    defect[..., 1, 1] = 1.0  # one feature pixel of a 2 x 2 cell
+    for mode, expected in (("max", 1.0), ("avg", 0.25)):
+        pool = GridPool((4, 4), mode)
+        assert (pool(defect) - pool(golden)).abs().max().item() == pytest.approx(expected)
 
 
 def test_grid_model_exports_to_onnx_when_the_grid_does_not_divide_the_map(tmp_path):
     from tao_siamese_oi.deploy.onnx_export import export_onnx, parity
     from tao_siamese_oi.model.networks import create_model
 
-    model = create_model("Siamese_Grid", input_shape=(3, 96, 24), embedding_size=5).eval()  # map 12 x 3 -> 16 x 4
-    x = torch.randn(3, 3, 96, 24)
-    export_onnx(model, (x[:1], x[:1]), tmp_path / "m.onnx", opset=17, dynamic_batch=True, constant_folding=True)
-    assert parity(model, tmp_path / "m.onnx", (x, x.flip(0))) < 1e-4
+    for pool in ("max", "avg"):  # map 12 x 3 -> 16 x 4
+        model = create_model("Siamese_Grid", input_shape=(3, 96, 24), embedding_size=5, grid_pool=pool).eval()
+        x = torch.randn(3, 3, 96, 24)
+        path = tmp_path / f"{pool}.onnx"
+        export_onnx(model, (x[:1], x[:1]), path, opset=17, dynamic_batch=True, constant_folding=True)
+        assert parity(model, path, (x, x.flip(0))) < 1e-4
 
 
 def test_grid_distance_is_cell_by_cell():
@@ -196,3 +210,25 @@ def test_learning_rate_schedule(schedule):
         scheduler.step()
     assert rates[0] == pytest.approx(0.01) and rates == sorted(rates, reverse=True)
     assert optimizer.param_groups[0]["lr"] == pytest.approx(0.0, abs=1e-12)  # decayed to 0 at the last epoch
+
+
+def test_grid_checkpoints_record_their_pooling_and_older_ones_are_avg(tmp_path):
+    from tao_siamese_oi.artifacts.checkpoint import load_network
+    from tao_siamese_oi.config import load_config
+    from tao_siamese_oi.engine.module import SiameseModule
+
+    base = ["model.model_type=Siamese_Grid", "dataset.image_height=32", "dataset.image_width=32"]
+    module = SiameseModule.from_config(load_config(None, base))
+    checkpoint: dict = {"state_dict": {f"model.{k}": v for k, v in module.model.state_dict().items()}}
+    torch.save(checkpoint, tmp_path / "older.pth")  # made before the pooling was recorded: avg
+    module.on_save_checkpoint(checkpoint)
+    assert checkpoint["grid_pool"] == "max"  # the default now
+    torch.save(checkpoint, tmp_path / "new.pth")
+    network, _ = load_network(load_config(None, base), tmp_path / "new.pth")
+    assert network.pool.mode == "max"
+    with pytest.raises(
+        ConfigError, match=r"older\.pth was trained with model\.grid_pool=avg .* set model\.grid_pool=avg"
+    ):
+        load_network(load_config(None, base), tmp_path / "older.pth")
+    network, _ = load_network(load_config(None, [*base, "model.grid_pool=avg"]), tmp_path / "older.pth")
+    assert network.pool.mode == "avg"
