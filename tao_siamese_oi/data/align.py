@@ -94,14 +94,14 @@ def align_to_golden(
     parts of the crop is moved again by up to ``tile_shift`` px (boards stretch: one offset rarely fits a whole
     crop)."""
     image_lights, golden_lights = blocks(image_chw), blocks(golden_chw)
-    grey = np.stack([view.mean(axis=0) for view in image_lights])
-    grey_golden = np.stack([view.mean(axis=0) for view in golden_lights])
+    grey = np.stack([_grey(view) for view in image_lights])
+    grey_golden = np.stack([_grey(view) for view in golden_lights])
     dy, dx = estimate_shift(grey, grey_golden, max_shift)
     if dy or dx:
         for view, golden_view in zip(image_lights, golden_lights):
             view[...] = shift_onto(view, golden_view, dy, dx)
     if tiles > 1 and tile_shift > 0:
-        grey = np.stack([view.mean(axis=0) for view in image_lights])
+        grey = np.stack([_grey(view) for view in image_lights])
         moved = [view.copy() for view in image_lights]  # tiles take their pixels from the globally aligned input
         for rows, cols in _tiles(grey.shape[-2:], tiles):
             ty, tx = estimate_shift(grey[:, rows, cols], grey_golden[:, rows, cols], tile_shift)
@@ -109,6 +109,11 @@ def align_to_golden(
                 for view, source, golden_view in zip(image_lights, moved, golden_lights):
                     view[:, rows, cols] = _window(source, golden_view, rows, cols, ty, tx)
     return dy, dx
+
+
+def _grey(chw: np.ndarray) -> np.ndarray:
+    """Sum of the channels: the least-squares shift does not depend on the scale."""
+    return chw.sum(axis=0, dtype=np.float32)
 
 
 def _tiles(shape: tuple[int, int], tiles: int) -> list[tuple[slice, slice]]:
