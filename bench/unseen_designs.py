@@ -31,11 +31,16 @@ GRID_0_1 = ["model.grid_pool=avg", "dataset.alignment.enable=false", "dataset.au
 ALIGN = ["dataset.alignment.enable=true", "dataset.alignment.max_shift=12"]
 SHIFT_LW = ["dataset.augmentation_config.input_shift=6", "dataset.augmentation_config.input_line_width=0.5"]
 PAIRED = ["dataset.augmentation_config.augment=true"]
+GEOMETRY_ONLY = [
+    "dataset.augmentation_config.random_color.enable=false",
+    "dataset.augmentation_config.with_random_crop=false",
+    "dataset.augmentation_config.with_random_blur=false",
+]
 
 # name -> (spec, overrides, what it tests). Every variant that was tried stays here, kept or dropped, so the tables
 # in docs/unseen_designs.md can be re-run; the explored ones are stated on top of 0.1.0's Siamese_Grid.
 VARIANTS: dict[str, tuple[str, list[str], str]] = {
-    "grid": (GRID_SPEC, [], "the shipped DeepPCB spec (registration, max-pooled cells, paired augmentation)"),
+    "grid": (GRID_SPEC, [], "the shipped DeepPCB spec (registration, max-pooled cells, paired flips and turns)"),
     "siamese_3": (SIAMESE_3_SPEC, [], "TAO's Siamese_3, trained the same way"),
     "grid_0_1": (GRID_SPEC, GRID_0_1, "Siamese_Grid as 0.1.0 shipped it"),
     "grid_align_phase": (
@@ -71,6 +76,11 @@ VARIANTS: dict[str, tuple[str, list[str], str]] = {
         GRID_SPEC,
         [*GRID_0_1, *ALIGN, "model.grid_pool=max", *PAIRED],
         "registered, max-pooled cells, paired augmentation (the shipped spec, stated from 0.1.0)",
+    ),
+    "grid_align_max_geometry": (
+        GRID_SPEC,
+        [*GRID_0_1, *ALIGN, "model.grid_pool=max", *PAIRED, *GEOMETRY_ONLY],
+        "registered, max-pooled cells, paired flips and 90-degree turns only (no colour, crop, blur)",
     ),
     "grid_align_max_warp": (
         GRID_SPEC,

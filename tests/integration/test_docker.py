@@ -133,6 +133,8 @@ def test_train_in_a_container_writes_caller_owned_files_on_the_host(setup, clien
     status = [json.loads(line) for line in (latest.parent / "status.json").read_text().splitlines()]
     assert status[-1]["status"] == "SUCCESS"
     assert "Trained 1 epochs" in out.stdout + out.stderr  # the task's log, streamed through the launcher
+    # ... naming host paths: the container wrote to /results/run/train, the user knows it as their folder
+    assert f"latest checkpoint {latest}" in out.stdout + out.stderr and " /results/" not in out.stdout + out.stderr
     assert leftover_containers(client) == []
 
 
