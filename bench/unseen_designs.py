@@ -43,11 +43,6 @@ VARIANTS: dict[str, tuple[str, list[str], str]] = {
     "grid": (GRID_SPEC, [], "the shipped DeepPCB spec (registration, max-pooled cells, paired flips and turns)"),
     "siamese_3": (SIAMESE_3_SPEC, [], "TAO's Siamese_3, trained the same way"),
     "grid_0_1": (GRID_SPEC, GRID_0_1, "Siamese_Grid as 0.1.0 shipped it"),
-    "grid_align_phase": (
-        GRID_SPEC,
-        [*GRID_0_1, "dataset.alignment.enable=true"],
-        "registered by phase correlation, <= 8 px (the method of an earlier commit; run it from there)",
-    ),
     "grid_shift": (GRID_SPEC, [*GRID_0_1, SHIFT_LW[0]], "training: input alone moved <= 6 px"),
     "grid_intensity": (
         GRID_SPEC,
