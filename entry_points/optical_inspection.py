@@ -7,6 +7,7 @@ Task modules, and with them torch, are imported only when an action runs.
 import importlib
 import json
 import logging
+import os
 import shlex
 import sys
 import traceback
@@ -108,9 +109,9 @@ def next_step(action: str, spec: str, overrides: tuple, cfg, result: dict) -> st
             sibling = Path(spec).with_name(f"{task}.yaml")
             task_spec = str(sibling) if sibling.is_file() else spec
             missing = [] if sibling.is_file() else [f"dataset.{split}.csv_path=<your {split} CSV>"]
-        return shlex.join(["optical_inspection", task, "-e", task_spec, *kept, *extra]) + "".join(
-            f" {m}" for m in missing
-        )
+        # Through the tao launcher, the way the user ran this task (it says so in the environment).
+        prog = shlex.split(os.environ.get("TAO_LAUNCHER_COMMAND", "optical_inspection"))
+        return shlex.join([*prog, task, "-e", task_spec, *kept, *extra]) + "".join(f" {m}" for m in missing)
 
     if action == "train" and result.get("checkpoint"):
         return command("evaluate", f"evaluate.checkpoint={result['checkpoint']}")

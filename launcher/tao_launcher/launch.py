@@ -27,7 +27,19 @@ def run_local(plugin: Plugin, argv: list[str]) -> int:
     action = argv[0] if argv else ""
     if action not in plugin.actions:
         raise LauncherError(f"{plugin.name} has no action '{action}'; choose one of {', '.join(plugin.actions)}")
-    return int(plugin.load(plugin.spec.handler)(list(argv)) or 0)
+    before = os.environ.get(COMMAND_ENV)
+    os.environ[COMMAND_ENV] = f"tao --local model {plugin.name}"
+    try:
+        return int(plugin.load(plugin.spec.handler)(list(argv)) or 0)
+    finally:  # the launcher may run in a longer-lived process (tests, the job service)
+        if before is None:
+            os.environ.pop(COMMAND_ENV, None)
+        else:
+            os.environ[COMMAND_ENV] = before
+
+
+# How the user runs the task, for a plugin that suggests the next command: set for the task's process.
+COMMAND_ENV = "TAO_LAUNCHER_COMMAND"
 
 
 def container_argv(plugin: Plugin, argv: list[str], config: MountsConfig, workdir: Path):
@@ -79,9 +91,11 @@ def _container(plugin: Plugin, argv: list[str], config: MountsConfig, image: str
 
     workdir.chmod(0o755)  # readable by the container's (non-root) user
     command, extra = container_argv(plugin, argv, config, workdir)
-    return container_spec(
+    spec = container_spec(
         image_for(plugin, image), command, config, extra, plugin_options=dict(plugin.spec.docker_options)
     )
+    spec["environment"].setdefault(COMMAND_ENV, f"tao model {plugin.name}")
+    return spec
 
 
 def _print_dry_run(plugin: Plugin, argv: list[str], config: MountsConfig, image: str | None, workdir: Path) -> int:

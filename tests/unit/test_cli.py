@@ -225,3 +225,20 @@ def test_a_mistyped_action_through_the_launcher_names_the_nearest(capsys):
         main(["--local", "model", "optical_inspection", "trian", "-e", "spec.yaml"])
     assert done.value.code == 2
     assert capsys.readouterr().err.strip() == "error: optical_inspection: unknown action 'trian'; did you mean train?"
+
+
+def test_the_next_step_through_the_launcher_is_a_launcher_command(capsys, tmp_path, tiny_data):
+    import yaml
+    from tao_launcher.cli import main
+
+    from tests.conftest import tiny_spec_dict
+
+    spec = tmp_path / "spec.yaml"
+    spec.write_text(yaml.safe_dump(tiny_spec_dict(tiny_data, tmp_path / "results")))
+    with pytest.raises(SystemExit) as done:
+        main(["--local", "model", "optical_inspection", "validate", "-e", str(spec)])
+    assert done.value.code == 0
+    assert f"next: tao --local model optical_inspection train -e {spec}" in capsys.readouterr().err
+    import os
+
+    assert "TAO_LAUNCHER_COMMAND" not in os.environ  # set for the task only
