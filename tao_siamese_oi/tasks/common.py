@@ -20,7 +20,7 @@ log = logging.getLogger("tao_siamese_oi")
 
 MODEL_FILE_KEYS = {"pytorch": "checkpoint", "onnxruntime": "onnx_file", "tensorrt": "trt_engine"}
 # Columns evaluate.csv and inference.csv add to the input CSV (evaluate keeps a defect_type the CSV has).
-WRITTEN_COLUMNS = {"evaluate": ("siamese_score", "decision"), "inference": ("siamese_score", "decision")}
+WRITTEN_COLUMNS = {"evaluate": ("siamese_score", "decision", "outcome"), "inference": ("siamese_score", "decision")}
 
 
 def check_scoring_inputs(cfg: ExperimentConfig, task: str, split: str) -> None:

@@ -22,6 +22,11 @@ def outputs(cfg: ExperimentConfig, out: Path) -> list[Path]:
     return [out / name for name in ("metrics.json", "evaluate.csv", *PLOT_NAMES)]
 
 
+def outcomes(flagged: np.ndarray, defect: np.ndarray) -> np.ndarray:
+    """TP / FP / FN / TN per pair (FAIL is the positive class), so a spreadsheet filter finds the errors."""
+    return np.select([flagged & defect, flagged & ~defect, ~flagged & defect], ["TP", "FP", "FN"], "TN")
+
+
 def preflight(cfg: ExperimentConfig) -> None:
     check_scoring_inputs(cfg, "evaluate", "test")
 
@@ -46,6 +51,7 @@ def run(cfg: ExperimentConfig, out: Path, status) -> dict | None:
 
     frame["siamese_score"] = scores
     frame["decision"] = np.where(scores > threshold, "FAIL", "PASS")
+    frame["outcome"] = outcomes(scores > threshold, np.asarray(labels).astype(bool))
     if "defect_type" not in frame.columns:
         frame["defect_type"] = types
     atomic_write(out / "evaluate.csv", lambda tmp: frame.to_csv(tmp, index=False))

@@ -116,6 +116,11 @@ def test_evaluate_reports_tao_and_operating_metrics(pipeline):
     flagged = per_pair["siamese_score"] > saved["threshold"]
     assert (per_pair["decision"] == np.where(flagged, "FAIL", "PASS")).all()
     assert saved["recall"] == pytest.approx(100 * (flagged & (per_pair["label"] != "PASS")).sum() / 4)
+    # The outcome column: a spreadsheet filter on FP / FN finds the errors; counts agree with the metrics.
+    defect = per_pair["label"] != "PASS"
+    expected = np.select([flagged & defect, flagged & ~defect, ~flagged & defect], ["TP", "FP", "FN"], "TN")
+    assert (per_pair["outcome"] == expected).all()
+    assert (per_pair["outcome"] == "FP").sum() == round(saved["fpr"] * 8 / 100)
     # Defect types: the label names them; PASS pairs have none.
     assert set(per_pair.loc[per_pair["label"] == "PASS", "defect_type"]) == {""}
     assert set(saved["by_defect_type"]) == set(per_pair.loc[per_pair["label"] != "PASS", "label"])

@@ -128,3 +128,11 @@ def test_roc_shows_the_threshold_and_the_margin_where_they_coincide():
             margin.get_markerfacecolor() == "none" and margin.get_markersize() > threshold.get_markersize()
         )  # ... inside an open square
     plt.close(figure)
+
+
+def test_outcome_names_each_pair_by_hand():
+    from tao_siamese_oi.tasks.evaluate import outcomes
+
+    flagged = np.array([True, True, False, False])
+    defect = np.array([True, False, True, False])
+    assert outcomes(flagged, defect).tolist() == ["TP", "FP", "FN", "TN"]
