@@ -11,6 +11,7 @@ import torch
 from torchmetrics.functional.classification import binary_auroc, binary_average_precision
 
 from tao_siamese_oi.model.calibration import threshold_for_fpr, threshold_for_recall
+from tao_siamese_oi.model.statistics import rate
 
 FPR_BUDGETS = (0.1, 0.5, 1.0, 5.0)  # percent: the false-alarm budgets recall is reported at
 
@@ -21,7 +22,9 @@ def inspection_metrics(scores, labels, threshold: float, defect_types=None) -> d
     scores = np.asarray(scores, dtype=np.float64)
     labels = np.asarray(labels).astype(bool)
     metrics = {
+        "units": "percent",  # every rate; counts and 95 % Clopper-Pearson intervals under "rates"
         **threshold_metrics(scores, labels, threshold),
+        "rates": rates_with_intervals(scores, labels, threshold),
         "auroc": auroc(scores, labels),
         "average_precision": average_precision(scores, labels),
         "recall_at_fpr": {f"{budget:g}": recall_at_fpr(scores, labels, budget) for budget in FPR_BUDGETS},
@@ -57,6 +60,25 @@ def threshold_metrics(scores, labels, threshold: float) -> dict:
         "recall": pct(tp, num_fail) if num_fail else None,
         "precision": pct(tp, tp + fp) if tp + fp else None,
         "f1": pct(2 * tp, 2 * tp + fp + fn) if num_fail else None,
+    }
+
+
+def rates_with_intervals(scores, labels, threshold: float) -> dict:
+    """FPR, recall and precision at the threshold, and recall at each FPR budget: each with its count, the size
+    of its set and an exact 95 % interval (model/statistics.py)."""
+    flagged = scores > threshold
+    num_fail = int(labels.sum())
+    tp, fp = int((flagged & labels).sum()), int((flagged & ~labels).sum())
+    budgets = {}
+    for budget in FPR_BUDGETS:
+        at = threshold_for_fpr(scores, labels, budget) if labels.any() and not labels.all() else None
+        caught = int((scores[labels] > at).sum()) if at is not None else 0
+        budgets[f"{budget:g}"] = rate(caught, num_fail if at is not None else 0)
+    return {
+        "fpr": rate(fp, len(labels) - num_fail),
+        "recall": rate(tp, num_fail),
+        "precision": rate(tp, tp + fp),
+        "recall_at_fpr": budgets,
     }
 
 

@@ -11,6 +11,7 @@ from tao_siamese_oi.config import require
 from tao_siamese_oi.config.schema import ExperimentConfig, ExportConfig, ScoringConfig
 from tao_siamese_oi.engine.distributed import trainer_devices
 from tao_siamese_oi.errors import CheckpointError, ConfigError, DataError
+from tao_siamese_oi.model.statistics import too_few
 from tao_siamese_oi.utils.progress import bars_wanted
 
 if TYPE_CHECKING:
@@ -159,3 +160,13 @@ def _score_distributed(cfg: ExperimentConfig, task: str, split: str, devices: di
         return SplitScores(dataset, None, module.calibration, speed)
     indices, scores = module.predictions
     return SplitScores(dataset, ordered_scores(indices, scores, len(dataset)), module.calibration, speed)
+
+
+def measurability(cfg: ExperimentConfig, counts: dict, where: str) -> list[str]:
+    """One line for each operating-point target the set is too small to show (model/statistics.py)."""
+    evaluate = cfg.evaluate
+    if evaluate.target_recall is not None:
+        line = too_few(counts["num_fail"], 100 - evaluate.target_recall, "miss rate", "FAIL", where)
+    else:
+        line = too_few(counts["num_pass"], evaluate.target_fpr, "FPR", "PASS", where)
+    return [line] if line else []

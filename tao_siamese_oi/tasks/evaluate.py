@@ -10,7 +10,7 @@ import pandas as pd
 
 from tao_siamese_oi.config.schema import ExperimentConfig
 from tao_siamese_oi.model.metrics import inspection_metrics, threshold_metrics
-from tao_siamese_oi.tasks.common import check_scoring_inputs, decision_threshold, score_split
+from tao_siamese_oi.tasks.common import check_scoring_inputs, decision_threshold, measurability, score_split
 from tao_siamese_oi.tasks.evaluate_plots import PLOT_NAMES, write_plots
 from tao_siamese_oi.tasks.lifecycle import tracked_task
 from tao_siamese_oi.utils.files import atomic_write, atomic_write_text
@@ -48,6 +48,9 @@ def run(cfg: ExperimentConfig, out: Path, status) -> dict | None:
         calibration=calibration,
         at_margin={k: at_margin[k] for k in ("threshold", "fpr", "recall", "precision", "total_accuracy")},
     )
+
+    for line in measurability(cfg, metrics, f"the test split ({dataset.table.csv_path})"):
+        log.warning(line)
 
     frame["siamese_score"] = scores
     frame["decision"] = np.where(scores > threshold, "FAIL", "PASS")

@@ -21,6 +21,7 @@ from tao_siamese_oi.engine.callbacks import (
 )
 from tao_siamese_oi.engine.distributed import trainer_devices
 from tao_siamese_oi.engine.module import SiameseModule
+from tao_siamese_oi.tasks.common import measurability
 from tao_siamese_oi.tasks.lifecycle import tracked_task
 from tao_siamese_oi.utils.progress import bars_wanted
 from tao_siamese_oi.utils.status import RUNNING
@@ -100,6 +101,9 @@ def run(cfg: ExperimentConfig, out: Path, status) -> dict | None:
         "calibration": module.calibration,
     }
     log_calibration(module.calibration)
+    if module.calibration is not None:
+        for line in measurability(cfg, module.calibration, "the validation set"):
+            log.warning(line)
     log.info(
         "Trained %d epochs at %.1f pairs/s; latest checkpoint %s",
         result["epochs"],

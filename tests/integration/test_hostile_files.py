@@ -461,3 +461,6 @@ def test_a_run_log_keeps_the_console_lines_and_the_result(capsys, tmp_path, tiny
     assert console and all(text in log for text in console)  # every line our logger showed
     assert '"auroc"' in log.splitlines()[-1] and "result: " in log.splitlines()[-1]
     assert "\r" not in log  # no progress-bar frames
+    # 8 PASS pairs cannot show an FPR of 1 %: said in one line, on the console and in the log
+    too_few = "has 8 PASS pairs: too few to show an FPR of 1 % (at least 368 are needed even with none wrong)"
+    assert too_few in err and too_few in log
