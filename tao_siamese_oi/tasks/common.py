@@ -2,6 +2,7 @@
 
 import logging
 import time
+from pathlib import Path
 from typing import TYPE_CHECKING, NamedTuple
 
 import numpy as np
@@ -170,3 +171,9 @@ def measurability(cfg: ExperimentConfig, counts: dict, where: str) -> list[str]:
     else:
         line = too_few(counts["num_pass"], evaluate.target_fpr, "FPR", "PASS", where)
     return [line] if line else []
+
+
+def scored_model_file(cfg: ExperimentConfig, task: str) -> Path:
+    """The file the task's backend scores with (checkpoint, ONNX file or engine)."""
+    task_cfg = getattr(cfg, task)
+    return Path(getattr(task_cfg, MODEL_FILE_KEYS[task_cfg.backend]))

@@ -10,10 +10,17 @@ import pandas as pd
 
 from tao_siamese_oi.config.schema import ExperimentConfig
 from tao_siamese_oi.model.metrics import inspection_metrics, threshold_metrics
-from tao_siamese_oi.tasks.common import check_scoring_inputs, decision_threshold, measurability, score_split
+from tao_siamese_oi.tasks.common import (
+    check_scoring_inputs,
+    decision_threshold,
+    measurability,
+    score_split,
+    scored_model_file,
+)
 from tao_siamese_oi.tasks.evaluate_plots import PLOT_NAMES, write_plots
 from tao_siamese_oi.tasks.lifecycle import tracked_task
 from tao_siamese_oi.utils.files import atomic_write, atomic_write_text
+from tao_siamese_oi.utils.provenance import provenance
 
 log = logging.getLogger("tao_siamese_oi")
 
@@ -33,6 +40,8 @@ def preflight(cfg: ExperimentConfig) -> None:
 
 @tracked_task("evaluate", outputs=outputs, preflight=preflight)
 def run(cfg: ExperimentConfig, out: Path, status) -> dict | None:
+    model_file = scored_model_file(cfg, "evaluate")
+    log.info("Scoring the test split with %s (%s backend)", model_file, cfg.evaluate.backend)
     dataset, scores, calibration, _ = score_split(cfg, "evaluate", "test")
     if scores is None:  # another DDP process: the main one writes the results
         return None
@@ -44,6 +53,7 @@ def run(cfg: ExperimentConfig, out: Path, status) -> dict | None:
     margin = cfg.model.margin
     at_margin = threshold_metrics(scores, labels, margin)
     metrics.update(
+        provenance=provenance(cfg, model_file, dataset.table.csv_path),
         threshold_source=source,
         calibration=calibration,
         at_margin={k: at_margin[k] for k in ("threshold", "fpr", "recall", "precision", "total_accuracy")},

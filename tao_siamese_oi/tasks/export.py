@@ -25,6 +25,7 @@ from tao_siamese_oi.errors import OIError
 from tao_siamese_oi.tasks.common import decision_threshold
 from tao_siamese_oi.tasks.lifecycle import tracked_task
 from tao_siamese_oi.utils.files import atomic_write, atomic_write_text
+from tao_siamese_oi.utils.provenance import provenance
 
 log = logging.getLogger("tao_siamese_oi")
 
@@ -92,7 +93,13 @@ def run(cfg: ExperimentConfig, out: Path, status) -> dict:
     atomic_write(onnx_file, write_verified)
     sidecar = atomic_write_text(
         sidecar_path(onnx_file),
-        json.dumps(deployment_sidecar(cfg, shape, dynamic, (threshold, source), calibration), indent=2),
+        json.dumps(
+            {
+                **deployment_sidecar(cfg, shape, dynamic, (threshold, source), calibration),
+                "provenance": provenance(cfg, cfg.export.checkpoint),  # the checkpoint it was exported from
+            },
+            indent=2,
+        ),
     )
     diff = diffs[-1]
     log.info(
@@ -112,6 +119,7 @@ def run(cfg: ExperimentConfig, out: Path, status) -> dict:
         "threshold": threshold,
         "decision_in_graph": bool(export_cfg.include_decision),
         "encrypted": bool(cfg.encryption_key),
+        "provenance": provenance(cfg, cfg.export.checkpoint),
     }
 
 

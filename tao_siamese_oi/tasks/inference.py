@@ -7,9 +7,10 @@ from pathlib import Path
 import numpy as np
 
 from tao_siamese_oi.config.schema import ExperimentConfig
-from tao_siamese_oi.tasks.common import check_scoring_inputs, decision_threshold, score_split
+from tao_siamese_oi.tasks.common import check_scoring_inputs, decision_threshold, score_split, scored_model_file
 from tao_siamese_oi.tasks.lifecycle import tracked_task
 from tao_siamese_oi.utils.files import atomic_write
+from tao_siamese_oi.utils.provenance import provenance
 
 log = logging.getLogger("tao_siamese_oi")
 
@@ -27,6 +28,8 @@ def preflight(cfg: ExperimentConfig) -> None:
 
 @tracked_task("inference", outputs=outputs, preflight=preflight)
 def run(cfg: ExperimentConfig, out: Path, status) -> dict | None:
+    model_file = scored_model_file(cfg, "inference")
+    log.info("Scoring the infer split with %s (%s backend)", model_file, cfg.inference.backend)
     dataset, scores, calibration, speed = score_split(cfg, "inference", "infer")
     if scores is None:  # another DDP process: the main one writes the results
         return None
@@ -52,4 +55,5 @@ def run(cfg: ExperimentConfig, out: Path, status) -> dict | None:
         "threshold": threshold,
         "threshold_source": source,
         "inference_csv": str(path),
+        "provenance": provenance(cfg, model_file, dataset.table.csv_path),
     }

@@ -112,7 +112,8 @@ def _run_recorded(run, cfg: ExperimentConfig, task: str, out: Path):
                 file_log.error("%s", message)
             raise
         kpi = {k: v for k, v in (result or {}).items() if isinstance(v, (int, float))}
-        status.write(SUCCESS, f"{task.capitalize()} finished successfully.", kpi=kpi)
+        extra = {"provenance": result["provenance"]} if isinstance(result, dict) and "provenance" in result else {}
+        status.write(SUCCESS, f"{task.capitalize()} finished successfully.", kpi=kpi, **extra)
         log_result(file_log, result)
     return result
 

@@ -1,5 +1,6 @@
 """The real CLI, train -> evaluate -> inference -> export, on a tiny generated dataset."""
 
+import hashlib
 import json
 import subprocess
 
@@ -124,6 +125,16 @@ def test_evaluate_reports_tao_and_operating_metrics(pipeline):
     # Defect types: the label names them; PASS pairs have none.
     assert set(per_pair.loc[per_pair["label"] == "PASS", "defect_type"]) == {""}
     assert set(saved["by_defect_type"]) == set(per_pair.loc[per_pair["label"] != "PASS", "label"])
+    # Provenance: the scored file and the data, by path and content hash; the same in status.json.
+    checkpoint = pipeline["results"] / "train" / "oi_model_latest.pth"
+    recorded = saved["provenance"]
+    assert recorded["model_file"] == str(checkpoint) and recorded["model_type"] == "Siamese_3"
+    assert recorded["model_sha256"] == hashlib.sha256(checkpoint.read_bytes()).hexdigest()
+    test_csv = pipeline["data"] / "test.csv"
+    assert recorded["data_csv_sha256"] == hashlib.sha256(test_csv.read_bytes()).hexdigest()
+    assert len(recorded["spec_sha256"]) == 64 and recorded["package"].startswith("tao_siamese_oi ")
+    status = [json.loads(line) for line in (pipeline["results"] / "evaluate" / "status.json").read_text().splitlines()]
+    assert status[-1]["status"] == "SUCCESS" and status[-1]["provenance"] == recorded
     for name in ("roc.png", "score_histogram.png", "defect_recall.png"):
         with Image.open(pipeline["results"] / "evaluate" / name) as image:
             assert image.format == "PNG" and min(image.size) > 300
@@ -170,6 +181,8 @@ def test_export_is_checked_dynamic_and_matches_pytorch(pipeline):
     assert sidecar["threshold"] == stored["threshold"] and sidecar["threshold_source"] == "calibrated"
     assert sidecar["input_shape"] == ["batch", 3, 48, 12] and len(sidecar["lights"]) == 4
     assert sidecar["preprocessing"]["mean"] == [0.485, 0.456, 0.406] and sidecar["encrypted"] is True
+    trained = pipeline["results"] / "train" / "oi_model_latest.pth"
+    assert sidecar["provenance"]["model_sha256"] == hashlib.sha256(trained.read_bytes()).hexdigest()
 
     again = subprocess.run(
         [cli("optical_inspection"), "export", "-e", str(pipeline["spec"]), checkpoint],
