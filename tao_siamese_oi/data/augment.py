@@ -99,9 +99,11 @@ def _crop_box(rng: np.random.Generator, low: float, high: float) -> tuple[float,
 
 
 class InputSideAugmenter:
-    """Training changes of the input alone, the golden untouched: a small translation (the misregistration a new
-    design's crops show) and a brightness/contrast change (another camera gain). Labels are kept: a good part moved
-    by a few pixels or lit a little differently is still good, and a defect stays in the crop."""
+    """Training changes of the input alone, the golden untouched, each off unless configured: a smooth bend
+    (``input_warp``) and a translation (``input_shift``: the misregistration a new design's crops show), a 1 px
+    erosion or dilation (``input_line_width``: another etch), a brightness/contrast change (``input_intensity``:
+    another camera gain). Labels are kept: a good part so changed is still good, and a defect stays in the crop.
+    None of them beat registration on new designs (docs/unseen_designs.md); they stay as options."""
 
     def __init__(self, aug_cfg):
         self.max_shift = aug_cfg.input_shift
