@@ -104,5 +104,6 @@ def test_the_console_is_quiet_in_a_log(tmp_path, tiny_data):
             "Warning",
         ):
             assert noise not in out.stderr, (noise, out.stderr)
-        lines = out.stderr.splitlines()
+        # Our lines only; the tiny validation set is too small to show 1 % FPR, which training says in one line.
+        lines = [line for line in out.stderr.splitlines() if "too few to show an FPR" not in line]
         assert [line.split(":")[0] for line in lines] == ["INFO"] * (len(lines) - 1) + ["next"]
