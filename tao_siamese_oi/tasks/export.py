@@ -24,8 +24,8 @@ from tao_siamese_oi.deploy.onnx_export import (
 from tao_siamese_oi.errors import OIError
 from tao_siamese_oi.tasks.common import decision_threshold
 from tao_siamese_oi.tasks.lifecycle import tracked_task
+from tao_siamese_oi.tasks.provenance import provenance
 from tao_siamese_oi.utils.files import atomic_write, atomic_write_text
-from tao_siamese_oi.utils.provenance import provenance
 
 log = logging.getLogger("tao_siamese_oi")
 

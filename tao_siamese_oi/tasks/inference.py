@@ -9,8 +9,8 @@ import numpy as np
 from tao_siamese_oi.config.schema import ExperimentConfig
 from tao_siamese_oi.tasks.common import check_scoring_inputs, decision_threshold, score_split, scored_model_file
 from tao_siamese_oi.tasks.lifecycle import tracked_task
+from tao_siamese_oi.tasks.provenance import provenance
 from tao_siamese_oi.utils.files import atomic_write
-from tao_siamese_oi.utils.provenance import provenance
 
 log = logging.getLogger("tao_siamese_oi")
 
