@@ -53,7 +53,7 @@ def run(cfg: ExperimentConfig, out: Path, status) -> dict | None:
     margin = cfg.model.margin
     at_margin = threshold_metrics(scores, labels, margin)
     metrics.update(
-        provenance=provenance(cfg, model_file, dataset.table.csv_path),
+        provenance=provenance(cfg, out, model_file, dataset.table.csv_path),
         threshold_source=source,
         calibration=calibration,
         at_margin={k: at_margin[k] for k in ("threshold", "fpr", "recall", "precision", "total_accuracy")},

@@ -96,7 +96,7 @@ def run(cfg: ExperimentConfig, out: Path, status) -> dict:
         json.dumps(
             {
                 **deployment_sidecar(cfg, shape, dynamic, (threshold, source), calibration),
-                "provenance": provenance(cfg, cfg.export.checkpoint),  # the checkpoint it was exported from
+                "provenance": provenance(cfg, out, cfg.export.checkpoint),  # the checkpoint it was exported from
             },
             indent=2,
         ),
@@ -119,7 +119,7 @@ def run(cfg: ExperimentConfig, out: Path, status) -> dict:
         "threshold": threshold,
         "decision_in_graph": bool(export_cfg.include_decision),
         "encrypted": bool(cfg.encryption_key),
-        "provenance": provenance(cfg, cfg.export.checkpoint),
+        "provenance": provenance(cfg, out, cfg.export.checkpoint),
     }
 
 

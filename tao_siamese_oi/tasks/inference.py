@@ -55,5 +55,5 @@ def run(cfg: ExperimentConfig, out: Path, status) -> dict | None:
         "threshold": threshold,
         "threshold_source": source,
         "inference_csv": str(path),
-        "provenance": provenance(cfg, model_file, dataset.table.csv_path),
+        "provenance": provenance(cfg, out, model_file, dataset.table.csv_path),
     }

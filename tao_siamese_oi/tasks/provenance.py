@@ -1,14 +1,12 @@
 """What produced a result: the model file (path and SHA-256), the model type, this package's version, the spec
-(SHA-256 of the resolved config, secrets redacted) and the data CSV (path and SHA-256). Recorded in metrics.json,
-inference and export results, the export sidecar and status.json, so every number can be traced back (a stale
-checkpoint path in a spec once scored the wrong model without anyone noticing)."""
+(SHA-256 of the experiment.yaml the run wrote: the resolved config, secrets redacted) and the data CSV (path and
+SHA-256). Recorded in metrics.json, inference and export results, the export sidecar and status.json, so every
+number can be traced back (a stale checkpoint path in a spec once scored the wrong model unnoticed)."""
 
 import functools
 import hashlib
 import os
 from pathlib import Path
-
-import yaml
 
 from tao_siamese_oi import __version__
 
@@ -29,19 +27,15 @@ def _sha256(path: str, size: int, mtime_ns: int) -> str:  # keyed by identity: a
     return digest.hexdigest()
 
 
-def spec_sha256(cfg) -> str:
-    from tao_siamese_oi.config.loader import redacted_container
-
-    return hashlib.sha256(yaml.safe_dump(redacted_container(cfg), sort_keys=True).encode()).hexdigest()
-
-
-def provenance(cfg, model_file, data_csv=None) -> dict:
+def provenance(cfg, out: Path, model_file, data_csv=None) -> dict:
+    """``out``: the run's results folder, whose experiment.yaml (the resolved spec, secrets redacted, written by
+    every task before it runs) is the spec that is hashed."""
     record = {
         "model_file": str(model_file),
         "model_sha256": file_sha256(model_file),
         "model_type": cfg.model.model_type,
         "package": f"tao_siamese_oi {__version__}",
-        "spec_sha256": spec_sha256(cfg),
+        "spec_sha256": file_sha256(Path(out) / "experiment.yaml"),
     }
     if data_csv is not None:
         record.update(data_csv=str(data_csv), data_csv_sha256=file_sha256(data_csv))
