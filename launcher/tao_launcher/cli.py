@@ -4,7 +4,8 @@
     tao mounts validate [FILE]
 
 Actions run in a one-shot Docker container by default (mounts, env and Docker options from the mounts file;
-host paths translated), or in this Python environment with ``--local`` (or ``TAO_LAUNCHER_LOCAL=1``).
+host paths translated), or in this Python environment with ``--local`` (or ``TAO_LAUNCHER_LOCAL=1``, or
+``TAO_DOCKER_DISABLE=1`` as NVIDIA's launcher reads it).
 Importing this module never imports torch: plugins are plain data, handlers load only when an action runs.
 """
 
@@ -20,7 +21,8 @@ USAGE = """usage: tao [--local] [--dry-run] [--image IMAGE] [--debug] model <tas
        tao --version
 
 options:
-  --local          run in this Python environment instead of a Docker container (or TAO_LAUNCHER_LOCAL=1)
+  --local          run in this Python environment instead of a Docker container (or TAO_LAUNCHER_LOCAL=1,
+                   or TAO_DOCKER_DISABLE=1 as with NVIDIA's launcher)
   --dry-run        print the equivalent `docker run` command line and exit
   --image IMAGE    container image (default: the plugin's, or TAO_<TASK>_IMAGE)
   --debug          show tracebacks
@@ -65,7 +67,8 @@ def _unknown(kind: str, name: str, known) -> str:
 
 def _parse_flags(args: list[str]) -> tuple[dict, list[str]]:
     flags: dict[str, bool | str | None] = {
-        "local": os.environ.get("TAO_LAUNCHER_LOCAL") == "1",
+        # TAO_DOCKER_DISABLE=1 is how NVIDIA's launcher is told to run without Docker: honoured the same way.
+        "local": os.environ.get("TAO_LAUNCHER_LOCAL") == "1" or os.environ.get("TAO_DOCKER_DISABLE") == "1",
         "dry_run": False,
         "image": None,
         "debug": False,

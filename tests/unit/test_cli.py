@@ -242,3 +242,35 @@ def test_the_next_step_through_the_launcher_is_a_launcher_command(capsys, tmp_pa
     import os
 
     assert "TAO_LAUNCHER_COMMAND" not in os.environ  # set for the task only
+
+
+def test_tao_docker_disable_runs_locally_as_with_nvidias_launcher(capsys, monkeypatch, tmp_path, tiny_data):
+    import yaml
+    from tao_launcher.cli import main
+
+    from tests.conftest import tiny_spec_dict
+
+    monkeypatch.setenv("DOCKER_HOST", "unix:///nonexistent/docker.sock")  # a container run would fail
+    monkeypatch.setenv("TAO_DOCKER_DISABLE", "1")
+    spec = tmp_path / "spec.yaml"
+    spec.write_text(yaml.safe_dump(tiny_spec_dict(tiny_data, tmp_path / "results")))
+    with pytest.raises(SystemExit) as done:
+        main(["model", "optical_inspection", "validate", "-e", str(spec)])
+    assert done.value.code == 0
+    assert "next: tao --local model optical_inspection train" in capsys.readouterr().err
+
+
+def test_the_docker_build_context_leaves_out_the_virtual_environment_and_caches():
+    from pathlib import Path
+
+    from docker.utils.build import exclude_paths
+
+    root = Path(__file__).resolve().parents[2]
+    patterns = [
+        line.strip() for line in (root / ".dockerignore").read_text().splitlines() if line.strip() and line[0] != "#"
+    ]
+    sent = exclude_paths(str(root), patterns)
+    assert not any(p.startswith((".venv/", ".git/")) or "__pycache__" in p for p in sent)
+    copied = ["setup.cfg", "pyproject.toml", "README.md", "tao_siamese_oi/__init__.py", "launcher/pyproject.toml"]
+    copied += ["entry_points/optical_inspection.py", "specs/train.yaml"]
+    assert all(p in sent for p in copied)  # what the Dockerfile COPYs is still sent
