@@ -21,13 +21,14 @@ def inspection_metrics(scores, labels, threshold: float, defect_types=None) -> d
     PASS pairs) adds a breakdown per defect type."""
     scores = np.asarray(scores, dtype=np.float64)
     labels = np.asarray(labels).astype(bool)
+    rates = rates_with_intervals(scores, labels, threshold)
     metrics = {
         "units": "percent",  # every rate; counts and 95 % Clopper-Pearson intervals under "rates"
         **threshold_metrics(scores, labels, threshold),
-        "rates": rates_with_intervals(scores, labels, threshold),
+        "rates": rates,
         "auroc": auroc(scores, labels),
         "average_precision": average_precision(scores, labels),
-        "recall_at_fpr": {f"{budget:g}": recall_at_fpr(scores, labels, budget) for budget in FPR_BUDGETS},
+        "recall_at_fpr": {budget: r["percent"] for budget, r in rates["recall_at_fpr"].items()},
         "fpr_at_full_recall": fpr_at(scores, labels, threshold_for_recall(scores, labels, 100.0)),
     }
     if defect_types is not None:
@@ -69,25 +70,27 @@ def rates_with_intervals(scores, labels, threshold: float) -> dict:
     flagged = scores > threshold
     num_fail = int(labels.sum())
     tp, fp = int((flagged & labels).sum()), int((flagged & ~labels).sum())
-    budgets = {}
-    for budget in FPR_BUDGETS:
-        at = threshold_for_fpr(scores, labels, budget) if labels.any() and not labels.all() else None
-        caught = int((scores[labels] > at).sum()) if at is not None else 0
-        budgets[f"{budget:g}"] = rate(caught, num_fail if at is not None else 0)
     return {
         "fpr": rate(fp, len(labels) - num_fail),
         "recall": rate(tp, num_fail),
         "precision": rate(tp, tp + fp),
-        "recall_at_fpr": budgets,
+        "recall_at_fpr": {f"{budget:g}": rate(*caught_at_fpr(scores, labels, budget)) for budget in FPR_BUDGETS},
     }
+
+
+def caught_at_fpr(scores, labels, budget: float) -> tuple[int, int]:
+    """(defects caught, defects) at the lowest threshold whose FPR stays within ``budget`` %; (0, 0) unless both
+    classes are present (the rate is undefined then)."""
+    if labels.all() or not labels.any():
+        return 0, 0
+    threshold = threshold_for_fpr(scores, labels, budget)
+    return int((scores[labels] > threshold).sum()), int(labels.sum())
 
 
 def recall_at_fpr(scores, labels, budget: float) -> float | None:
     """Recall at the lowest threshold whose FPR stays within ``budget`` %; None unless both classes are present."""
-    if labels.all() or not labels.any():
-        return None
-    threshold = threshold_for_fpr(scores, labels, budget)
-    return pct(int((scores[labels] > threshold).sum()), int(labels.sum()))
+    caught, num_fail = caught_at_fpr(scores, labels, budget)
+    return pct(caught, num_fail) if num_fail else None
 
 
 def fpr_at(scores, labels, threshold: float | None) -> float | None:
