@@ -108,9 +108,20 @@ def epochs_done(path, encryption_key: str | None) -> int:
     return int(read_checkpoint(path, encryption_key, mmap=True).get("epoch", -1)) + 1
 
 
-def check_grid_pool(checkpoint: dict, cfg: ExperimentConfig, path) -> None:
-    """A Siamese_Grid checkpoint is scored with the pooling it was trained with (preflights call this too, so a
-    mismatch is refused before anything is written)."""
+def read_fitting_checkpoint(cfg: ExperimentConfig, path) -> dict:
+    """``read_checkpoint``, refused in one line when the spec would prepare or pool pairs otherwise than the
+    training did (dataset.alignment, model.grid_pool). Preflights call it, so a mismatch is refused before
+    anything is written."""
+    from tao_siamese_oi.data.align import check_alignment
+
+    checkpoint = read_checkpoint(path, cfg.encryption_key)
+    check_alignment(checkpoint.get("alignment"), cfg.dataset, path)
+    _check_grid_pool(checkpoint, cfg, path)
+    return checkpoint
+
+
+def _check_grid_pool(checkpoint: dict, cfg: ExperimentConfig, path) -> None:
+    """A Siamese_Grid checkpoint is scored with the pooling it was trained with."""
     from tao_siamese_oi.model.networks import recorded_grid_pool
     from tao_siamese_oi.model.registry import canonical
 
@@ -126,16 +137,15 @@ def load_network(cfg: ExperimentConfig, path):
     """(the spec's network with the checkpoint's weights, in eval mode; its calibration record or None), with a
     one-line error when the checkpoint does not fit the spec's model."""
     from tao_siamese_oi.data.transforms import layout_from_config
-    from tao_siamese_oi.model.networks import GridEmbeddingNetwork, create_model
+    from tao_siamese_oi.model.networks import create_model
 
     checkpoint = read_checkpoint(path, cfg.encryption_key)
+    _check_grid_pool(checkpoint, cfg, path)
     shape = layout_from_config(cfg.dataset).shape
     model = cfg.model
     network = create_model(
         model.model_type, input_shape=shape, embedding_size=model.embedding_vectors, grid_pool=model.grid_pool
     )
-    if isinstance(network, GridEmbeddingNetwork):
-        check_grid_pool(checkpoint, cfg, path)
     try:
         network.load_state_dict(model_state(checkpoint))
     except RuntimeError as exc:

@@ -7,7 +7,7 @@ from typing import TYPE_CHECKING, NamedTuple
 
 import numpy as np
 
-from tao_siamese_oi.artifacts.checkpoint import check_grid_pool, check_model_file, load_network, read_checkpoint
+from tao_siamese_oi.artifacts.checkpoint import check_model_file, load_network, read_fitting_checkpoint
 from tao_siamese_oi.config import require
 from tao_siamese_oi.config.schema import ExperimentConfig, ExportConfig, ScoringConfig
 from tao_siamese_oi.engine.distributed import trainer_devices
@@ -36,19 +36,18 @@ def check_scoring_inputs(cfg: ExperimentConfig, task: str, split: str) -> None:
     path = check_model_file(
         require(getattr(task_cfg, key), f"{task}.{key}", f"the {key} to score with"), f"{task}.{key}"
     )
-    if key != "checkpoint" and read_sidecar(path) is None and task_cfg.threshold is None:
+    sidecar = read_sidecar(path) if key != "checkpoint" else None
+    if key != "checkpoint" and sidecar is None and task_cfg.threshold is None:
         raise CheckpointError(
             f"{path} has no sidecar {sidecar_path(path).name} beside it (export writes it; it holds the decision "
             f"threshold); copy it next to the model, or set {task}.threshold"
         )
     if key == "checkpoint":
-        checkpoint = read_checkpoint(path, cfg.encryption_key)
-        check_alignment(checkpoint.get("alignment"), cfg.dataset, path)
-        check_grid_pool(checkpoint, cfg, path)
+        read_fitting_checkpoint(cfg, path)
     else:
         if key == "onnx_file":
             read_siamese_onnx(path, cfg.encryption_key)
-        check_alignment(((read_sidecar(path) or {}).get("preprocessing") or {}).get("alignment"), cfg.dataset, path)
+        check_alignment(((sidecar or {}).get("preprocessing") or {}).get("alignment"), cfg.dataset, path)
     table = build_dataset(cfg.dataset, split, cfg.train.seed).table
     clash = [c for c in WRITTEN_COLUMNS[task] if c in table.frame.columns]
     if clash:

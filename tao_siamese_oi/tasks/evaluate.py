@@ -63,8 +63,9 @@ def run(cfg: ExperimentConfig, out: Path, status) -> dict | None:
         log.warning(line)
 
     frame["siamese_score"] = scores
-    frame["decision"] = np.where(scores > threshold, "FAIL", "PASS")
-    frame["outcome"] = outcomes(scores > threshold, np.asarray(labels).astype(bool))
+    flagged = scores > threshold
+    frame["decision"] = np.where(flagged, "FAIL", "PASS")
+    frame["outcome"] = outcomes(flagged, np.asarray(labels).astype(bool))
     if "defect_type" not in frame.columns:
         frame["defect_type"] = types
     atomic_write(out / "evaluate.csv", lambda tmp: frame.to_csv(tmp, index=False))

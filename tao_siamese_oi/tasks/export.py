@@ -6,12 +6,11 @@ from pathlib import Path
 
 import torch
 
-from tao_siamese_oi.artifacts.checkpoint import check_grid_pool, check_model_file, load_network, read_checkpoint
+from tao_siamese_oi.artifacts.checkpoint import check_model_file, load_network, read_fitting_checkpoint
 from tao_siamese_oi.artifacts.crypto import encrypt
 from tao_siamese_oi.artifacts.exported import deployment_sidecar, sidecar_path
 from tao_siamese_oi.config import require
 from tao_siamese_oi.config.schema import ExperimentConfig
-from tao_siamese_oi.data.align import check_alignment
 from tao_siamese_oi.data.splits import SPLIT_KEYS, build_dataset
 from tao_siamese_oi.data.transforms import Normalizer, layout_from_config
 from tao_siamese_oi.deploy.onnx_export import (
@@ -40,10 +39,7 @@ def outputs(cfg: ExperimentConfig, out: Path) -> list[Path]:
 
 def preflight(cfg: ExperimentConfig) -> None:
     checkpoint = require(cfg.export.checkpoint, "export.checkpoint", "the .pth file written by train")
-    path = check_model_file(checkpoint, "export.checkpoint")
-    checkpoint = read_checkpoint(path, cfg.encryption_key)
-    check_alignment(checkpoint.get("alignment"), cfg.dataset, path)
-    check_grid_pool(checkpoint, cfg, path)
+    read_fitting_checkpoint(cfg, check_model_file(checkpoint, "export.checkpoint"))
     example_split(cfg)
 
 
@@ -91,12 +87,13 @@ def run(cfg: ExperimentConfig, out: Path, status) -> dict:
             Path(tmp).write_bytes(encrypt(Path(tmp).read_bytes(), cfg.encryption_key))
 
     atomic_write(onnx_file, write_verified)
+    made_from = provenance(cfg, out, cfg.export.checkpoint)  # the checkpoint it was exported from
     sidecar = atomic_write_text(
         sidecar_path(onnx_file),
         json.dumps(
             {
                 **deployment_sidecar(cfg, shape, dynamic, (threshold, source), calibration),
-                "provenance": provenance(cfg, out, cfg.export.checkpoint),  # the checkpoint it was exported from
+                "provenance": made_from,
             },
             indent=2,
         ),
@@ -119,7 +116,7 @@ def run(cfg: ExperimentConfig, out: Path, status) -> dict:
         "threshold": threshold,
         "decision_in_graph": bool(export_cfg.include_decision),
         "encrypted": bool(cfg.encryption_key),
-        "provenance": provenance(cfg, out, cfg.export.checkpoint),
+        "provenance": made_from,
     }
 
 
