@@ -22,6 +22,10 @@ def image_for(plugin: Plugin, override: str | None = None) -> str:
     return override or os.environ.get(env_key) or plugin.spec.image
 
 
+# How the user runs the task, for a plugin that suggests the next command: set for the task's process.
+COMMAND_ENV = "TAO_LAUNCHER_COMMAND"
+
+
 def run_local(plugin: Plugin, argv: list[str]) -> int:
     """Run the action in this Python environment: same argv contract, same exit codes."""
     action = argv[0] if argv else ""
@@ -36,10 +40,6 @@ def run_local(plugin: Plugin, argv: list[str]) -> int:
             os.environ.pop(COMMAND_ENV, None)
         else:
             os.environ[COMMAND_ENV] = before
-
-
-# How the user runs the task, for a plugin that suggests the next command: set for the task's process.
-COMMAND_ENV = "TAO_LAUNCHER_COMMAND"
 
 
 def container_argv(plugin: Plugin, argv: list[str], config: MountsConfig, workdir: Path):
