@@ -33,7 +33,7 @@ ACTIONS = {
             "train",
             "Train a Siamese model on pair CSVs.",
             "optical_inspection train -e specs/train.yaml train.num_epochs=20",
-            ("model", "dataset", "train", "evaluate"),  # evaluate.target_*: the threshold train calibrates
+            ("model", "dataset", "train", "evaluate", "wandb"),  # evaluate.target_*: the threshold it calibrates
         ),
         ActionInfo(
             "evaluate",

@@ -3,8 +3,14 @@
 Single keys are checked by the schema (types) and its metadata (allowed values, ranges: loader.validate).
 """
 
+import logging
+
 from tao_siamese_oi.config.schema import ExperimentConfig
 from tao_siamese_oi.errors import ConfigError
+
+log = logging.getLogger("tao_siamese_oi")
+
+TAO_EXPORT_DEFAULT_HW = (512, 128)  # nvidia_tao_core's ExportExpConfig.input_height, input_width
 
 
 def check_config(cfg: ExperimentConfig) -> None:
@@ -27,7 +33,17 @@ def _check_training(cfg: ExperimentConfig) -> None:
 
 
 def _check_export(cfg: ExperimentConfig, shape: tuple[int, int, int]) -> None:
-    """export.input_* may restate the (C, H, W) the dataset section gives, but must agree with it."""
+    """export.input_* may restate the (C, H, W) the dataset section gives, but must agree with it. TAO's own
+    defaults (512 x 128, in every experiment.yaml TAO writes) mean "not set": the dataset's shape is used."""
+    given_hw = (cfg.export.input_height, cfg.export.input_width)
+    if given_hw == TAO_EXPORT_DEFAULT_HW and given_hw != shape[1:]:
+        log.info(
+            "export.input_height/input_width are TAO's defaults %d x %d; the dataset's %d x %d is used (they are "
+            "derived here)",
+            *given_hw,
+            *shape[1:],
+        )
+        return
     for key, given, derived in [
         ("input_channel", cfg.export.input_channel, shape[0]),
         ("input_height", cfg.export.input_height, shape[1]),

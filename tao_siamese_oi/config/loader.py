@@ -10,6 +10,7 @@ import dataclasses
 import difflib
 import logging
 import os
+import typing
 from pathlib import Path
 
 import yaml
@@ -93,6 +94,7 @@ def _parse_overrides(overrides) -> DictConfig:
 
 def _merge_layer(cfg: DictConfig, layer: DictConfig, origin: str) -> None:
     _apply_aliases(layer, origin)
+    _unset_empty_values(layer, ExperimentConfig)
     for key in REPLACED_DICTS:
         if OmegaConf.select(layer, key, default="<absent>") != "<absent>":
             OmegaConf.update(cfg, key, None, merge=False)
@@ -105,6 +107,28 @@ def _merge_layer(cfg: DictConfig, layer: DictConfig, origin: str) -> None:
         if key in SECRET_KEYS:  # OmegaConf's message quotes the value: never echo a secret
             raise ConfigError(f"{origin}: {key} must be a string (a passphrase); the value given is not") from None
         raise ConfigError(f"{origin}: {key}: {_first_line(exc)}") from None
+
+
+def _unset_empty_values(layer: DictConfig, schema) -> None:
+    """TAO writes ``null`` (its resolved experiment.yaml, its dataclass defaults) or ``''`` (the defaults its API
+    serves) for a value left unset. Where our schema has no "unset" for a key (a default instead, or a fixed
+    list of choices), such a value means the default: drop it from the layer so the schema's default stands."""
+    by_name = {f.name: f for f in dataclasses.fields(schema)}
+    for key in list(layer.keys()):
+        f = by_name.get(str(key))
+        node = layer._get_node(key)  # the node, not its value: an interpolation is not resolved here
+        if f is None or node is None:
+            continue  # an unknown key: the merge names it
+        if dataclasses.is_dataclass(f.type):
+            if node._is_none():
+                del layer[key]
+            elif isinstance(node, DictConfig):
+                _unset_empty_values(node, f.type)
+            continue
+        value = node._value()
+        optional = type(None) in typing.get_args(f.type)
+        if (value is None and not optional) or (value == "" and (f.metadata.get("choices") or not optional)):
+            del layer[key]
 
 
 def _apply_aliases(layer: DictConfig, origin: str) -> None:

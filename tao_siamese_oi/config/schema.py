@@ -184,6 +184,43 @@ class CudnnConfig(Sealed):
 
 
 @dataclass
+class CheckpointerConfig(Sealed):
+    """TAO's best-k checkpoints by a monitored metric, beside the periodic and latest files."""
+
+    enable_topk: bool = opt(False, help="also keep the save_top_k best checkpoints by monitor")
+    replace_periodic: bool = opt(
+        False, help="keep only the single best checkpoint instead of model_epoch_<NNN>.pth (latest still kept)"
+    )
+    monitor: str | None = opt(None, help="a logged metric, e.g. val_loss, val_auroc, val_fpr (default: val_loss)")
+    mode: str | None = opt(None, choices=["min", "max"], help="default: max for acc/auroc/recall/precision, else min")
+    save_top_k: int = opt(1, min=1, help="best checkpoints kept")
+    filename: str = opt("model_best_{epoch:03d}", help="Lightning filename pattern (.pth is added)")
+    dirpath: str | None = opt(None, help="default: train.results_dir", path=True)
+    auto_insert_metric_name: bool = opt(False, help="Lightning: put metric=value in the file name")
+
+
+@dataclass
+class WandbConfig(Sealed):
+    """Weights & Biases tracking of a training run (the wandb package: pip install 'tao-siamese-oi[wandb]')."""
+
+    enable: bool = opt(False, help="log train/val metrics to W&B (TAO's default is true; it is off here)")
+    project: str = opt("TAO Toolkit")
+    entity: str | None = opt(None, help="team or user; default: the logged-in account")
+    group: str | None = opt(None)
+    tags: list[str] = opt(["training", "tao-toolkit"])
+    reinit: bool = opt(False, help="accepted for TAO specs (each training starts one run)")
+    sync_tensorboard: bool = opt(False, help="also upload train.tensorboard events")
+    save_code: bool = opt(False)
+    name: str = opt("TAO Toolkit training experiment", help="run name")
+    run_id: str | None = opt(None, help="resume this W&B run")
+    mode: str | None = opt(
+        None,
+        choices=["online", "offline"],
+        help="default: online with credentials (WANDB_API_KEY or wandb login), else offline (wandb sync later)",
+    )
+
+
+@dataclass
 class TrainConfig(Sealed):
     num_gpus: int = opt(1, min=0, help="devices (DDP processes) per node; without CUDA, CPU processes (gloo)")
     gpu_ids: list[int] = opt([0], help="GPUs to use; disagreeing with num_gpus, the larger count wins (TAO)")
@@ -206,6 +243,7 @@ class TrainConfig(Sealed):
     clip_grad_norm: float = opt(0.0, min=0.0, help="0 = off")
     optim: OptimConfig = section(OptimConfig)
     tensorboard: TensorboardConfig = section(TensorboardConfig)
+    checkpointer: CheckpointerConfig = section(CheckpointerConfig)
 
 
 @dataclass
@@ -333,6 +371,7 @@ class ExperimentConfig(Sealed):
     model_name: str = opt("optical_inspection", help="accepted for TAO specs")
     encryption_key: str | None = opt(None, help="never written to saved configs or logs")
     results_dir: str = opt("results", help="root of every task's outputs", path=True)
+    wandb: WandbConfig = section(WandbConfig)
     model: ModelConfig = section(ModelConfig)
     dataset: DatasetConfig = section(DatasetConfig)
     train: TrainConfig = section(TrainConfig)

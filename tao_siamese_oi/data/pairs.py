@@ -68,8 +68,10 @@ def light_order(input_map, num_input: int) -> list[str | None]:
     if not input_map:
         if num_input != 1:
             raise ConfigError(
-                f"dataset.num_input is {num_input} but dataset.input_map is empty; "
-                "set input_map with one entry per light, or num_input: 1"
+                f"dataset.num_input is {num_input} but dataset.input_map is not set (TAO's dataclass defaults "
+                f"contradict each other this way): for images named <object>_<light><ext>, set dataset.input_map "
+                f"to {num_input} entries 'light: position' (example: {{LowAngleLight: 0, SolderLight: 1}}); for "
+                "one image per side, set dataset.num_input: 1"
             )
         return [None]
     if len(input_map) != num_input:

@@ -8,6 +8,7 @@ from lightning.pytorch.callbacks import Callback, Checkpoint, ModelCheckpoint
 from lightning.pytorch.plugins.io import TorchCheckpointIO
 
 from tao_siamese_oi.artifacts.checkpoint import load_checkpoint_file, save_checkpoint
+from tao_siamese_oi.model.metrics import HIGHER_IS_BETTER
 from tao_siamese_oi.utils.status import RUNNING, StatusLogger
 
 log = logging.getLogger("tao_siamese_oi")
@@ -45,6 +46,38 @@ def tao_checkpoint_callbacks(results_dir, every_n_epochs: int, keep: int = -1) -
     )
     latest = _checkpoint(LatestCheckpoint, results_dir, LATEST_NAME, 1, keep=1)  # one name, replaced every epoch
     return [periodic, latest]
+
+
+def best_checkpoint_callback(checkpointer, results_dir) -> ModelCheckpoint | None:
+    """TAO's ``train.checkpointer``: the ``save_top_k`` best checkpoints by a logged metric (Lightning's top-k),
+    beside the periodic files, or instead of them with ``replace_periodic`` (then one, as TAO keeps)."""
+    if not checkpointer.enable_topk:
+        return None
+    monitor = monitored_metric(checkpointer)
+    callback = BestCheckpoint(
+        dirpath=checkpointer.dirpath or results_dir,
+        filename=checkpointer.filename,
+        monitor=monitor,
+        mode=checkpointer.mode or default_mode(monitor),
+        save_top_k=1 if checkpointer.replace_periodic else checkpointer.save_top_k,
+        auto_insert_metric_name=checkpointer.auto_insert_metric_name,
+        save_on_train_epoch_end=monitor.startswith("train_"),  # val_*: when validation has run
+        enable_version_counter=False,
+    )
+    callback.FILE_EXTENSION = CHECKPOINT_EXT
+    return callback
+
+
+def monitored_metric(checkpointer) -> str:
+    return checkpointer.monitor or "val_loss"  # TAO's default for every network without its own
+
+
+def default_mode(monitor: str) -> str:
+    return "max" if monitor.split("_", 1)[1] in HIGHER_IS_BETTER else "min"
+
+
+class BestCheckpoint(ModelCheckpoint):
+    """``train.checkpointer``'s files; a class of its own for Lightning's per-class callback state."""
 
 
 class LatestCheckpoint(ModelCheckpoint):

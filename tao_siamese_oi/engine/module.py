@@ -12,7 +12,7 @@ from tao_siamese_oi.engine.callbacks import BAR_LOSS
 from tao_siamese_oi.engine.distributed import gather_objects
 from tao_siamese_oi.model.calibration import calibrate
 from tao_siamese_oi.model.loss import contrastive_loss
-from tao_siamese_oi.model.metrics import inspection_metrics
+from tao_siamese_oi.model.metrics import RATES_LOGGED, inspection_metrics
 from tao_siamese_oi.model.networks import GridEmbeddingNetwork, create_model, pair_distance, recorded_grid_pool
 
 log = logging.getLogger("tao_siamese_oi")
@@ -125,7 +125,7 @@ class SiameseModule(L.LightningModule):
         # TAO hard-codes 2.0 here; we use the configured decision threshold (evaluate.threshold, else the margin).
         metrics = inspection_metrics(scores, labels, self.threshold)
         self.log(f"{stage}_acc", metrics["total_accuracy"], prog_bar=stage == "val")
-        for name in ("fpr", "recall", "auroc", "average_precision"):
+        for name in RATES_LOGGED:
             if metrics[name] is not None:
                 self.log(f"{stage}_{name}", metrics[name], prog_bar=stage == "val" and name == "auroc")
         if stage == "val":

@@ -14,6 +14,10 @@ from tao_siamese_oi.model.calibration import threshold_for_fpr, threshold_for_re
 from tao_siamese_oi.model.statistics import rate
 
 FPR_BUDGETS = (0.1, 0.5, 1.0, 5.0)  # percent: the false-alarm budgets recall is reported at
+# Training logs <stage>_<name> per epoch for stage train and val (val also val_calibrated_*): loss, acc, these.
+RATES_LOGGED = ("fpr", "recall", "auroc", "average_precision")
+EPOCH_METRICS = ("loss", "acc", *RATES_LOGGED)
+HIGHER_IS_BETTER = {"acc", "recall", "auroc", "average_precision"}
 
 
 def inspection_metrics(scores, labels, threshold: float, defect_types=None) -> dict:

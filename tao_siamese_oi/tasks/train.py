@@ -8,7 +8,7 @@ import lightning as L
 from lightning.pytorch.loggers import CSVLogger, Logger, TensorBoardLogger
 
 from tao_siamese_oi.artifacts.checkpoint import check_model_file, epochs_done, model_state, read_checkpoint
-from tao_siamese_oi.config.schema import ExperimentConfig, TrainConfig
+from tao_siamese_oi.config.schema import ExperimentConfig
 from tao_siamese_oi.data.datamodule import PairDataModule
 from tao_siamese_oi.engine.callbacks import (
     CHECKPOINT_EXT,
@@ -16,11 +16,16 @@ from tao_siamese_oi.engine.callbacks import (
     AtomicCheckpointIO,
     ThroughputAndStatus,
     ValidateLastEpoch,
+    best_checkpoint_callback,
     epoch_metrics,
+    monitored_metric,
     tao_checkpoint_callbacks,
 )
 from tao_siamese_oi.engine.distributed import trainer_devices
 from tao_siamese_oi.engine.module import SiameseModule
+from tao_siamese_oi.engine.tracking import finish_tracking, wandb_logger
+from tao_siamese_oi.errors import ConfigError
+from tao_siamese_oi.model.metrics import EPOCH_METRICS
 from tao_siamese_oi.tasks.common import measurability
 from tao_siamese_oi.tasks.lifecycle import tracked_task
 from tao_siamese_oi.utils.progress import bars_wanted
@@ -42,6 +47,7 @@ def outputs(cfg: ExperimentConfig, out: Path) -> list[Path]:
 def preflight(cfg: ExperimentConfig) -> None:
     if not cfg.dataset.validation_dataset.csv_path:
         log.warning("dataset.validation_dataset is not set: training without validation.")
+    check_monitor(cfg)
     pretrained = cfg.train.pretrained_model_path
     if pretrained:
         read_checkpoint(check_model_file(pretrained, "train.pretrained_model_path"), cfg.encryption_key)
@@ -50,6 +56,29 @@ def preflight(cfg: ExperimentConfig) -> None:
     for split, key in (("train", "train_dataset"), ("validation", "validation_dataset")):
         if getattr(cfg.dataset, key).csv_path:
             datamodule.dataset(split)
+
+
+def monitorable(has_validation: bool) -> list[str]:
+    """The metrics train.checkpointer.monitor may name: what SiameseModule logs each epoch."""
+    names = [f"train_{name}" for name in EPOCH_METRICS]
+    if has_validation:
+        names += [f"val_{name}" for name in EPOCH_METRICS]
+        names += [f"val_calibrated_{name}" for name in ("threshold", "fpr", "recall")]
+    return names
+
+
+def check_monitor(cfg: ExperimentConfig) -> None:
+    if not cfg.train.checkpointer.enable_topk:
+        return
+    monitor = monitored_metric(cfg.train.checkpointer)
+    allowed = monitorable(bool(cfg.dataset.validation_dataset.csv_path))
+    if monitor in allowed:
+        return
+    if monitor in monitorable(has_validation=True):
+        why = "is a validation metric and dataset.validation_dataset is not set"
+    else:
+        why = "is not a metric this training logs"
+    raise ConfigError(f"train.checkpointer.monitor: '{monitor}' {why}; choose one of {', '.join(allowed)}")
 
 
 def already_finished(cfg: ExperimentConfig) -> dict | None:
@@ -83,11 +112,17 @@ def run(cfg: ExperimentConfig, out: Path, status) -> dict | None:
         datamodule.dataset("validation")
     module = build_module(cfg)
     throughput = ThroughputAndStatus(status)
-    trainer = build_trainer(cfg.train, out, throughput, has_validation, encryption_key=cfg.encryption_key)
+    loggers = training_loggers(cfg, out)
+    trainer = build_trainer(cfg.train, out, throughput, has_validation, cfg.encryption_key, loggers=loggers)
     if resume:
         log.info("Resuming training from checkpoint: %s (%d of %d epochs done)", resume, done, cfg.train.num_epochs)
         status.write(RUNNING, f"Resuming training from checkpoint: {resume}")
-    trainer.fit(module, datamodule=datamodule, ckpt_path=resume)
+    failed = True
+    try:
+        trainer.fit(module, datamodule=datamodule, ckpt_path=resume)
+        failed = False
+    finally:
+        finish_tracking(loggers, failed)
     if not trainer.is_global_zero:
         return None
 
@@ -148,17 +183,26 @@ def build_module(cfg: ExperimentConfig) -> SiameseModule:
 
 
 def build_trainer(
-    train_cfg, out: Path, throughput: ThroughputAndStatus, has_validation: bool, encryption_key: str | None = None
+    train_cfg,
+    out: Path,
+    throughput: ThroughputAndStatus,
+    has_validation: bool,
+    encryption_key: str | None = None,
+    loggers: list | None = None,
 ) -> L.Trainer:
+    checkpoints = tao_checkpoint_callbacks(out, train_cfg.checkpoint_interval, train_cfg.keep_checkpoints)
+    best = best_checkpoint_callback(train_cfg.checkpointer, out)
+    if best is not None:
+        checkpoints = [best, *(checkpoints[1:] if train_cfg.checkpointer.replace_periodic else checkpoints)]
     return L.Trainer(
         **trainer_devices(train_cfg, "train"),
         use_distributed_sampler=False,  # PairDataModule shards every split itself (see EpochSeededSampler)
         max_epochs=train_cfg.num_epochs,
         default_root_dir=out,
-        logger=training_loggers(train_cfg, out),
+        logger=loggers,
         plugins=[AtomicCheckpointIO(encryption_key)],
         callbacks=[
-            *tao_checkpoint_callbacks(out, train_cfg.checkpoint_interval, train_cfg.keep_checkpoints),
+            *checkpoints,
             throughput,
             ValidateLastEpoch(),
         ],
@@ -174,12 +218,15 @@ def build_trainer(
     )
 
 
-def training_loggers(train_cfg: TrainConfig, out: Path) -> list:
-    """Epoch metrics as CSV always (lightning_logs/), and as TensorBoard scalars (tensorboard/) when enabled.
-    Lightning writes the TensorBoard files with tensorboardX (a small dependency) when tensorboard is absent."""
+def training_loggers(cfg: ExperimentConfig, out: Path) -> list:
+    """Epoch metrics as CSV always (lightning_logs/), as TensorBoard scalars (tensorboard/) and to W&B when
+    enabled. Lightning writes the TensorBoard files with tensorboardX (a small dependency) when tensorboard is
+    absent."""
     loggers: list[Logger] = [CSVLogger(out, name="lightning_logs")]
-    if train_cfg.tensorboard.enabled:
+    if cfg.train.tensorboard.enabled:
         loggers.append(TensorBoardLogger(out, name="tensorboard", default_hp_metric=False))
+    if cfg.wandb.enable:
+        loggers += wandb_logger(cfg, out)
     return loggers
 
 

@@ -130,7 +130,8 @@ def test_saved_config_is_resolved_and_redacts_the_key(tmp_path):
 def test_job_schema_has_every_section_train_reads():
     spec = default_spec("train")
     # evaluate: train calibrates the decision threshold for evaluate.target_fpr / target_recall
-    assert set(spec) == {"model_name", "encryption_key", "results_dir", "model", "dataset", "train", "evaluate"}
+    sections = {"model", "dataset", "train", "evaluate", "wandb"}
+    assert set(spec) == {"model_name", "encryption_key", "results_dir", *sections}
     assert spec["train"]["optim"] == {
         "type": "Adam",
         "lr": 5e-4,

@@ -29,7 +29,7 @@ def test_lights_are_ordered_by_their_input_map_position():
     [
         ({"A": 0, "B": 1}, 3, "num_input is 3 but dataset.input_map names 2"),
         ({"A": 0, "B": 2}, 2, r"values \[0, 2\] must be the positions 0..1"),
-        (None, 4, "input_map is empty"),
+        (None, 4, "input_map is not set"),
     ],
 )
 def test_light_config_mismatches_are_config_errors(input_map, num_input, message):
