@@ -169,6 +169,8 @@ def _validate_node(node: DictConfig, schema, prefix: str) -> None:
             _validate_node(value, f.type, key + ".")
             continue
         meta = f.metadata
+        if meta.get("inert") and value != _default(f):
+            log.info("%s is set to %s, which changes nothing here: %s", key, value, meta["help"])
         if value is None:
             continue
         if meta.get("choices") and value not in meta["choices"]:
@@ -179,6 +181,10 @@ def _validate_node(node: DictConfig, schema, prefix: str) -> None:
             raise ConfigError(f"{key}: {value} is below the minimum {meta['min']}")
         if meta.get("max") is not None and value > meta["max"]:
             raise ConfigError(f"{key}: {value} is above the maximum {meta['max']}")
+
+
+def _default(f: dataclasses.Field):
+    return f.default_factory() if f.default_factory is not dataclasses.MISSING else f.default
 
 
 def require(value, key: str, what: str) -> str:

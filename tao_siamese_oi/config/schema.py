@@ -12,10 +12,20 @@ from tao_siamese_oi.model.registry import BACKBONE_CHOICES, MODEL_TYPE_CHOICES
 LIGHTS_TAO = {"LowAngleLight": 0, "SolderLight": 1, "UniformLight": 2, "WhiteLight": 3}
 
 
-def opt(default: Any = None, *, choices=None, min=None, max=None, help: str = "", path: bool = False):  # noqa: A002
+def opt(
+    default: Any = None,
+    *,
+    choices=None,
+    min=None,  # noqa: A002
+    max=None,  # noqa: A002
+    help: str = "",  # noqa: A002
+    path: bool = False,
+    inert: bool = False,
+):
     """A dataclass field with validation metadata; mutable defaults are copied per instance. ``path``: the value is
-    a file or folder (a launcher translates it from host to container)."""
-    meta = {"choices": choices, "min": min, "max": max, "help": help, "path": path}
+    a file or folder (a launcher translates it from host to container). ``inert``: a TAO key that does nothing
+    here; a spec that sets it to another value than the default gets a one-line notice saying so (its help)."""
+    meta = {"choices": choices, "min": min, "max": max, "help": help, "path": path, "inert": inert}
     if isinstance(default, (list, dict)):
         return field(default_factory=lambda: type(default)(default), metadata=meta)
     return field(default=default, metadata=meta)
@@ -63,7 +73,9 @@ class ModelConfig(Sealed):
         choices=["max", "avg"],
         help="Siamese_Grid: a cell's summary of its features; max keeps a small defect (avg: checkpoints of 0.1.0)",
     )
-    imagenet_pretrained: bool = opt(False, help="accepted for TAO compatibility; no pretrained tower exists")
+    imagenet_pretrained: bool = opt(
+        False, help="accepted for TAO specs; no ImageNet tower exists (see train.pretrained_model_path)", inert=True
+    )
 
 
 @dataclass
@@ -174,7 +186,9 @@ class OptimConfig(Sealed):
 @dataclass
 class TensorboardConfig(Sealed):
     enabled: bool = opt(False, help="also write the epoch scalars as TensorBoard events in <train>/tensorboard/")
-    infrequent_logging_frequency: int = opt(2, min=1, help="accepted for TAO specs (no images or histograms)")
+    infrequent_logging_frequency: int = opt(
+        2, min=1, help="accepted for TAO specs; no images or histograms are logged", inert=True
+    )
 
 
 @dataclass
@@ -208,7 +222,7 @@ class WandbConfig(Sealed):
     entity: str | None = opt(None, help="team or user; default: the logged-in account")
     group: str | None = opt(None)
     tags: list[str] = opt(["training", "tao-toolkit"])
-    reinit: bool = opt(False, help="accepted for TAO specs (each training starts one run)")
+    reinit: bool = opt(False, help="accepted for TAO specs; each training starts one run", inert=True)
     sync_tensorboard: bool = opt(False, help="also upload train.tensorboard events")
     save_code: bool = opt(False)
     name: str = opt("TAO Toolkit training experiment", help="run name")
@@ -309,7 +323,9 @@ class ExportConfig(Sealed):
 
 @dataclass
 class CalibrationConfig(Sealed):
-    cal_image_dir: list[str] = opt([], help="ignored: int8 calibrates on pairs of the spec's dataset splits")
+    cal_image_dir: list[str] = opt(
+        [], help="ignored: int8 calibrates on pairs of the spec's dataset splits", inert=True
+    )
     cal_cache_file: str | None = opt(None, help="int8 calibration cache, read if present, then written", path=True)
     cal_batch_size: int = opt(1, min=1, help="pairs per calibration batch")
     cal_batches: int = opt(1, min=1, help="calibration batches")
@@ -334,7 +350,9 @@ class GenTrtEngineConfig(Sealed):
     trt_engine: str | None = opt(None, help="default: <gen_trt_engine.results_dir>/oi_model.engine", path=True)
     overwrite: bool = opt(False, help="replace an existing trt_engine and its sidecar")
     timing_cache: str | None = opt(None, help="read if present, then written back", path=True)
-    batch_size: int = opt(-1, help="ignored: the batch comes from the ONNX (dynamic: tensorrt.*_batch_size)")
+    batch_size: int = opt(
+        -1, help="ignored: the batch comes from the ONNX (dynamic: tensorrt.*_batch_size)", inert=True
+    )
     verbose: bool = opt(False, help="TensorRT's verbose build log")
     tensorrt: TensorRTConfig = section(TensorRTConfig)
 

@@ -138,3 +138,13 @@ def test_wandb_enabled_without_the_package_says_so_in_one_line(tmp_path, monkeyp
     monkeypatch.setattr(builtins, "__import__", no_wandb)
     assert wandb_logger(load_config(overrides=["wandb.enable=true"]), tmp_path) == []
     assert "wandb.enable is true but the wandb package is not installed" in caplog.text
+
+
+def test_a_tao_key_that_does_nothing_here_says_so_when_set(caplog):
+    caplog.set_level("INFO")
+    load_config(overrides=["model.imagenet_pretrained=true", "gen_trt_engine.batch_size=4"])
+    lines = [r.getMessage() for r in caplog.records if "changes nothing here" in r.getMessage()]
+    assert len(lines) == 2 and lines[0].startswith("model.imagenet_pretrained is set to True")
+    caplog.clear()
+    load_config(overrides=["model.imagenet_pretrained=false"])  # the default: nothing to say
+    assert "changes nothing here" not in caplog.text
