@@ -1,9 +1,9 @@
 """Inspection metrics from distances and labels, vectorised (no per-sample Python loop).
 
-A pair is called FAIL when its distance is strictly above the threshold. TAO's four numbers are kept
-(false_alarm and false_negative are over ALL pairs, as TAO defines them); fpr is over PASS pairs only,
-recall over FAIL pairs only: those are the numbers an inspection line is run by. All rates are percentages;
-a rate whose denominator class is absent is None (undefined), not 0.
+A pair is called FAIL when its distance is strictly above the threshold. TAO's four numbers are kept with
+TAO 7.3's formulas (false_alarm over PASS pairs, false_negative over FAIL pairs; before 7.3 both were over all
+pairs); ``FORMULAS`` states each, and metrics.json carries it. All rates are percentages; a rate whose
+denominator class is absent is None (undefined), not 0 as TAO writes.
 """
 
 import numpy as np
@@ -19,6 +19,24 @@ RATES_LOGGED = ("fpr", "recall", "auroc", "average_precision")
 EPOCH_METRICS = ("loss", "acc", *RATES_LOGGED)
 HIGHER_IS_BETTER = {"acc", "recall", "auroc", "average_precision"}
 
+FORMULAS = {
+    "total_accuracy": "(TP + TN) / all pairs (TAO)",
+    "defect_accuracy": "TP / FAIL pairs (TAO)",
+    "false_alarm": "FP / PASS pairs (TAO 7.3 AOIMetrics; TAO before 7.3: FP / all pairs)",
+    "false_negative": "FN / FAIL pairs (TAO 7.3 AOIMetrics; TAO before 7.3: FN / all pairs)",
+    "fpr": "FP / PASS pairs",
+    "recall": "TP / FAIL pairs",
+    "precision": "TP / (TP + FP)",
+    "f1": "2 TP / (2 TP + FP + FN)",
+}
+# The KPI names TAO 7.3 writes in status.json after evaluation, and the metric each one is.
+TAO_TEST_KPIS = {
+    "test_acc": "total_accuracy",
+    "test_fpr": "false_alarm",
+    "test_fnr": "false_negative",
+    "defect_acc": "defect_accuracy",
+}
+
 
 def inspection_metrics(scores, labels, threshold: float, defect_types=None) -> dict:
     """Metrics at ``threshold`` plus threshold-free ones; ``defect_types`` (one name per pair, ignored for
@@ -28,6 +46,7 @@ def inspection_metrics(scores, labels, threshold: float, defect_types=None) -> d
     rates = rates_with_intervals(scores, labels, threshold)
     metrics = {
         "units": "percent",  # every rate; counts and 95 % Clopper-Pearson intervals under "rates"
+        "formulas": FORMULAS,
         **threshold_metrics(scores, labels, threshold),
         "rates": rates,
         "auroc": auroc(scores, labels),
@@ -58,14 +77,19 @@ def threshold_metrics(scores, labels, threshold: float) -> dict:
         "num_fail": num_fail,
         "threshold": float(threshold),
         "total_accuracy": pct(tp + tn, total),
-        "defect_accuracy": pct(tp, num_fail),
-        "false_alarm": pct(fp, total),
-        "false_negative": pct(fn, total),
+        "defect_accuracy": pct(tp, num_fail) if num_fail else None,
+        "false_alarm": pct(fp, num_pass) if num_pass else None,
+        "false_negative": pct(fn, num_fail) if num_fail else None,
         "fpr": pct(fp, num_pass) if num_pass else None,
         "recall": pct(tp, num_fail) if num_fail else None,
         "precision": pct(tp, tp + fp) if tp + fp else None,
         "f1": pct(2 * tp, 2 * tp + fp + fn) if num_fail else None,
     }
+
+
+def tao_test_kpis(metrics: dict) -> dict:
+    """The evaluation KPIs under the names TAO 7.3 writes in status.json (its dashboards and tools read them)."""
+    return {name: metrics[ours] for name, ours in TAO_TEST_KPIS.items() if metrics[ours] is not None}
 
 
 def rates_with_intervals(scores, labels, threshold: float) -> dict:

@@ -9,7 +9,7 @@ import numpy as np
 import pandas as pd
 
 from tao_siamese_oi.config.schema import ExperimentConfig
-from tao_siamese_oi.model.metrics import inspection_metrics, threshold_metrics
+from tao_siamese_oi.model.metrics import inspection_metrics, tao_test_kpis, threshold_metrics
 from tao_siamese_oi.tasks.common import (
     check_scoring_inputs,
     decision_threshold,
@@ -53,6 +53,7 @@ def run(cfg: ExperimentConfig, out: Path, status) -> dict | None:
     margin = cfg.model.margin
     at_margin = threshold_metrics(scores, labels, margin)
     metrics.update(
+        **tao_test_kpis(metrics),  # top-level numbers: status.json's kpi carries them
         provenance=provenance(cfg, out, model_file, dataset.table.csv_path),
         threshold_source=source,
         calibration=calibration,
@@ -73,13 +74,11 @@ def run(cfg: ExperimentConfig, out: Path, status) -> dict | None:
     plots = write_plots(out, scores, labels, metrics)
 
     log.info(
-        "Tot Comp %d Total Accuracy %.2f False Negative %.2f False Alarm %.2f Defect Correctly Captured "
-        "%.2f for threshold %.4f (%s)",
+        "Tot Comp %d Total Accuracy %.2f False Negative %s False Alarm %s Defect Correctly Captured %s for "
+        "threshold %.4f (%s)",
         metrics["num_pairs"],
         metrics["total_accuracy"],
-        metrics["false_negative"],
-        metrics["false_alarm"],
-        metrics["defect_accuracy"],
+        *(_shown(metrics[key], "{:.2f}", "n/a") for key in ("false_negative", "false_alarm", "defect_accuracy")),
         threshold,
         source,
     )

@@ -58,7 +58,8 @@ def test_train_writes_tao_named_checkpoints_and_status(pipeline):
         "Train/Eval metrics generated.",
         "Training loop complete.",
     ]
-    assert {"train_loss", "val_loss", "val_acc", "val_fpr"} <= set(status[-1]["kpi"])
+    tao_kpis = {"train_loss", "train_acc", "train_fpr", "val_loss", "val_acc", "val_fpr"}  # TAO 7.3's names
+    assert tao_kpis <= set(status[-1]["kpi"])
     epochs = status[2:4]
     assert [s["epoch"] for s in epochs] == [0, 1] and {s["max_epoch"] for s in epochs} == {1}
     assert epochs[1]["step"] == epochs[1]["max_step"] == 2 * epochs[0]["step"] > 0  # 36 pairs, batch 8: 4 steps
@@ -107,6 +108,10 @@ def test_evaluate_reports_tao_and_operating_metrics(pipeline):
         assert key in saved
     assert saved["num_pass"] == 8 and saved["num_fail"] == 4
     assert 0.0 <= saved["auroc"] <= 1.0
+    # TAO 7.3's KPI names in status.json, beside ours, so TAO's dashboards read the run.
+    kpi = json.loads((pipeline["results"] / "evaluate" / "status.json").read_text().splitlines()[-1])["kpi"]
+    assert kpi["test_fpr"] == saved["fpr"] and kpi["test_fnr"] == pytest.approx(100 - saved["recall"])
+    assert kpi["test_acc"] == saved["total_accuracy"] and kpi["defect_acc"] == saved["defect_accuracy"]
     # The decision threshold is the one train calibrated on the validation set and stored in the checkpoint.
     stored = load_tiny_checkpoint(pipeline["results"] / "train" / "oi_model_latest.pth")["calibration"]
     assert saved["threshold_source"] == "calibrated" and saved["threshold"] == stored["threshold"]

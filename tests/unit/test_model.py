@@ -6,7 +6,7 @@ import torch
 
 from tao_siamese_oi.errors import ConfigError
 from tao_siamese_oi.model.loss import contrastive_loss
-from tao_siamese_oi.model.metrics import inspection_metrics
+from tao_siamese_oi.model.metrics import inspection_metrics, tao_test_kpis
 from tao_siamese_oi.model.networks import available_models, create_model, pair_distance
 
 
@@ -68,9 +68,16 @@ def test_metrics_by_hand():
     assert (m["num_pass"], m["num_fail"]) == (5, 3)
     assert m["total_accuracy"] == pytest.approx(100 * 6 / 8)
     assert m["defect_accuracy"] == m["recall"] == pytest.approx(100 * 2 / 3)
-    assert m["false_alarm"] == pytest.approx(100 * 1 / 8)  # TAO: over all pairs
-    assert m["fpr"] == pytest.approx(100 * 1 / 5)  # over PASS pairs
-    assert m["false_negative"] == pytest.approx(100 * 1 / 8)
+    assert m["false_alarm"] == m["fpr"] == pytest.approx(100 * 1 / 5)  # TAO 7.3: over PASS pairs
+    assert m["false_negative"] == pytest.approx(100 * 1 / 3)  # TAO 7.3: over FAIL pairs
+    assert "FP / PASS pairs" in m["formulas"]["false_alarm"]
+    kpis = tao_test_kpis(m)
+    assert kpis == {
+        "test_acc": pytest.approx(75.0),
+        "test_fpr": pytest.approx(20.0),
+        "test_fnr": pytest.approx(100 / 3),
+        "defect_acc": pytest.approx(200 / 3),
+    }
     # AUROC = share of (FAIL, PASS) pairs ranked right: 3.0 beats 5 PASS, 1.0 and 2.1 beat 4 each (not 2.5).
     assert m["auroc"] == pytest.approx(13 / 15)
 
@@ -78,6 +85,12 @@ def test_metrics_by_hand():
 def test_threshold_is_strict():
     m = inspection_metrics([2.0, 2.0], [0, 1], threshold=2.0)
     assert m["fpr"] == 0.0 and m["recall"] == 0.0
+
+
+def test_tao_rates_of_an_absent_class_are_undefined_and_left_out_of_the_kpis():
+    m = inspection_metrics([0.5, 3.0, 1.0], [0, 0, 0], threshold=2.0)  # 3 PASS, one flagged, no FAIL
+    assert m["false_alarm"] == pytest.approx(100 / 3) and m["false_negative"] is None
+    assert set(tao_test_kpis(m)) == {"test_acc", "test_fpr"}
 
 
 @pytest.mark.parametrize("labels", [[0, 0, 0], [1, 1, 1]])
