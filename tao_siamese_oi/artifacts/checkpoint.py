@@ -1,6 +1,8 @@
-"""Checkpoints: Lightning's layout (``state_dict`` with ``model.*`` keys, ``epoch``, ``hyper_parameters``), which
-TAO's files share, plus our ``calibration`` record. Read safely and decrypted when encrypted; written atomically
-and encrypted when a key is set. No Lightning: a deployment loads the plain network with :func:`load_network`.
+"""Checkpoints: Lightning's layout (``state_dict`` with ``model.*`` keys, ``epoch``), which TAO's files share,
+plus our records: ``calibration``, and the network's hyper-parameters under ``siamese_oi_hparams`` (Lightning's
+``hyper_parameters`` would be handed to TAO's class as constructor arguments). Read safely and decrypted when
+encrypted; written atomically and encrypted when a key is set. No Lightning: a deployment loads the plain network
+with :func:`load_network`.
 """
 
 import io
@@ -13,6 +15,9 @@ from tao_siamese_oi.artifacts.safe_load import safe_torch_load
 from tao_siamese_oi.config.schema import ExperimentConfig
 from tao_siamese_oi.errors import CheckpointError, ConfigError
 from tao_siamese_oi.utils.files import atomic_write
+
+HPARAMS_KEY = "siamese_oi_hparams"
+TAO_HPARAMS_KEY = "hyper_parameters"  # Lightning's key
 
 
 class CalibrationRecord(TypedDict, total=False):
@@ -149,7 +154,7 @@ def load_network(cfg: ExperimentConfig, path):
     try:
         network.load_state_dict(model_state(checkpoint))
     except RuntimeError as exc:
-        trained = checkpoint.get("hyper_parameters")
+        trained = checkpoint.get(HPARAMS_KEY) or checkpoint.get(TAO_HPARAMS_KEY)  # 0.1.x kept them in the latter
         trained = trained if isinstance(trained, dict) else {}  # TAO's: absent, or an OmegaConf record
         detail = (
             f"it was trained as {trained.get('model_type')} with input shape "

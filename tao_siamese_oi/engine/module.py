@@ -6,6 +6,7 @@ import lightning as L
 import numpy as np
 import torch
 
+from tao_siamese_oi.artifacts.checkpoint import HPARAMS_KEY, TAO_HPARAMS_KEY
 from tao_siamese_oi.config.schema import ExperimentConfig
 from tao_siamese_oi.data.transforms import Normalizer, layout_from_config
 from tao_siamese_oi.engine.callbacks import BAR_LOSS
@@ -142,6 +143,12 @@ class SiameseModule(L.LightningModule):
                 self.log(f"val_calibrated_{name}", calibration[name])
 
     def on_save_checkpoint(self, checkpoint):
+        # Lightning passes a checkpoint's hyper_parameters to the class that loads it: TAO's
+        # OpticalInspectionModel.load_from_checkpoint would get keyword arguments its constructor lacks. They
+        # are kept under a key of our own, so TAO's class loads our Siamese_3/Siamese_1 checkpoints.
+        hparams = checkpoint.pop(TAO_HPARAMS_KEY, None)
+        if hparams is not None:
+            checkpoint[HPARAMS_KEY] = dict(hparams)
         if self.calibration is not None:
             checkpoint["calibration"] = dict(self.calibration)
         if self.alignment is not None:
