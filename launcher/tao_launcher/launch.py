@@ -60,9 +60,20 @@ def container_argv(plugin: Plugin, argv: list[str], config: MountsConfig, workdi
     return [*plugin.spec.argv_prefix, *out], extra
 
 
-def _write_translated_spec(host_spec: Path, mapper: PathMapper, patterns, workdir: Path, overridden) -> str:
-    if not host_spec.is_file():
-        raise LauncherError(f"spec file {host_spec} not found")
+def spec_on_host(given: Path, mapper: PathMapper) -> Path:
+    """The spec file to read: the path as given on this host, or, for a container path under a mount's
+    destination (``-e /workspace/tao-experiments/specs/train.yaml``), the file it is on this host."""
+    if given.is_file():
+        return given
+    on_host = mapper.to_host(str(given))
+    if on_host is not None and on_host.is_file():
+        return on_host
+    where = f" (on this host: {on_host})" if on_host is not None else ""
+    raise LauncherError(f"spec file {given} not found{where}")
+
+
+def _write_translated_spec(given: Path, mapper: PathMapper, patterns, workdir: Path, overridden) -> str:
+    host_spec = spec_on_host(given, mapper)
     try:
         data = load_yaml_file(host_spec) or {}
     except YamlRefused as exc:
@@ -113,11 +124,12 @@ def _print_dry_run(plugin: Plugin, argv: list[str], config: MountsConfig, image:
 def host_paths(plugin: Plugin, argv: list[str], config: MountsConfig) -> HostPaths:
     """What the container's paths are on this host: each mount, and the translated spec (the user's file)."""
     pairs = {str(m.destination): str(m.source) for m in config.mounts}
+    mapper = PathMapper(config.mounts)
     args = iter(argv)
     for arg in args:
         if arg in plugin.spec.path_options:
-            host_spec = Path(next(args, ""))
-            pairs[f"{SPEC_MOUNT}/{host_spec.name}"] = str(host_spec)
+            given = Path(next(args, ""))
+            pairs[f"{SPEC_MOUNT}/{given.name}"] = str(given if given.is_file() else mapper.to_host(str(given)) or given)
     return HostPaths(pairs)
 
 

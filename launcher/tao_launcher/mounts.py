@@ -7,9 +7,12 @@
 A missing default file means no mounts; a file named by ``$LAUNCHER_MOUNTS`` must exist. Sources are expanded
 (``~``, relative to the current directory) and must exist: Docker would otherwise create them, owned by root.
 Nothing in the file can smuggle an option into Docker: paths with ``:`` or ``,`` (Docker's separators) are
-refused, destinations are normalised, absolute, free of ``..`` and unique, env names are identifiers.
+refused, destinations are normalised, free of ``..`` and unique, env names are identifiers.
 Choices that hand the container this machine (privileged, the host network, ``/`` or the Docker socket
 mounted) are allowed, with one warning line each.
+
+Every file NVIDIA's launcher accepts works here: a relative destination is made absolute against the current
+folder (as it does), keys it ignores are ignored with a warning naming them, an integer ``user`` is a uid.
 """
 
 import difflib
@@ -107,15 +110,16 @@ def _unknown(where: str, key: str, valid) -> LauncherError:
 def parse_mounts(data, path: Path) -> MountsConfig:
     if not isinstance(data, dict):
         raise LauncherError(f"mounts file {path}: the top level must be an object with {', '.join(sorted(TOP_KEYS))}")
+    notes: list[str] = []
     for key in data:
-        if key not in TOP_KEYS:
+        if key not in TOP_KEYS:  # NVIDIA's launcher refuses these too: a typo here would drop a whole section
             raise _unknown(f"mounts file {path}", key, TOP_KEYS)
-    mounts = tuple(_mount(item, i, path) for i, item in enumerate(_list(data, "Mounts", path)))
+    mounts = tuple(_mount(item, i, path, notes) for i, item in enumerate(_list(data, "Mounts", path)))
     _check_unique_destinations(mounts, path)
     envs = {}
     for i, item in enumerate(_list(data, "Envs", path)):
         where = f"mounts file {path}: Envs[{i}]"
-        _check_keys(item, ENV_KEYS, where, required=ENV_KEYS)
+        _check_keys(item, ENV_KEYS, where, ENV_KEYS, notes)
         name = item["variable"]
         if not isinstance(name, str) or not ENV_NAME.fullmatch(name):
             raise LauncherError(
@@ -125,9 +129,11 @@ def parse_mounts(data, path: Path) -> MountsConfig:
         if name in envs:
             raise LauncherError(f"{where}: variable {name} is set twice; keep one")
         envs[name] = str(item["value"])
-    options = data.get("DockerOptions", {})
-    if not isinstance(options, dict):
+    options = dict(data.get("DockerOptions", {})) if isinstance(data.get("DockerOptions", {}), dict) else None
+    if options is None:
         raise LauncherError(f"mounts file {path}: DockerOptions must be an object")
+    if isinstance(options.get("user"), int) and not isinstance(options["user"], bool):
+        options["user"] = str(options["user"])  # a uid, as Docker (and NVIDIA's launcher) take it
     for key, value in options.items():
         if key not in OPTION_TYPES:
             raise _unknown(f"mounts file {path}: DockerOptions", key, OPTION_TYPES)
@@ -136,7 +142,7 @@ def parse_mounts(data, path: Path) -> MountsConfig:
     gpus = options.get("gpus", "all")
     if isinstance(gpus, str) and gpus not in ("all", "none"):
         raise LauncherError(f'mounts file {path}: DockerOptions.gpus must be "all", "none" or a list of GPU ids')
-    return MountsConfig(path, mounts, envs, dict(options), _risks(mounts, options, path))
+    return MountsConfig(path, mounts, envs, options, (*notes, *_risks(mounts, options, path)))
 
 
 def _risks(mounts, options: dict, path: Path) -> tuple[str, ...]:
@@ -173,20 +179,22 @@ def _list(data: dict, key: str, path: Path) -> list:
     return value
 
 
-def _check_keys(item, valid: set, where: str, required: set) -> None:
+def _check_keys(item, valid: set, where: str, required: set, notes: list[str]) -> None:
+    """Required keys present; a key NVIDIA's launcher would ignore is ignored here too, with a warning."""
     if not isinstance(item, dict):
-        raise LauncherError(f"{where} must be an object with {', '.join(sorted(required))}")
-    for key in item:
-        if key not in valid:
-            raise _unknown(where, key, valid)
+        raise LauncherError(f"{where} must be an object with {', '.join(sorted(required or valid))}")
+    unknown = [key for key in item if key not in valid]
     missing = required - set(item)
+    if missing and unknown:  # a misspelt required key: say which
+        raise _unknown(where, unknown[0], valid)
+    notes += [f"{_unknown(where, key, valid)} (ignored)" for key in unknown]
     if missing:
         raise LauncherError(f"{where} lacks {', '.join(sorted(missing))}")
 
 
-def _mount(item, index: int, path: Path) -> Mount:
+def _mount(item, index: int, path: Path, notes: list[str]) -> Mount:
     where = f"mounts file {path}: Mounts[{index}]"
-    _check_keys(item, MOUNT_KEYS, where, required={"source", "destination"})
+    _check_keys(item, MOUNT_KEYS, where, {"source", "destination"}, notes)
     for key in ("source", "destination"):
         if not isinstance(item[key], str) or not item[key]:
             raise LauncherError(f"{where}: {key} must be a path (a non-empty string)")
@@ -202,13 +210,18 @@ def _mount(item, index: int, path: Path) -> Mount:
         raise LauncherError(
             f"{where}: source {source} does not exist; create it first (Docker would create it owned by root)"
         )
-    return Mount(source, _destination(item["destination"], where), item.get("read_only", False))
+    return Mount(source, _destination(item["destination"], where, notes), item.get("read_only", False))
 
 
-def _destination(destination: str, where: str) -> str:
+def _destination(destination: str, where: str, notes: list[str]) -> str:
     """An absolute, normalised container path without separators or '..', and not the container's root."""
     if not destination.startswith("/"):
-        raise LauncherError(f"{where}: destination '{destination}' must be an absolute path in the container")
+        absolute = os.path.abspath(os.path.expanduser(destination))
+        notes.append(
+            f"{where}: destination '{destination}' is relative; it is {absolute} in the container (made absolute "
+            "against the current folder, as NVIDIA's launcher does); write that instead"
+        )
+        destination = absolute
     if any(sep in destination for sep in SEPARATORS):
         raise LauncherError(
             f"{where}: destination '{destination}' contains ':' or ',', which Docker reads as options; "

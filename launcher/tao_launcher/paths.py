@@ -1,12 +1,14 @@
 """Host -> container path translation through the mount table.
 
 Paths on the command line (``-e``, ``key=/host/path`` for the plugin's path keys) and path keys inside the spec
-file are rewritten; a host path outside every mount is an error naming the nearest mount.
+file are rewritten; a path already under a mount's destination is a container path (as TAO notebooks write
+them) and is kept; a path under neither is an error naming the nearest mount.
 """
 
 import difflib
 import fnmatch
 import os
+import posixpath
 import re
 from pathlib import Path
 
@@ -19,12 +21,36 @@ class PathMapper:
         # Longest source first, so a nested mount wins over its parent.
         self.mounts = sorted(mounts, key=lambda m: len(m.source.parts), reverse=True)
 
-    def to_container(self, host_path: str, what: str) -> str:
-        path = Path(os.path.abspath(Path(host_path).expanduser()))
+    def to_container(self, given: str, what: str) -> str:
+        """A host path under a mount's source, as the container sees it; a path already under a mount's
+        destination is taken as a container path (TAO notebooks write those) and kept."""
+        path = Path(os.path.abspath(Path(given).expanduser()))
         for mount in self.mounts:
             if path == mount.source or mount.source in path.parents:
                 return str(Path(mount.destination, path.relative_to(mount.source)))
-        raise LauncherError(f"{what} {path} is outside every mount; {self._nearest(path)}")
+        if self.container_mount(given) is not None:
+            return posixpath.normpath(given)
+        raise LauncherError(
+            f"{what} {path} is neither under a mount's source (a host path) nor under its destination (a "
+            f"container path); {self._nearest(path)}"
+        )
+
+    def container_mount(self, given: str) -> Mount | None:
+        """The mount whose destination holds ``given`` when it is an absolute container path, else None."""
+        if not given.startswith("/"):
+            return None
+        path = posixpath.normpath(given)
+        for mount in sorted(self.mounts, key=lambda m: m.destination.count("/"), reverse=True):
+            if path == mount.destination or path.startswith(mount.destination.rstrip("/") + "/"):
+                return mount
+        return None
+
+    def to_host(self, given: str) -> Path | None:
+        """Where a container path under a mount's destination lies on this host (None if under none)."""
+        mount = self.container_mount(given)
+        if mount is None:
+            return None
+        return Path(mount.source, posixpath.relpath(posixpath.normpath(given), mount.destination))
 
     def _nearest(self, path: Path) -> str:
         if not self.mounts:

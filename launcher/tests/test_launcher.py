@@ -55,7 +55,6 @@ def test_a_full_mounts_file_parses(tmp_path):
     [
         ({"Env": []}, "unknown key 'Env'; did you mean Envs?"),
         ({"Mounts": [{"source": "/nonexistent/x", "destination": "/d"}]}, "source /nonexistent/x does not exist"),
-        ({"Mounts": [{"source": "/", "destination": "rel"}]}, "destination 'rel' must be an absolute path"),
         ({"Mounts": [{"src": "/", "destination": "/d"}]}, "Mounts\\[0\\]: unknown key 'src'; did you mean source?"),
         ({"Envs": [{"variable": "A"}]}, "Envs\\[0\\] lacks value"),
         ({"DockerOptions": {"shmsize": "1G"}}, "unknown key 'shmsize'; did you mean shm_size?"),
@@ -67,6 +66,25 @@ def test_a_full_mounts_file_parses(tmp_path):
 def test_bad_mounts_files_say_what_to_fix(tmp_path, data, message):
     with pytest.raises(LauncherError, match=message):
         load_mounts(write(tmp_path, data))
+
+
+def test_mounts_files_nvidias_launcher_accepts_work_with_a_warning_for_each_oddity(tmp_path, monkeypatch):
+    (tmp_path / "data").mkdir()
+    monkeypatch.chdir(tmp_path)
+    warnings = []
+    data = {
+        "Mounts": [{"source": str(tmp_path / "data"), "destination": "workspace", "type": "bind"}],
+        "Envs": [{"variable": "A", "value": "1", "comment": "x"}],
+        "DockerOptions": {"user": 1000},
+    }
+    config = load_mounts(write(tmp_path, data), warn=warnings.append)
+    assert config.mounts == (Mount(tmp_path / "data", f"{tmp_path}/workspace"),)  # as NVIDIA's launcher makes it
+    assert config.options["user"] == "1000" and config.envs == {"A": "1"}
+    relative, extra_mount_key, extra_env_key = sorted(warnings, key=lambda w: ("relative" not in w, "Envs" in w))
+    assert len(warnings) == 3
+    assert f"destination 'workspace' is relative; it is {tmp_path}/workspace in the container" in relative
+    assert "Mounts[0]: unknown key 'type'" in extra_mount_key and extra_mount_key.endswith("(ignored)")
+    assert "Envs[0]: unknown key 'comment'" in extra_env_key
 
 
 def test_mounts_file_location(tmp_path, monkeypatch):
@@ -102,10 +120,18 @@ def test_paths_map_through_the_longest_mount(mapper, tmp_path):
 def test_a_path_outside_every_mount_names_the_nearest(mapper, tmp_path):
     with pytest.raises(
         LauncherError,
-        match=f"override x {tmp_path}/datasets/c.csv is outside every mount; the "
-        f"nearest mount is {tmp_path}/data -> /data",
+        match=f"override x {tmp_path}/datasets/c.csv is neither under a mount's source .a host path. nor under "
+        f"its destination .a container path.; the nearest mount is {tmp_path}/data -> /data",
     ):
         mapper.to_container(str(tmp_path / "datasets" / "c.csv"), "override x")
+
+
+def test_a_container_path_under_a_mount_destination_is_kept_as_it_is(mapper, tmp_path):
+    # TAO notebooks pass container paths: results_dir=/results/run1, -e /data/specs/train.yaml
+    assert mapper.to_container("/results/run1", "x") == "/results/run1"
+    assert mapper.to_container("/deep/b/../c.csv", "x") == "/deep/c.csv"
+    assert mapper.to_host("/deep/c.csv") == tmp_path / "data" / "deep" / "c.csv"  # the nested mount wins
+    assert mapper.to_host("/resultsX/a") is None and mapper.container_mount("relative/a") is None
 
 
 def test_relative_paths_are_relative_to_the_current_directory(mapper, tmp_path, monkeypatch):
