@@ -10,11 +10,14 @@ from tao_siamese_oi import __version__
 from tao_siamese_oi.actions import ACTIONS
 from tao_siamese_oi.config.schema import path_keys
 
+IMAGE = f"tao_siamese_oi:{__version__}"
+
 PLUGIN = PluginSpec(
     name="optical_inspection",
     version=__version__,
     summary="SiameseOI optical inspection of PCB components (input vs golden image pairs).",
-    image=f"tao_siamese_oi:{__version__}",
+    image=IMAGE,
+    image_build=f"docker build -t {IMAGE} . in a checkout of tao_siamese_oi; on a CPU server: -f Dockerfile.cpu",
     argv_prefix=("optical_inspection",),
     handler="tao_siamese_oi.entry_points.optical_inspection:run_action",
     actions=tuple(Action(a.name, a.help, a.example) for a in ACTIONS.values()),

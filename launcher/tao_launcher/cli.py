@@ -16,6 +16,9 @@ import traceback
 
 USAGE = """usage: tao [--local] [--dry-run] [--image IMAGE] [--debug] model <task> <action> [args ...]
        tao plugins
+       tao info [--verbose]                       (launcher, plugins, their images, the mounts file)
+       tao list                                   (the task containers running now)
+       tao stop --container_id ID [ID ...] | --all
        tao serve --data-root DIR [--port 8000] [--airgapped]   (the TAO-API job service; tao serve --help)
        tao mounts validate [FILE]
        tao --version
@@ -128,6 +131,8 @@ def dispatch(args: list[str], flags: dict) -> int:
     if args[:1] == ["plugins"]:
         print(_plugin_table(plugins))
         return 0
+    if args[:1] in (["info"], ["list"], ["stop"]):
+        return _instances(args, plugins)
     if not args or args[0] in ("-h", "--help") or args[0] != "model" or len(args) < 2 or args[1] in ("-h", "--help"):
         print(USAGE + "\n" + _task_list(plugins))
         return 0 if not args or args[0] in ("-h", "--help") or args[1:2] in (["-h"], ["--help"]) else 2
@@ -150,6 +155,28 @@ def dispatch(args: list[str], flags: dict) -> int:
     from tao_launcher.launch import run_docker
 
     return run_docker(plugin, rest, image=flags["image"], dry_run=flags["dry_run"])
+
+
+def _instances(args: list[str], plugins) -> int:
+    """NVIDIA's launcher's instance commands: info, list, stop (its options spelt as it spells them)."""
+    from tao_launcher import LauncherError, instances
+
+    command, rest = args[0], args[1:]
+    if command == "info":
+        return instances.info(plugins, verbose="--verbose" in rest)
+    if command == "list":
+        return instances.list_runs()
+    ids: list[str] = []
+    stop_all = False
+    options = iter(rest)
+    for option in options:
+        if option == "--all":
+            stop_all = True
+        elif option == "--container_id":
+            ids += [value for value in options]  # nargs='+': every word after it
+        else:
+            raise LauncherError(f"tao stop: unknown option {option}; use --container_id ID [ID ...] or --all")
+    return instances.stop_runs(ids, stop_all)
 
 
 def main(argv=None) -> None:

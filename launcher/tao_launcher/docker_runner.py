@@ -16,7 +16,9 @@ import uuid
 from tao_launcher import LauncherError
 from tao_launcher.mounts import MountsConfig
 
-LABEL = "tao_launcher.run"
+LABEL = "tao_launcher.run"  # every container the launcher starts: `tao list` / `tao stop` find them by it
+TASK_LABEL = "tao_launcher.task"
+ACTION_LABEL = "tao_launcher.action"
 STOP_TIMEOUT_S = 10
 
 
@@ -28,6 +30,7 @@ def container_spec(
     uid=None,
     gid=None,
     plugin_options: dict | None = None,
+    labels: dict | None = None,
 ) -> dict:
     options = {**(plugin_options or {}), **config.options}
     environment = dict(config.envs)
@@ -45,7 +48,7 @@ def container_spec(
         "user": user,
         "environment": environment,
         "volumes": volumes,
-        "labels": {LABEL: uuid.uuid4().hex},
+        "labels": {**(labels or {}), LABEL: uuid.uuid4().hex},
         "device_requests": _gpus(options.get("gpus")),
     }
     for key in ("shm_size", "ports", "ulimits", "privileged", "network", "tty", "ipc_mode"):
@@ -65,6 +68,7 @@ def _gpus(gpus) -> list[dict]:
 def docker_command_line(spec: dict) -> str:
     """The equivalent ``docker run`` command, for --dry-run."""
     args = ["docker", "run", "--rm", "--init", "--user", spec["user"]]
+    args += [f"--label={key}={value}" for key, value in spec["labels"].items()]
     for volume in spec["volumes"]:
         args += ["--volume", volume]
     for key, value in spec["environment"].items():
@@ -91,7 +95,7 @@ def _sdk_kwargs(spec: dict) -> dict:
     return {**kwargs, "detach": True}
 
 
-def _client():
+def docker_client():
     import docker
     from docker.errors import DockerException
 
@@ -110,18 +114,20 @@ def _client():
         ) from None
 
 
-def run_container(spec: dict, host_paths=None) -> int:
+def run_container(spec: dict, host_paths=None, build_hint: str = "") -> int:
     """Run the container, its output relayed with container paths turned into host paths (``host_paths``, a
-    paths.HostPaths), its exit code returned."""
+    paths.HostPaths), its exit code returned; a missing image is one line with ``build_hint`` (the plugin's
+    command that builds it)."""
     from docker.errors import APIError, ImageNotFound
 
-    client = _client()
+    client = docker_client()
     try:
         client.images.get(spec["image"])
     except ImageNotFound:
+        build = build_hint or f"docker build -t {spec['image']} ."
         raise LauncherError(
-            f"image {spec['image']} is not on this machine; build it (docker build -t "
-            f"{spec['image']} .) or pull it, or choose another with --image"
+            f"image {spec['image']} is not on this machine; build it ({build}) or pull it, or choose another with "
+            "--image"
         ) from None
     try:
         container = client.containers.run(**_sdk_kwargs(spec))

@@ -1,5 +1,6 @@
 """What ``tao model <task> <action> ...`` does: pick the runner, translate paths, run, return the exit code."""
 
+import dataclasses
 import os
 import sys
 import tempfile
@@ -8,7 +9,7 @@ from pathlib import Path
 import yaml
 
 from tao_launcher import LauncherError
-from tao_launcher.mounts import Mount, MountsConfig, load_mounts
+from tao_launcher.mounts import Mount, MountsConfig, load_mounts, volume_mount
 from tao_launcher.paths import HostPaths, PathMapper, override_keys, translate_override, translate_spec
 from tao_launcher.plugins import Plugin
 from tao_launcher.safe_yaml import YamlRefused, load_yaml_file
@@ -28,6 +29,9 @@ COMMAND_ENV = "TAO_LAUNCHER_COMMAND"
 
 def run_local(plugin: Plugin, argv: list[str]) -> int:
     """Run the action in this Python environment: same argv contract, same exit codes."""
+    argv, volumes = split_volumes(argv)
+    if volumes:
+        print("tao: --volume is for a container; ignored with --local (paths are this machine's)", file=sys.stderr)
     action = argv[0] if argv else ""
     if action not in plugin.actions:
         raise LauncherError(f"{plugin.name} has no action '{action}'; choose one of {', '.join(plugin.actions)}")
@@ -86,24 +90,71 @@ def _write_translated_spec(given: Path, mapper: PathMapper, patterns, workdir: P
     return host_spec.name
 
 
+def split_volumes(argv: list[str]) -> tuple[list[str], list[str]]:
+    """``--volume SRC:DST`` pairs out of an action's arguments, where NVIDIA's launcher takes them."""
+    rest, volumes = [], []
+    args = iter(argv)
+    for arg in args:
+        if arg == "--volume":
+            value = next(args, None)
+            if value is None:
+                raise LauncherError("--volume needs SOURCE:DESTINATION")
+            volumes.append(value)
+        elif arg.startswith("--volume="):
+            volumes.append(arg.split("=", 1)[1])
+        else:
+            rest.append(arg)
+    return rest, volumes
+
+
+def with_volumes(config: MountsConfig, volumes: list[str]) -> MountsConfig:
+    """The mounts file's mounts and this command's ``--volume`` ones (each destination still used once)."""
+    if not volumes:
+        return config
+    mounts = (*config.mounts, *(volume_mount(v) for v in volumes))
+    seen: dict[str, Path] = {}
+    for mount in mounts:
+        if mount.destination in seen:
+            raise LauncherError(
+                f"--volume: {seen[mount.destination]} and {mount.source} are both mounted at {mount.destination}; "
+                "give each its own destination"
+            )
+        seen[mount.destination] = mount.source
+    return dataclasses.replace(config, mounts=mounts)
+
+
 def run_docker(plugin: Plugin, argv: list[str], image: str | None = None, dry_run: bool = False) -> int:
     from tao_launcher.docker_runner import run_container
 
-    config = load_mounts()
+    argv, volumes = split_volumes(argv)
+    config = with_volumes(load_mounts(), volumes)
     if dry_run:  # the printed command must work when pasted: keep the translated spec where it can be seen
         workdir = Path(tempfile.mkdtemp(prefix=f"{plugin.name}-", dir=_dry_run_home()))
         return _print_dry_run(plugin, argv, config, image, workdir)
     with tempfile.TemporaryDirectory(prefix="tao_launcher_") as tmp:
-        return run_container(_container(plugin, argv, config, image, Path(tmp)), host_paths(plugin, argv, config))
+        spec = _container(plugin, argv, config, image, Path(tmp))
+        return run_container(spec, host_paths(plugin, argv, config), build_hint=_build_hint(plugin, spec["image"]))
+
+
+def _build_hint(plugin: Plugin, image: str) -> str:
+    """The plugin's build command for its own image; for another image, the plain one."""
+    if plugin.spec.image_build and image == plugin.spec.image:
+        return plugin.spec.image_build
+    return f"docker build -t {image} ."
 
 
 def _container(plugin: Plugin, argv: list[str], config: MountsConfig, image: str | None, workdir: Path) -> dict:
-    from tao_launcher.docker_runner import container_spec
+    from tao_launcher.docker_runner import ACTION_LABEL, TASK_LABEL, container_spec
 
     workdir.chmod(0o755)  # readable by the container's (non-root) user
     command, extra = container_argv(plugin, argv, config, workdir)
     spec = container_spec(
-        image_for(plugin, image), command, config, extra, plugin_options=dict(plugin.spec.docker_options)
+        image_for(plugin, image),
+        command,
+        config,
+        extra,
+        plugin_options=dict(plugin.spec.docker_options),
+        labels={TASK_LABEL: plugin.name, ACTION_LABEL: argv[0] if argv else ""},
     )
     spec["environment"].setdefault(COMMAND_ENV, f"tao model {plugin.name}")
     return spec

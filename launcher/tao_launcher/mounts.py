@@ -233,3 +233,17 @@ def _destination(destination: str, where: str, notes: list[str]) -> str:
     if normal == "/":
         raise LauncherError(f"{where}: destination / would hide the image's own files; mount below it (/data)")
     return normal
+
+
+def volume_mount(text: str) -> Mount:
+    """``--volume SRC:DST[:ro|rw]`` of one command (NVIDIA's launcher takes SRC:DST), checked as a mounts-file
+    entry is."""
+    parts = text.split(":")
+    if len(parts) not in (2, 3) or (len(parts) == 3 and parts[2] not in ("ro", "rw")):
+        raise LauncherError(f"--volume {text}: write SOURCE:DESTINATION or SOURCE:DESTINATION:ro")
+    notes: list[str] = []
+    item = {"source": parts[0], "destination": parts[1], "read_only": parts[2:] == ["ro"]}
+    mount = _mount(item, 0, Path("--volume"), notes)
+    if notes:
+        raise LauncherError(f"--volume {text}: the destination must be an absolute path in the container")
+    return mount

@@ -12,7 +12,7 @@ only add optional fields) and skips, with one line, a plugin of another major ve
 from collections.abc import Mapping
 from dataclasses import dataclass, field, fields
 
-PROTOCOL_VERSION = "1.1"
+PROTOCOL_VERSION = "1.2"
 GROUP = "tao_launcher.plugins"
 
 
@@ -48,6 +48,8 @@ class PluginSpec:
     job_specs: str = ""
     # function(model_job_dir: Path) -> predictor(request: dict) -> dict; a ValueError is a bad request
     inference_server: str = ""
+    # 1.2: the command that builds ``image``, shown when the image is missing
+    image_build: str = ""
 
     def action(self, name: str) -> Action | None:
         return next((a for a in self.actions if a.name == name), None)

@@ -221,4 +221,4 @@ def test_permission_denied_on_the_socket_is_explained(monkeypatch):
         LauncherError,
         match="permission denied on the Docker socket .*add your user to the 'docker' group .*tao --local",
     ):
-        docker_runner._client()
+        docker_runner.docker_client()

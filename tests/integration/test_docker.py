@@ -305,3 +305,74 @@ def test_the_job_service_runs_a_job_in_the_plugins_container_and_cancels_one(ima
 
 def leftover_jobs(client) -> list:
     return [c for c in client.containers.list(all=True) if c.attrs["Config"]["Image"].startswith(IMAGE)]
+
+
+def tao_cmd(setup, *args, env=None):
+    return subprocess.run([cli("tao"), *args], capture_output=True, text=True, env=env or setup["env"], timeout=120)
+
+
+def test_tao_list_and_stop_see_only_the_launchers_containers(setup, client, tiny_data):
+    stranger = client.containers.run(os.environ.get("TEST_IMAGE", "local/busybox:test"), "sleep 300", detach=True)
+    try:
+        (setup["results"] / "extra").mkdir()  # --volume, NVIDIA's per-command mount, carries the results here
+        proc = subprocess.Popen(
+            [cli("tao"), "model", "optical_inspection", "train", "-e", str(setup["spec"]), "train.num_epochs=500",
+             "--volume", f"{setup['results'] / 'extra'}:/extra", "results_dir=/extra/run"],
+            env=setup["env"], stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True,
+        )  # fmt: skip
+        status = setup["results"] / "extra" / "run" / "train" / "status.json"
+        deadline = time.time() + 120
+        while time.time() < deadline and proc.poll() is None and not status.exists():
+            time.sleep(0.5)
+        assert status.exists(), proc.communicate()[0][-2000:] if proc.poll() is not None else "no status.json"
+        listed = tao_cmd(setup, "list")
+        assert listed.returncode == 0, listed.stderr
+        rows = [line.split() for line in listed.stdout.splitlines()[1:]]
+        assert len(rows) == 1 and rows[0][1:3] == ["optical_inspection", "train"]
+        assert stranger.short_id not in listed.stdout  # not ours: neither listed
+        refused = tao_cmd(setup, "stop", "--container_id", stranger.id[:12])
+        assert refused.returncode != 0 and "matches none of the running tao containers" in refused.stderr
+        stopped = tao_cmd(setup, "stop", "--container_id", rows[0][0])
+        assert stopped.returncode == 0, stopped.stderr
+        output, _ = proc.communicate(timeout=120)
+        assert proc.returncode == 143, output[-2000:]  # the task saw SIGTERM: status.json says so
+        assert json.loads(status.read_text().splitlines()[-1])["message"] == "Interrupted by SIGTERM."
+        assert (
+            leftover_containers(client) == [] and tao_cmd(setup, "list").stdout.strip() == "no running tao containers"
+        )
+        stranger.reload()
+        assert stranger.status == "running"  # never touched
+    finally:
+        stranger.remove(force=True)
+
+
+def test_tao_info_names_each_plugins_image_and_whether_it_is_here(setup, image):
+    info = tao_cmd(setup, "info", "--verbose")
+    assert info.returncode == 0, info.stderr
+    assert info.stdout.startswith("tao launcher ")
+    line = next(line for line in info.stdout.splitlines() if line.strip().startswith("optical_inspection "))
+    from tao_siamese_oi.plugin import IMAGE
+
+    assert f"image {IMAGE} " in line and line.endswith(("present", "missing"))
+    assert (IMAGE in {t for i in docker_images() for t in i.tags}) == line.endswith("present")
+    mounts = len(json.loads(setup["mounts"].read_text())["Mounts"])
+    assert f"mounts file {setup['mounts']}: {mounts} mounts, 2 env variables" in info.stdout
+    assert f"    {setup['results']} -> /results" in info.stdout  # --verbose: each mount
+
+
+def docker_images():
+    import docker
+
+    return docker.from_env().images.list()
+
+
+def test_the_plugins_missing_image_names_the_command_that_builds_it(setup):
+    from tao_siamese_oi.plugin import IMAGE
+
+    if IMAGE in {t for i in docker_images() for t in i.tags}:
+        pytest.skip(f"{IMAGE} is built on this engine")
+    env = {k: v for k, v in setup["env"].items() if k != "TAO_OPTICAL_INSPECTION_IMAGE"}
+    out = tao_cmd(setup, "model", "optical_inspection", "validate", "-e", str(setup["spec"]), env=env)
+    assert out.returncode == 2 and len(out.stderr.strip().splitlines()) == 1
+    assert f"image {IMAGE} is not on this machine; build it (docker build -t {IMAGE} . in a checkout" in out.stderr
+    assert "-f Dockerfile.cpu" in out.stderr

@@ -126,7 +126,7 @@ class DockerExecutor:
         """``env`` holds only the job's own variables: the container keeps the image's environment. A sealed
         encryption key comes with the service's secret file mounted read-only, and the wrapper opens it inside the
         container, so ``docker inspect`` shows only the sealed form."""
-        from tao_launcher.docker_runner import _client, _sdk_kwargs, container_spec
+        from tao_launcher.docker_runner import _sdk_kwargs, container_spec, docker_client
         from tao_launcher.mounts import Mount, MountsConfig
         from tao_launcher.service.secret import SECRET_FILE_ENV
 
@@ -139,7 +139,7 @@ class DockerExecutor:
         config = MountsConfig(mounts=mounts, envs={**self.env, **env}, options={"gpus": "none", **self.options})
         logged = ["sh", "-c", f'exec "$@" >> {shlex.quote(str(job_dir / LOG_FILE))} 2>&1', "sh", *command]
         spec = container_spec(self.image, logged, config)
-        container = _client().containers.run(**_sdk_kwargs(spec))
+        container = docker_client().containers.run(**_sdk_kwargs(spec))
         docker = {"image": self.image, "mounts": self.mounts, "env": self.env, "options": self.options,
                   "python": self.python}  # fmt: skip
         return {"executor": self.name, "container": container.id, "job_dir": str(job_dir), "docker": docker}
@@ -147,11 +147,11 @@ class DockerExecutor:
     def state(self, handle: dict) -> tuple[str, int | None]:
         from docker.errors import NotFound
 
-        from tao_launcher.docker_runner import _client
+        from tao_launcher.docker_runner import docker_client
 
         exit_file = Path(handle["job_dir"]) / EXIT_FILE
         try:
-            container = _client().containers.get(handle["container"])
+            container = docker_client().containers.get(handle["container"])
         except NotFound:
             container = None
         if container is not None and container.status in ("created", "running", "restarting"):
@@ -165,10 +165,10 @@ class DockerExecutor:
     def cancel(self, handle: dict) -> None:
         from docker.errors import APIError, NotFound
 
-        from tao_launcher.docker_runner import _client
+        from tao_launcher.docker_runner import docker_client
 
         with contextlib.suppress(NotFound, APIError):
-            _client().containers.get(handle["container"]).kill(signal="SIGTERM")
+            docker_client().containers.get(handle["container"]).kill(signal="SIGTERM")
 
     def wait_stopped(self, handle: dict, timeout: float = 60.0) -> None:
         wait_stopped(self, handle, timeout)
