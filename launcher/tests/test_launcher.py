@@ -222,3 +222,23 @@ def test_permission_denied_on_the_socket_is_explained(monkeypatch):
         match="permission denied on the Docker socket .*add your user to the 'docker' group .*tao --local",
     ):
         docker_runner.docker_client()
+
+
+def test_volume_options_are_taken_out_of_the_action_arguments_and_checked(tmp_path):
+    from tao_launcher.launch import split_volumes, with_volumes
+
+    argv = ["train", "-e", "s.yaml", "--volume", f"{tmp_path}:/extra:ro", f"--volume={tmp_path}:/more", "k=v"]
+    rest, volumes = split_volumes(argv)
+    assert rest == ["train", "-e", "s.yaml", "k=v"] and volumes == [f"{tmp_path}:/extra:ro", f"{tmp_path}:/more"]
+    config = with_volumes(MountsConfig(), volumes)
+    assert config.mounts == (Mount(tmp_path, "/extra", True), Mount(tmp_path, "/more", False))
+    for bad, message in [
+        ("/only-one-part", "write SOURCE:DESTINATION"),
+        (f"{tmp_path}:/x:rwx", "write SOURCE:DESTINATION"),
+        (f"{tmp_path}:relative", "the destination must be an absolute path"),
+        ("/does/not/exist:/x", "source /does/not/exist does not exist"),
+    ]:
+        with pytest.raises(LauncherError, match=message):
+            with_volumes(MountsConfig(), [bad])
+    with pytest.raises(LauncherError, match="are both mounted at /extra"):
+        with_volumes(config, [f"{tmp_path}:/extra"])
