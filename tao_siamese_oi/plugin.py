@@ -17,7 +17,10 @@ PLUGIN = PluginSpec(
     version=__version__,
     summary="SiameseOI optical inspection of PCB components (input vs golden image pairs).",
     image=IMAGE,
-    image_build=f"docker build -t {IMAGE} . in a checkout of tao_siamese_oi; on a CPU server: -f Dockerfile.cpu",
+    image_build=(
+        f"docker build -t {IMAGE} . in a checkout of tao_siamese_oi; on a CPU server add "
+        "--build-arg BASE_IMAGE=python:3.11-slim"
+    ),
     argv_prefix=("optical_inspection",),
     handler="tao_siamese_oi.entry_points.optical_inspection:run_action",
     actions=tuple(Action(a.name, a.help, a.example) for a in ACTIONS.values()),

@@ -375,4 +375,4 @@ def test_the_plugins_missing_image_names_the_command_that_builds_it(setup):
     out = tao_cmd(setup, "model", "optical_inspection", "validate", "-e", str(setup["spec"]), env=env)
     assert out.returncode == 2 and len(out.stderr.strip().splitlines()) == 1
     assert f"image {IMAGE} is not on this machine; build it (docker build -t {IMAGE} . in a checkout" in out.stderr
-    assert "-f Dockerfile.cpu" in out.stderr
+    assert "--build-arg BASE_IMAGE=python:3.11-slim" in out.stderr
