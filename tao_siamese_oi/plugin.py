@@ -31,6 +31,11 @@ PLUGIN = PluginSpec(
     base_experiments=(
         {"name": "Siamese_Grid", "description": "compact, size-agnostic (the default)", "overrides": {}},
         {
+            "name": "Siamese_Grid, pretrained on DeepPCB",
+            "description": "starts from builtin:siamese_grid_deeppcb (public DeepPCB boards, MIT licence)",
+            "overrides": {"train": {"pretrained_model_path": "builtin:siamese_grid_deeppcb"}},
+        },
+        {
             "name": "Siamese_3",
             "description": "TAO's SiameseOI network",
             "overrides": {"model": {"model_type": "Siamese_3", "model_backbone": "custom"}},

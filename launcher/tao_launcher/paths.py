@@ -68,6 +68,15 @@ def is_path_key(key: str, patterns) -> bool:
     return any(fnmatch.fnmatchcase(key, pattern) for pattern in patterns)
 
 
+# A value with a scheme (``builtin:siamese_grid_deeppcb``, ``s3://bucket/x``) names something the plugin resolves,
+# not a file on this host. Host paths never hold ':' here (the mounts file refuses them).
+NOT_A_PATH = re.compile(r"[A-Za-z][A-Za-z0-9+.-]+:")
+
+
+def _host_path(value) -> bool:
+    return isinstance(value, str) and bool(value) and "${" not in value and not NOT_A_PATH.match(value)
+
+
 def translate_spec(data, mapper: PathMapper, patterns, prefix: str = "", overridden=frozenset()):
     """A copy of the spec data with every path-key value translated (interpolations are left alone). Keys in
     ``overridden`` are replaced on the command line: the value that will be used is the override's, so the
@@ -77,14 +86,14 @@ def translate_spec(data, mapper: PathMapper, patterns, prefix: str = "", overrid
     key = prefix[:-1]
     if key in overridden:
         return data
-    if isinstance(data, str) and data and "${" not in data and is_path_key(key, patterns):
+    if _host_path(data) and is_path_key(key, patterns):
         return mapper.to_container(data, f"spec key {key}")
     return data
 
 
 def translate_override(item: str, mapper: PathMapper, patterns) -> str:
     key, sep, value = item.partition("=")
-    if sep and value and "${" not in value and value not in ("null", "None") and is_path_key(key, patterns):
+    if sep and _host_path(value) and value not in ("null", "None") and is_path_key(key, patterns):
         return f"{key}={mapper.to_container(value, f'override {key}')}"
     return item
 

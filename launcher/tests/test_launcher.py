@@ -242,3 +242,12 @@ def test_volume_options_are_taken_out_of_the_action_arguments_and_checked(tmp_pa
             with_volumes(MountsConfig(), [bad])
     with pytest.raises(LauncherError, match="are both mounted at /extra"):
         with_volumes(config, [f"{tmp_path}:/extra"])
+
+
+def test_a_value_with_a_scheme_is_not_a_host_path_and_is_passed_on(mapper):
+    spec = {"evaluate": {"checkpoint": "builtin:siamese_grid_deeppcb"}}  # a path key
+    assert translate_spec(spec, mapper, PATH_KEYS) == spec
+    override = "evaluate.checkpoint=builtin:siamese_grid_deeppcb"
+    assert translate_override(override, mapper, PATH_KEYS) == override
+    with pytest.raises(LauncherError, match="neither under a mount"):  # a plain path is still checked
+        translate_override("evaluate.checkpoint=/elsewhere/x.pth", mapper, PATH_KEYS)

@@ -37,8 +37,11 @@ class CalibrationRecord(TypedDict, total=False):
 
 
 def check_model_file(path: str | os.PathLike, what: str) -> Path:
-    """A model file that exists and is a file (not a folder), with a one-line error otherwise."""
-    path = Path(path)
+    """A model file that exists and is a file (not a folder), with a one-line error otherwise; ``builtin:<name>``
+    is a pretrained model shipped in the package (tao_siamese_oi/pretrained)."""
+    from tao_siamese_oi.pretrained import builtin_path, is_builtin
+
+    path = builtin_path(path) if is_builtin(path) else Path(path)
     if path.is_dir():
         raise CheckpointError(f"{what} {path} is a folder; name the model file inside it")
     if not path.is_file():

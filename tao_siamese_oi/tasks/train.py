@@ -177,7 +177,7 @@ def _percent(value) -> str:
 def build_module(cfg: ExperimentConfig) -> SiameseModule:
     module = SiameseModule.from_config(cfg, optim=dataclasses.asdict(cfg.train.optim))
     if cfg.train.pretrained_model_path:
-        checkpoint = read_checkpoint(cfg.train.pretrained_model_path, cfg.encryption_key)
+        checkpoint = read_checkpoint(cfg.train.pretrained_model_path, cfg.encryption_key)  # builtin: names too
         module.model.load_state_dict(model_state(checkpoint))
     return module
 
