@@ -17,7 +17,7 @@ COPY setup.cfg pyproject.toml README.md ./
 COPY tao_siamese_oi ./tao_siamese_oi
 COPY entry_points ./entry_points
 COPY specs ./specs
-COPY docker/wait_for_exec.sh /usr/local/bin/wait_for_exec
+COPY entry_points/wait_for_exec.sh /usr/local/bin/wait_for_exec
 RUN python3 -m pip install ${PIP_OPTIONS} ./launcher . && rm -rf /tmp/wheels && optical_inspection --help > /dev/null
 WORKDIR /workspace
 # Our launcher runs each task as the container's command. NVIDIA's launcher starts the image with its default
