@@ -55,7 +55,7 @@ def main(argv=None):
         for _ in range(args.rounds):
             for backend, cache in runs:
                 start = time.perf_counter()
-                scores[backend, cache] = score_pairs(
+                scores[backend, cache], _ = score_pairs(
                     datasets[cache], embedders[backend], normalize, args.batch_size, args.workers
                 )
                 runs[backend, cache].append(args.pairs / (time.perf_counter() - start))

@@ -281,6 +281,11 @@ class ScoringConfig(Sealed):
     )
     trt_engine: str | None = opt(None, help="tensorrt backend: an engine written by gen_trt_engine", path=True)
     golden_cache: bool = opt(True, help="embed each distinct golden once per run, then only the inputs")
+    heatmaps: bool | None = opt(
+        None,
+        help="each pair's cell distances (heatmaps.npz) and strongest cell (hotspot_* columns); null = when the "
+        "model has a cell map (Siamese_Grid)",
+    )
     results_dir: str = opt("${results_dir}/evaluate", path=True)
     overwrite: bool = opt(False, help="replace the outputs of an earlier run in results_dir")
     batch_size: int = opt(-1, help="-1 = dataset.batch_size")

@@ -12,17 +12,19 @@ from torch.utils.data import DataLoader
 
 from tao_siamese_oi.data.dataset import pass_batch
 from tao_siamese_oi.data.transforms import Normalizer
+from tao_siamese_oi.model.heatmap import PAIRWISE_EPS, cell_distances
 from tao_siamese_oi.utils.progress import progress
 
-PAIRWISE_EPS = 1e-6
 
-
-def score_pairs(dataset, embed, normalize: Normalizer, batch_size: int, workers: int):
-    """Scores in dataset row order. A dataset built with ``load_goldens=False`` is scored with the golden cache
-    (goldens loaded and embedded here, once each); otherwise its batches' goldens are embedded per pair."""
+def score_pairs(dataset, embed, normalize: Normalizer, batch_size: int, workers: int, grid=None):
+    """(scores, heatmaps) in dataset row order. A dataset built with ``load_goldens=False`` is scored with the golden
+    cache (goldens loaded and embedded here, once each); otherwise its batches' goldens are embedded per pair.
+    ``grid`` (a Siamese_Grid's cell rows and cols): also each pair's cell distances to its nearest golden
+    (model/heatmap.py), else heatmaps is None. Any backend: the map comes from the embeddings."""
     golden_cache = not dataset.load_goldens
     loader = DataLoader(dataset, batch_size=batch_size, num_workers=workers, collate_fn=pass_batch)
     scores = np.full(len(dataset), np.nan)
+    heatmaps = np.full((len(dataset), *grid), np.nan, dtype=np.float32) if grid else None
     cache: dict = {}
     for images, goldens, _, indices in progress(loader, len(loader), "scoring", "batch"):
         inputs = embed(normalize(images).numpy())
@@ -33,9 +35,14 @@ def score_pairs(dataset, embed, normalize: Normalizer, batch_size: int, workers:
         else:
             count, num_golden = goldens.shape[:2]
             references = embed(normalize(goldens.flatten(0, 1)).numpy()).reshape(count, num_golden, -1)
-        distances = np.linalg.norm(inputs[:, None, :] - references + PAIRWISE_EPS, axis=-1)
-        scores[indices.numpy()] = distances.min(axis=1)
-    return scores
+        differences = inputs[:, None, :] - references + PAIRWISE_EPS
+        distances = np.linalg.norm(differences, axis=-1)
+        nearest = distances.argmin(axis=1)
+        rows = np.arange(len(nearest))
+        scores[indices.numpy()] = distances[rows, nearest]
+        if heatmaps is not None:
+            heatmaps[indices.numpy()] = cell_distances(differences[rows, nearest], grid)
+    return scores, heatmaps
 
 
 def _embed_missing(dataset, embed, normalize, cache: dict, keys: list, batch_size: int) -> None:

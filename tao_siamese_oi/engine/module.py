@@ -12,6 +12,7 @@ from tao_siamese_oi.data.transforms import Normalizer, layout_from_config
 from tao_siamese_oi.engine.callbacks import BAR_LOSS
 from tao_siamese_oi.engine.distributed import gather_objects
 from tao_siamese_oi.model.calibration import calibrate
+from tao_siamese_oi.model.heatmap import PAIRWISE_EPS, cell_distances
 from tao_siamese_oi.model.loss import contrastive_loss
 from tao_siamese_oi.model.metrics import RATES_LOGGED, inspection_metrics
 from tao_siamese_oi.model.networks import GridEmbeddingNetwork, create_model, pair_distance, recorded_grid_pool
@@ -52,7 +53,9 @@ class SiameseModule(L.LightningModule):
         self.alignment: dict | None = None
         self._scores: dict[str, list] = {"train": [], "val": []}
         self._predicted: list = []
-        self.predictions: tuple[np.ndarray, np.ndarray] | None = None  # (row indices, scores) of every process
+        # (row indices, scores, cell maps or None) of every process; cell maps when heatmap_grid is set
+        self.predictions: tuple | None = None
+        self.heatmap_grid: tuple[int, int] | None = None
 
     @classmethod
     def from_config(cls, cfg: ExperimentConfig, optim: dict | None = None) -> "SiameseModule":
@@ -167,9 +170,21 @@ class SiameseModule(L.LightningModule):
 
     def predict_step(self, batch, batch_idx):
         image, golden, _, index = batch
-        distance = self(image, golden)
-        self._predicted.append((index.cpu().numpy(), distance.float().cpu().numpy()))
-        return distance
+        if self.heatmap_grid is None:
+            distance = self(image, golden)
+            self._predicted.append((index.cpu().numpy(), distance.float().cpu().numpy(), None))
+            return distance
+        # As the deployment loop does: the distance to the nearest golden and that pair's cell distances.
+        batch_size, num_golden = golden.shape[:2]
+        inputs = self.model.embed(image)  # type: ignore[operator]
+        references = self.model.embed(golden.flatten(0, 1)).view(batch_size, num_golden, -1)  # type: ignore[operator]
+        differences = (inputs.unsqueeze(1) - references + PAIRWISE_EPS).double().cpu().numpy()
+        distances = np.linalg.norm(differences, axis=-1)
+        nearest = distances.argmin(axis=1)
+        rows = np.arange(batch_size)
+        maps = cell_distances(differences[rows, nearest], self.heatmap_grid)
+        self._predicted.append((index.cpu().numpy(), distances[rows, nearest].astype(np.float32), maps))
+        return None
 
     def on_predict_epoch_start(self):
         self._predicted.clear()
@@ -179,10 +194,11 @@ class SiameseModule(L.LightningModule):
         parts = [p for rank_parts in gather_objects(self._predicted) for p in rank_parts]
         self._predicted = []
         if parts:
-            indices, scores = (np.concatenate(column) for column in zip(*parts))
-            self.predictions = (indices, scores)
+            indices, scores = (np.concatenate(column) for column in list(zip(*parts))[:2])
+            maps = np.concatenate([p[2] for p in parts]) if parts[0][2] is not None else None
+            self.predictions = (indices, scores, maps)
         else:
-            self.predictions = (np.zeros(0, np.int64), np.zeros(0, np.float32))
+            self.predictions = (np.zeros(0, np.int64), np.zeros(0, np.float32), None)
 
     def configure_optimizers(self):
         optim = self.hparams["optim"] or {"type": "Adam", "lr": 5e-4}

@@ -8,7 +8,14 @@ Siamese_3 and Siamese_1 reproduce TAO's SiameseOI exactly: a 3-block conv tower 
 import torch
 from torch import nn
 
-from tao_siamese_oi.model.registry import available_models, builder, check_backbone, register_model
+from tao_siamese_oi.model.heatmap import PAIRWISE_EPS
+from tao_siamese_oi.model.registry import (
+    available_models,
+    builder,
+    check_backbone,
+    embedding_grid,
+    register_model,
+)
 
 __all__ = ["available_models", "check_backbone", "create_model", "pair_distance", "register_model"]
 
@@ -85,7 +92,7 @@ def siamese_1(*, input_shape, embedding_size: int) -> SiameseNetwork:
 
 def pair_distance(out_1: torch.Tensor, out_2: torch.Tensor) -> torch.Tensor:
     """Euclidean distance per pair, as TAO computes it (pairwise_distance, eps 1e-6)."""
-    return nn.functional.pairwise_distance(out_1, out_2, eps=1e-6)
+    return nn.functional.pairwise_distance(out_1, out_2, eps=PAIRWISE_EPS)
 
 
 class GridEmbeddingNetwork(nn.Module):
@@ -166,14 +173,6 @@ def _bins(size: int, cells: int) -> torch.Tensor:
 def _conv_bn(cin: int, cout: int, kernel: int, stride: int, padding: int) -> list[nn.Module]:
     conv = nn.Conv2d(cin, cout, kernel, stride=stride, padding=padding, bias=False)
     return [conv, nn.BatchNorm2d(cout), nn.ReLU(inplace=True)]
-
-
-def embedding_grid(input_shape) -> tuple[int, int]:
-    """4 x 4 cells per square: one light 4 x 4, four lights stacked (linear) 16 x 4, a 2 x 2 grid 4 x 4 ..."""
-    _, height, width = input_shape
-    if height >= width:
-        return 4 * max(1, round(height / width)), 4
-    return 4, 4 * max(1, round(width / height))
 
 
 @register_model("Siamese_Grid")

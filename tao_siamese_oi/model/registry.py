@@ -16,12 +16,13 @@ class ModelType:
     name: str
     backbone: str  # what model.model_backbone may say for it
     aliases: tuple[str, ...] = ()
+    spatial: bool = False  # its embedding is a grid of cells (embedding_grid): a per-cell map exists
 
 
 MODEL_TYPES = {
     t.name: t
     for t in (
-        ModelType("Siamese_Grid", "grid"),
+        ModelType("Siamese_Grid", "grid", spatial=True),
         ModelType("Siamese_3", "custom"),
         ModelType("Siamese_1", "custom", aliases=("Siamese",)),  # TAO calls the v1 head "Siamese"
     )
@@ -35,6 +36,21 @@ _BUILDERS: dict[str, Callable] = {}
 
 def canonical(name: str) -> str:
     return ALIASES.get(name, name)
+
+
+def embedding_grid(input_shape) -> tuple[int, int]:
+    """Siamese_Grid's cells: 4 x 4 per square; one light 4 x 4, four lights stacked (linear) 16 x 4, a 2 x 2 grid
+    of lights 4 x 4 ..."""
+    _, height, width = input_shape
+    if height >= width:
+        return 4 * max(1, round(height / width)), 4
+    return 4, 4 * max(1, round(width / height))
+
+
+def spatial_grid(model_type: str, input_shape) -> tuple[int, int] | None:
+    """(rows, cols) of a model's cell grid for an input shape; None for a model without one."""
+    declared = MODEL_TYPES.get(canonical(model_type))
+    return embedding_grid(input_shape) if declared is not None and declared.spatial else None
 
 
 def register_model(name: str):

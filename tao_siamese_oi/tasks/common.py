@@ -17,12 +17,18 @@ from tao_siamese_oi.utils.progress import bars_wanted
 
 if TYPE_CHECKING:
     from tao_siamese_oi.data.dataset import PairDataset
+    from tao_siamese_oi.model.heatmap import HeatmapGeometry
 
 log = logging.getLogger("tao_siamese_oi")
 
 MODEL_FILE_KEYS = {"pytorch": "checkpoint", "onnxruntime": "onnx_file", "tensorrt": "trt_engine"}
+HEATMAPS_FILE = "heatmaps.npz"
+HOTSPOT_COLUMNS = ("hotspot_light", "hotspot_x", "hotspot_y")
 # Columns evaluate.csv and inference.csv add to the input CSV (evaluate keeps a defect_type the CSV has).
-WRITTEN_COLUMNS = {"evaluate": ("siamese_score", "decision", "outcome"), "inference": ("siamese_score", "decision")}
+WRITTEN_COLUMNS = {
+    "evaluate": ("siamese_score", "decision", "outcome", *HOTSPOT_COLUMNS),
+    "inference": ("siamese_score", "decision", *HOTSPOT_COLUMNS),
+}
 
 
 def check_scoring_inputs(cfg: ExperimentConfig, task: str, split: str) -> None:
@@ -106,6 +112,28 @@ class SplitScores(NamedTuple):
     scores: np.ndarray | None  # CSV row order; None in every DDP process but the main one
     calibration: dict | None  # stored with the model (checkpoint or export sidecar)
     pairs_per_second: float  # of the scoring loop (data path included, model loading and validation not)
+    heatmaps: np.ndarray | None = None  # (rows, cell rows, cell cols) in CSV row order, when asked and possible
+    geometry: "HeatmapGeometry | None" = None  # how to read them
+
+
+def wanted_heatmaps(cfg: ExperimentConfig, task: str) -> "HeatmapGeometry | None":
+    """The cell-map geometry when the task writes heatmaps: ``<task>.heatmaps`` true, or null and the model has a
+    map. A model without one, asked for it, says so in one line."""
+    from tao_siamese_oi.data.transforms import layout_from_config
+    from tao_siamese_oi.model.heatmap import heatmap_geometry
+
+    wanted = getattr(cfg, task).heatmaps
+    if wanted is False:
+        return None
+    geometry = heatmap_geometry(cfg.model.model_type, layout_from_config(cfg.dataset))
+    if geometry is None and wanted:
+        log.info(
+            "%s.heatmaps: %s has no cell map (it ends in fully connected layers, so no place in the image is "
+            "kept); only Siamese_Grid has one. No heatmaps are written.",
+            task,
+            cfg.model.model_type,
+        )
+    return geometry
 
 
 def score_split(cfg: ExperimentConfig, task: str, split: str) -> SplitScores:
@@ -138,9 +166,13 @@ def _score_one_process(cfg: ExperimentConfig, task: str, split: str, devices: di
     dataset = build_dataset(cfg.dataset, split, cfg.train.seed, load_goldens=not task_cfg.golden_cache)
     batch = task_cfg.batch_size if task_cfg.batch_size > 0 else cfg.dataset.batch_size
     normalize = Normalizer.from_config(cfg.dataset)
+    geometry = wanted_heatmaps(cfg, task)
     start = time.perf_counter()
-    scores = score_pairs(dataset, embed, normalize, batch, cfg.dataset.workers)
-    return SplitScores(dataset, scores, calibration, len(dataset) / (time.perf_counter() - start))
+    scores, heatmaps = score_pairs(
+        dataset, embed, normalize, batch, cfg.dataset.workers, geometry.grid if geometry else None
+    )
+    speed = len(dataset) / (time.perf_counter() - start)
+    return SplitScores(dataset, scores, calibration, speed, heatmaps, geometry)
 
 
 def _score_distributed(cfg: ExperimentConfig, task: str, split: str, devices: dict):
@@ -150,6 +182,8 @@ def _score_distributed(cfg: ExperimentConfig, task: str, split: str, devices: di
     task_cfg = getattr(cfg, task)
     checkpoint = require(task_cfg.checkpoint, f"{task}.checkpoint", "the .pth file written by train")
     module = load_module(cfg, checkpoint)
+    geometry = wanted_heatmaps(cfg, task)
+    module.heatmap_grid = geometry.grid if geometry else None
     datamodule = PairDataModule(cfg.dataset, seed=cfg.train.seed, eval_batch_size=task_cfg.batch_size, eval_split=split)
     dataset = datamodule.dataset(split)
     trainer = quiet_trainer(devices)
@@ -158,8 +192,13 @@ def _score_distributed(cfg: ExperimentConfig, task: str, split: str, devices: di
     speed = len(dataset) / (time.perf_counter() - start)
     if not trainer.is_global_zero:
         return SplitScores(dataset, None, module.calibration, speed)
-    indices, scores = module.predictions
-    return SplitScores(dataset, ordered_scores(indices, scores, len(dataset)), module.calibration, speed)
+    indices, scores, maps = module.predictions
+    heatmaps = None
+    if maps is not None:
+        heatmaps = np.full((len(dataset), *maps.shape[1:]), np.nan, dtype=np.float32)
+        heatmaps[indices] = maps
+    ordered = ordered_scores(indices, scores, len(dataset))
+    return SplitScores(dataset, ordered, module.calibration, speed, heatmaps, geometry)
 
 
 def measurability(cfg: ExperimentConfig, counts: dict, where: str) -> list[str]:
@@ -176,3 +215,29 @@ def scored_model_file(cfg: ExperimentConfig, task: str) -> Path:
     """The file the task's backend scores with (checkpoint, ONNX file or engine)."""
     task_cfg = getattr(cfg, task)
     return Path(getattr(task_cfg, MODEL_FILE_KEYS[task_cfg.backend]))
+
+
+def write_heatmaps(frame, scored: SplitScores, out: Path) -> Path | None:
+    """With heatmaps: each row's strongest cell in the frame's hotspot_* columns (its light, and x, y of its centre
+    as fractions of that light's image), and every map in heatmaps.npz (``cell_distances``, float16, one per CSV
+    row in order; ``geometry``, the JSON that says which cells belong to which light)."""
+    import json
+
+    from tao_siamese_oi.utils.files import atomic_write
+
+    heatmaps, geometry = scored.heatmaps, scored.geometry
+    if heatmaps is None or geometry is None:
+        return None
+    spots = [geometry.hotspot(heatmap) for heatmap in heatmaps]
+    for column, values in zip(HOTSPOT_COLUMNS, zip(*spots)):
+        frame[column] = values
+
+    def write(tmp):
+        with open(tmp, "wb") as handle:  # a handle: given a name, numpy would append .npz to it
+            np.savez_compressed(
+                handle,
+                cell_distances=heatmaps.astype(np.float16),
+                geometry=np.array(json.dumps(geometry.describe())),
+            )
+
+    return atomic_write(out / HEATMAPS_FILE, write)

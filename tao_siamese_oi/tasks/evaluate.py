@@ -11,11 +11,13 @@ import pandas as pd
 from tao_siamese_oi.config.schema import ExperimentConfig
 from tao_siamese_oi.model.metrics import inspection_metrics, tao_test_kpis, threshold_metrics
 from tao_siamese_oi.tasks.common import (
+    HEATMAPS_FILE,
     check_scoring_inputs,
     decision_threshold,
     measurability,
     score_split,
     scored_model_file,
+    write_heatmaps,
 )
 from tao_siamese_oi.tasks.evaluate_plots import PLOT_NAMES, write_plots
 from tao_siamese_oi.tasks.lifecycle import tracked_task
@@ -26,7 +28,7 @@ log = logging.getLogger("tao_siamese_oi")
 
 
 def outputs(cfg: ExperimentConfig, out: Path) -> list[Path]:
-    return [out / name for name in ("metrics.json", "evaluate.csv", *PLOT_NAMES)]
+    return [out / name for name in ("metrics.json", "evaluate.csv", HEATMAPS_FILE, *PLOT_NAMES)]
 
 
 def outcomes(flagged: np.ndarray, defect: np.ndarray) -> np.ndarray:
@@ -42,7 +44,8 @@ def preflight(cfg: ExperimentConfig) -> None:
 def run(cfg: ExperimentConfig, out: Path, status) -> dict | None:
     model_file = scored_model_file(cfg, "evaluate")
     log.info("Scoring the test split with %s (%s backend)", model_file, cfg.evaluate.backend)
-    dataset, scores, calibration, _ = score_split(cfg, "evaluate", "test")
+    scored = score_split(cfg, "evaluate", "test")
+    dataset, scores, calibration = scored.dataset, scored.scores, scored.calibration
     if scores is None:  # another DDP process: the main one writes the results
         return None
     labels = dataset.table.labels
@@ -69,6 +72,8 @@ def run(cfg: ExperimentConfig, out: Path, status) -> dict | None:
     frame["outcome"] = outcomes(flagged, np.asarray(labels).astype(bool))
     if "defect_type" not in frame.columns:
         frame["defect_type"] = types
+    maps = write_heatmaps(frame, scored, out)
+    metrics["heatmaps"] = str(maps) if maps else None
     atomic_write(out / "evaluate.csv", lambda tmp: frame.to_csv(tmp, index=False))
     atomic_write_text(out / "metrics.json", json.dumps(metrics, indent=2) + "\n")
     plots = write_plots(out, scores, labels, metrics)

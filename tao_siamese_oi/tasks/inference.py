@@ -7,7 +7,14 @@ from pathlib import Path
 import numpy as np
 
 from tao_siamese_oi.config.schema import ExperimentConfig
-from tao_siamese_oi.tasks.common import check_scoring_inputs, decision_threshold, score_split, scored_model_file
+from tao_siamese_oi.tasks.common import (
+    HEATMAPS_FILE,
+    check_scoring_inputs,
+    decision_threshold,
+    score_split,
+    scored_model_file,
+    write_heatmaps,
+)
 from tao_siamese_oi.tasks.lifecycle import tracked_task
 from tao_siamese_oi.tasks.provenance import provenance
 from tao_siamese_oi.utils.files import atomic_write
@@ -19,7 +26,7 @@ INFERENCE_CSV = "inference.csv"
 
 
 def outputs(cfg: ExperimentConfig, out: Path) -> list[Path]:
-    return [out / INFERENCE_CSV]
+    return [out / INFERENCE_CSV, out / HEATMAPS_FILE]
 
 
 def preflight(cfg: ExperimentConfig) -> None:
@@ -30,13 +37,15 @@ def preflight(cfg: ExperimentConfig) -> None:
 def run(cfg: ExperimentConfig, out: Path, status) -> dict | None:
     model_file = scored_model_file(cfg, "inference")
     log.info("Scoring the infer split with %s (%s backend)", model_file, cfg.inference.backend)
-    dataset, scores, calibration, speed = score_split(cfg, "inference", "infer")
+    scored = score_split(cfg, "inference", "infer")
+    dataset, scores, calibration, speed = scored.dataset, scored.scores, scored.calibration, scored.pairs_per_second
     if scores is None:  # another DDP process: the main one writes the results
         return None
     threshold, source = decision_threshold(cfg.inference, cfg.model.margin, calibration)
     frame = dataset.table.frame.copy()
     frame["siamese_score"] = scores
     frame["decision"] = np.where(scores > threshold, "FAIL", "PASS")
+    maps = write_heatmaps(frame, scored, out)
     path = atomic_write(out / INFERENCE_CSV, lambda tmp: frame.to_csv(tmp, index=False))
     flagged = int((scores > threshold).sum())
     log.info(
@@ -55,5 +64,6 @@ def run(cfg: ExperimentConfig, out: Path, status) -> dict | None:
         "threshold": threshold,
         "threshold_source": source,
         "inference_csv": str(path),
+        "heatmaps": str(maps) if maps else None,
         "provenance": provenance(cfg, out, model_file, dataset.table.csv_path),
     }
