@@ -38,6 +38,8 @@ class SidecarRecord(TypedDict, total=False):
     margin: float
     encrypted: bool
     engine: dict
+    heatmap: dict | None  # the geometry of cell_distances (model/heatmap.py), when the graph has that output
+    provenance: dict
 
 
 def sidecar_path(model_file) -> Path:
@@ -112,6 +114,7 @@ def deployment_sidecar(
     """What a deployment needs besides the ONNX file: input layout, light order, preprocessing and decision."""
     from tao_siamese_oi.data.align import alignment_record
     from tao_siamese_oi.data.transforms import layout_from_config
+    from tao_siamese_oi.model.registry import spatial_grid
 
     threshold, source = decision
     data = cfg.dataset
@@ -125,6 +128,11 @@ def deployment_sidecar(
             **(
                 {"distance": "the score (Euclidean distance)", "decision": "1 = FAIL (distance > threshold), 0 = PASS"}
                 if cfg.export.include_decision
+                else {}
+            ),
+            **(
+                {"cell_distances": "distance per grid cell (see heatmap)"}
+                if cfg.export.include_heatmap and spatial_grid(cfg.model.model_type, shape)
                 else {}
             ),
         },

@@ -315,6 +315,9 @@ class ExportConfig(Sealed):
         None, min=0.0, help="threshold in the sidecar (and decision head); default: the checkpoint's calibrated one"
     )
     include_decision: bool = opt(False, help="add graph outputs distance and decision (1 = FAIL at the threshold)")
+    include_heatmap: bool = opt(
+        False, help="Siamese_Grid: add the graph output cell_distances (batch, rows, cols); the sidecar maps cells"
+    )
     onnx_file: str | None = opt(None, help="default: <export.results_dir>/oi_model.onnx", path=True)
     overwrite: bool = opt(False, help="replace an existing onnx_file and its sidecar")
     opset_version: int = opt(17, min=7, help="ONNX opset")

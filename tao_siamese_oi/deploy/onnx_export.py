@@ -2,7 +2,8 @@
 
 Inputs ``input_1`` (input image) and ``input_2`` (golden), outputs ``output_1``/``output_2`` (embeddings), as TAO.
 With the decision head, two more outputs: ``distance`` (the score) and ``decision`` (1 = FAIL, distance above the
-threshold baked into the graph). A dynamic batch axis covers inputs AND outputs (TAO marks only the inputs).
+threshold baked into the graph); with the heatmap head (Siamese_Grid), ``cell_distances`` (batch, rows, cols).
+A dynamic batch axis covers inputs AND outputs (TAO marks only the inputs).
 """
 
 import warnings
@@ -11,32 +12,50 @@ from pathlib import Path
 import numpy as np
 import torch
 
+from tao_siamese_oi.model.heatmap import PAIRWISE_EPS
 from tao_siamese_oi.model.networks import pair_distance
 
 INPUT_NAMES = ["input_1", "input_2"]
 OUTPUT_NAMES = ["output_1", "output_2"]
 DECISION_OUTPUTS = ["distance", "decision"]
+HEATMAP_OUTPUT = "cell_distances"
 PARITY_TOLERANCE = 1e-4
 
 
-class WithDecision(torch.nn.Module):
-    """The network plus its score and decision, so a deployment needs no code after the graph."""
+class DeploymentHeads(torch.nn.Module):
+    """The network plus what a deployment would otherwise compute after the graph: the score and decision
+    (``threshold``), and Siamese_Grid's distance per cell (``grid``: its cell rows and cols; model/heatmap.py)."""
 
     threshold: torch.Tensor
 
-    def __init__(self, model: torch.nn.Module, threshold: float):
+    def __init__(self, model: torch.nn.Module, threshold: float | None, grid: tuple[int, int] | None):
         super().__init__()
         self.model = model
-        self.register_buffer("threshold", torch.tensor(float(threshold)))
+        self.decision = threshold is not None
+        self.register_buffer("threshold", torch.tensor(float(threshold or 0.0)))
+        self.grid = grid
 
     def forward(self, input_1, input_2):
         out_1, out_2 = self.model(input_1, input_2)
-        distance = pair_distance(out_1, out_2)
-        return out_1, out_2, distance, (distance > self.threshold).to(torch.int64)
+        outputs = [out_1, out_2]
+        if self.decision:
+            distance = pair_distance(out_1, out_2)
+            outputs += [distance, (distance > self.threshold).to(torch.int64)]
+        if self.grid is not None:
+            cells = (out_1 - out_2 + PAIRWISE_EPS).reshape(out_1.shape[0], -1, *self.grid)
+            outputs.append(torch.sqrt((cells * cells).sum(dim=1)))
+        return tuple(outputs)
+
+
+def deployment_model(model: torch.nn.Module, threshold: float | None, grid: tuple[int, int] | None):
+    """The plain network (TAO's two outputs), or it with the heads asked for."""
+    return model if threshold is None and grid is None else DeploymentHeads(model, threshold, grid)
 
 
 def output_names(model: torch.nn.Module) -> list[str]:
-    return OUTPUT_NAMES + (DECISION_OUTPUTS if isinstance(model, WithDecision) else [])
+    if not isinstance(model, DeploymentHeads):
+        return list(OUTPUT_NAMES)
+    return OUTPUT_NAMES + (DECISION_OUTPUTS if model.decision else []) + ([HEATMAP_OUTPUT] if model.grid else [])
 
 
 def export_onnx(
@@ -85,16 +104,19 @@ def onnxruntime_outputs(path, inputs: tuple[np.ndarray, np.ndarray], names: list
 
 
 def parity(model: torch.nn.Module, path: Path, inputs: tuple[torch.Tensor, torch.Tensor]) -> float:
-    """Max absolute difference between PyTorch and onnxruntime on the same inputs, over the embeddings and the
-    distance; decisions must agree wherever the distance is not within the tolerance of the threshold."""
+    """Max absolute difference between PyTorch and onnxruntime on the same inputs, over every numeric output
+    (embeddings, distance, cell distances); decisions must agree wherever the distance is not within the tolerance
+    of the threshold."""
     device = next(model.parameters()).device
     names = output_names(model)
     with torch.inference_mode():
         expected = [t.cpu().numpy() for t in model(*(x.to(device) for x in inputs))]
     got = onnxruntime_outputs(path, (inputs[0].cpu().numpy(), inputs[1].cpu().numpy()), names)
-    diff = max(float(np.max(np.abs(e.astype(np.float64) - g))) for e, g in zip(expected[:3], got[:3]))
-    if isinstance(model, WithDecision):
-        clear = np.abs(expected[2] - float(model.threshold)) > PARITY_TOLERANCE
-        if not np.array_equal(expected[3][clear], got[3][clear]):
+    numeric = [i for i, name in enumerate(names) if name != "decision"]
+    diff = max(float(np.max(np.abs(expected[i].astype(np.float64) - got[i]))) for i in numeric)
+    if isinstance(model, DeploymentHeads) and model.decision:
+        at = names.index("decision")
+        clear = np.abs(expected[at - 1] - float(model.threshold)) > PARITY_TOLERANCE
+        if not np.array_equal(expected[at][clear], got[at][clear]):
             return float("inf")
     return diff

@@ -15,12 +15,13 @@ from tao_siamese_oi.data.splits import SPLIT_KEYS, build_dataset
 from tao_siamese_oi.data.transforms import Normalizer, layout_from_config
 from tao_siamese_oi.deploy.onnx_export import (
     PARITY_TOLERANCE,
-    WithDecision,
     check_onnx,
+    deployment_model,
     export_onnx,
     parity,
 )
 from tao_siamese_oi.errors import OIError
+from tao_siamese_oi.model.heatmap import heatmap_geometry
 from tao_siamese_oi.tasks.common import decision_threshold
 from tao_siamese_oi.tasks.lifecycle import tracked_task
 from tao_siamese_oi.tasks.provenance import provenance
@@ -56,7 +57,14 @@ def run(cfg: ExperimentConfig, out: Path, status) -> dict:
     )
     network, calibration = load_network(cfg, checkpoint)
     threshold, source = decision_threshold(export_cfg, cfg.model.margin, calibration)
-    model = network if not export_cfg.include_decision else WithDecision(network, threshold)
+    geometry = heatmap_geometry(cfg.model.model_type, layout_from_config(cfg.dataset))
+    if export_cfg.include_heatmap and geometry is None:
+        log.info(
+            "export.include_heatmap: %s has no cell map (only Siamese_Grid has one); exported without it",
+            cfg.model.model_type,
+        )
+    heatmap_grid = geometry.grid if export_cfg.include_heatmap and geometry else None
+    model = deployment_model(network, threshold if export_cfg.include_decision else None, heatmap_grid)
     model = model.to(device).eval()
 
     dynamic = export_cfg.batch_size == -1
@@ -93,6 +101,7 @@ def run(cfg: ExperimentConfig, out: Path, status) -> dict:
         json.dumps(
             {
                 **deployment_sidecar(cfg, shape, dynamic, (threshold, source), calibration),
+                "heatmap": geometry.describe() if heatmap_grid and geometry else None,
                 "provenance": made_from,
             },
             indent=2,
@@ -115,6 +124,7 @@ def run(cfg: ExperimentConfig, out: Path, status) -> dict:
         "dynamic_batch": dynamic,
         "threshold": threshold,
         "decision_in_graph": bool(export_cfg.include_decision),
+        "heatmap_in_graph": heatmap_grid is not None,
         "encrypted": bool(cfg.encryption_key),
         "provenance": made_from,
     }
