@@ -29,6 +29,7 @@ log = logging.getLogger("tao_siamese_oi")
 
 DEFECT_TYPES = {1: "open", 2: "short", 3: "mousebite", 4: "spur", 5: "copper", 6: "pin-hole"}
 MARGIN = 4  # px kept between a PASS crop and any defect box
+BOX_COLUMNS = ("box_x1", "box_y1", "box_x2", "box_y2")
 MAX_TRIES = 200
 
 
@@ -91,7 +92,8 @@ def defect_crops(board: BoardImage, crop_size: int, width: int, height: int, rng
         slack_x, slack_y = (size - (x2 - x1)) / 2 - MARGIN, (size - (y2 - y1)) / 2 - MARGIN
         cx = (x1 + x2) / 2 + rng.uniform(-1, 1) * max(slack_x, 0) * 0.5
         cy = (y1 + y2) / 2 + rng.uniform(-1, 1) * max(slack_y, 0) * 0.5
-        crops.append((_fit(cx, size, width), _fit(cy, size, height), size, DEFECT_TYPES[kind]))
+        x, y = _fit(cx, size, width), _fit(cy, size, height)
+        crops.append((x, y, size, DEFECT_TYPES[kind], (x1 - x, y1 - y, x2 - x, y2 - y)))
     return crops
 
 
@@ -106,7 +108,7 @@ def pass_crops(board: BoardImage, crop_size: int, count: int, width: int, height
             for bx1, by1, bx2, by2, _ in board.boxes
         )
         if clear:
-            crops.append((x, y, crop_size, "PASS"))
+            crops.append((x, y, crop_size, "PASS", None))
     return crops
 
 
@@ -160,7 +162,7 @@ def _crop_board(board: BoardImage, convert_cfg: DatasetConvertConfig, out_dir: P
     crops += pass_crops(board, size, convert_cfg.pass_crops_per_image, width, height, rng)
     base = f"{board.group}/{board.image_id}"
     rows = []
-    for number, (x, y, side, label) in enumerate(crops):
+    for number, (x, y, side, label, box) in enumerate(crops):
         name = f"{'d' if label != 'PASS' else 'p'}{number:02d}_x{x}_y{y}"
         for image, folder in ((tested, "test"), (template, "golden")):
             path = out_dir / "images" / base / folder / f"{name}.png"
@@ -177,6 +179,8 @@ def _crop_board(board: BoardImage, convert_cfg: DatasetConvertConfig, out_dir: P
                 "x": x,
                 "y": y,
                 "crop_size": side,
+                # The annotated defect box in the crop's pixels (where a heatmap should point); empty for PASS.
+                **{key: ("" if box is None else value) for key, value in zip(BOX_COLUMNS, box or (0, 0, 0, 0))},
             }
         )
     return rows

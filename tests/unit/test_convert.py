@@ -146,9 +146,12 @@ def test_deeppcb_crops_defects_and_clean_board(tmp_path):
                 or row.y + row.crop_size <= y1 - MARGIN
                 or row.y >= y2 + MARGIN
             )
-    for row in fails.itertuples():
-        x1, y1, x2, y2, _ = next(b for b in listed[row.board].boxes if DEFECT_TYPES[b[4]] == row.label)
+    for row in fails.itertuples():  # the box columns are the annotated box, in the crop's pixels, inside it
+        box = (row.x + row.box_x1, row.y + row.box_y1, row.x + row.box_x2, row.y + row.box_y2)
+        assert any(b[:4] == box and DEFECT_TYPES[b[4]] == row.label for b in listed[row.board].boxes)
+        assert 0 <= row.box_x1 < row.box_x2 <= row.crop_size and 0 <= row.box_y1 < row.box_y2 <= row.crop_size
         assert row.crop_size >= 48
+    assert train[train["label"] == "PASS"]["box_x1"].isna().all()  # no box for a clean crop
     spec = load_config(
         None,
         [
