@@ -92,3 +92,19 @@ def tiny_model(tiny_data, tmp_path_factory) -> dict:
     assert run_action(["export", "-e", str(path), f"export.checkpoint={checkpoint}"]) == 0
     onnx_file = root / "results" / "export" / "oi_model.onnx"
     return {"spec": path, "checkpoint": checkpoint, "onnx": onnx_file, "sidecar": onnx_file.with_suffix(".json")}
+
+
+@pytest.fixture(scope="session")
+def tiny_grid_model(tiny_data, tmp_path_factory) -> dict:
+    """A tiny Siamese_Grid (the default model, with a cell map) trained for one epoch, made once."""
+    from tao_siamese_oi.entry_points.optical_inspection import run_action
+
+    root = tmp_path_factory.mktemp("tiny_grid_model")
+    spec = tiny_spec_dict(tiny_data, root / "results")
+    spec["model"] = {"model_type": "Siamese_Grid", "embedding_vectors": 5}
+    spec["dataset"].update(image_width=24, image_height=24)
+    spec["train"]["num_epochs"] = 1
+    path = root / "spec.yaml"
+    path.write_text(yaml.safe_dump(spec))
+    assert run_action(["train", "-e", str(path)]) == 0
+    return {"spec": path, "results": root / "results", "checkpoint": root / "results" / "train" / "oi_model_latest.pth"}

@@ -299,6 +299,9 @@ class EvaluateConfig(ScoringConfig):
     target_recall: float | None = opt(
         None, min=0.0, max=100.0, help="if set, calibrate for the fewest false alarms at this recall % instead"
     )
+    report: bool = opt(True, help="write report.html: metrics, plots, missed defects and worst false alarms")
+    report_misses: int = opt(-1, min=-1, help="missed defects shown in the report, most confident first (-1 = all)")
+    report_false_alarms: int = opt(50, min=0, help="false alarms shown in the report, highest score first")
 
 
 @dataclass

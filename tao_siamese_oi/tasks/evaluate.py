@@ -22,13 +22,14 @@ from tao_siamese_oi.tasks.common import (
 from tao_siamese_oi.tasks.evaluate_plots import PLOT_NAMES, write_plots
 from tao_siamese_oi.tasks.lifecycle import tracked_task
 from tao_siamese_oi.tasks.provenance import provenance
+from tao_siamese_oi.tasks.report import REPORT_NAME, write_report
 from tao_siamese_oi.utils.files import atomic_write, atomic_write_text
 
 log = logging.getLogger("tao_siamese_oi")
 
 
 def outputs(cfg: ExperimentConfig, out: Path) -> list[Path]:
-    return [out / name for name in ("metrics.json", "evaluate.csv", HEATMAPS_FILE, *PLOT_NAMES)]
+    return [out / name for name in ("metrics.json", "evaluate.csv", HEATMAPS_FILE, REPORT_NAME, *PLOT_NAMES)]
 
 
 def outcomes(flagged: np.ndarray, defect: np.ndarray) -> np.ndarray:
@@ -77,6 +78,9 @@ def run(cfg: ExperimentConfig, out: Path, status) -> dict | None:
     atomic_write(out / "evaluate.csv", lambda tmp: frame.to_csv(tmp, index=False))
     atomic_write_text(out / "metrics.json", json.dumps(metrics, indent=2) + "\n")
     plots = write_plots(out, scores, labels, metrics)
+    if cfg.evaluate.report:
+        report = write_report(cfg, out, frame, scores, threshold, metrics, scored)
+        log.info("Wrote %s (%.1f MB)", report, report.stat().st_size / 2**20)
 
     log.info(
         "Tot Comp %d Total Accuracy %.2f False Negative %s False Alarm %s Defect Correctly Captured %s for "

@@ -6,25 +6,11 @@ import json
 import numpy as np
 import pandas as pd
 import pytest
-import yaml
 from tao_siamese_oi.entry_points.optical_inspection import run_action
 
-from tests.conftest import TINY_KEY, tiny_spec_dict
+from tests.conftest import TINY_KEY
 
 pytestmark = pytest.mark.slow
-
-
-@pytest.fixture(scope="module")
-def grid_run(tiny_data, tmp_path_factory):
-    root = tmp_path_factory.mktemp("grid_heatmaps")
-    spec = tiny_spec_dict(tiny_data, root / "results")
-    spec["model"] = {"model_type": "Siamese_Grid", "embedding_vectors": 5}
-    spec["dataset"].update(image_width=24, image_height=24)
-    spec["train"]["num_epochs"] = 1
-    path = root / "spec.yaml"
-    path.write_text(yaml.safe_dump(spec))
-    assert run_action(["train", "-e", str(path)]) == 0
-    return {"spec": path, "results": root / "results", "checkpoint": root / "results" / "train" / "oi_model_latest.pth"}
 
 
 def load_maps(folder):
@@ -32,9 +18,14 @@ def load_maps(folder):
         return saved["cell_distances"].astype(np.float32), json.loads(str(saved["geometry"]))
 
 
-def test_evaluate_writes_each_pairs_map_and_strongest_cell(grid_run):
-    assert run_action(["evaluate", "-e", str(grid_run["spec"]), f"evaluate.checkpoint={grid_run['checkpoint']}"]) == 0
-    folder = grid_run["results"] / "evaluate"
+def test_evaluate_writes_each_pairs_map_and_strongest_cell(tiny_grid_model):
+    assert (
+        run_action(
+            ["evaluate", "-e", str(tiny_grid_model["spec"]), f"evaluate.checkpoint={tiny_grid_model['checkpoint']}"]
+        )
+        == 0
+    )
+    folder = tiny_grid_model["results"] / "evaluate"
     maps, geometry = load_maps(folder)
     frame = pd.read_csv(folder / "evaluate.csv", keep_default_na=False)
     assert maps.shape == (len(frame), 16, 4) and geometry["grid"] == [16, 4]  # four lights stacked, 4 x 4 each
@@ -51,16 +42,16 @@ def test_evaluate_writes_each_pairs_map_and_strongest_cell(grid_run):
     assert metrics["heatmaps"] == str(folder / "heatmaps.npz")
 
 
-def test_the_onnx_backend_gives_the_maps_pytorch_gives(grid_run):
-    results, spec = grid_run["results"], str(grid_run["spec"])
-    checkpoint = f"export.checkpoint={grid_run['checkpoint']}"
+def test_the_onnx_backend_gives_the_maps_pytorch_gives(tiny_grid_model):
+    results, spec = tiny_grid_model["results"], str(tiny_grid_model["spec"])
+    checkpoint = f"export.checkpoint={tiny_grid_model['checkpoint']}"
     assert run_action(["export", "-e", spec, checkpoint, "export.include_heatmap=true"]) == 0
     onnx_file = results / "export" / "oi_model.onnx"
     sidecar = json.loads(onnx_file.with_suffix(".json").read_text())
     assert sidecar["heatmap"]["grid"] == [16, 4] and "cell_distances" in sidecar["outputs"]
     by_backend = {}
     for backend, overrides in {
-        "pytorch": [f"inference.checkpoint={grid_run['checkpoint']}"],
+        "pytorch": [f"inference.checkpoint={tiny_grid_model['checkpoint']}"],
         "onnxruntime": ["inference.backend=onnxruntime", f"inference.onnx_file={onnx_file}"],
     }.items():
         out = results / f"inference_{backend}"
