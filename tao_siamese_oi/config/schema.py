@@ -299,6 +299,11 @@ class EvaluateConfig(ScoringConfig):
     target_recall: float | None = opt(
         None, min=0.0, max=100.0, help="if set, calibrate for the fewest false alarms at this recall % instead"
     )
+    calibrate_by: str | None = opt(
+        None,
+        help="a CSV column (e.g. component_type): train calibrates a threshold per value with enough validation "
+        "pairs, the global one for the rest; evaluate and inference decide each row by its value's",
+    )
     report: bool = opt(True, help="write report.html: metrics, plots, missed defects and worst false alarms")
     report_misses: int = opt(-1, min=-1, help="missed defects shown in the report, most confident first (-1 = all)")
     report_false_alarms: int = opt(50, min=0, help="false alarms shown in the report, highest score first")

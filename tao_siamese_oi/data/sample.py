@@ -118,6 +118,7 @@ def make_sample_dataset(
                     "object_name": _designator(slot),
                     "label": label,
                     "defect_type": "" if label == "PASS" else label,
+                    "component_type": _kind(slot),  # a part family, for evaluate.calibrate_by
                 }
             )
         csvs[split] = out / f"{split}.csv"

@@ -11,7 +11,7 @@ from tao_siamese_oi.config.schema import ExperimentConfig
 from tao_siamese_oi.data.transforms import Normalizer, layout_from_config
 from tao_siamese_oi.engine.callbacks import BAR_LOSS
 from tao_siamese_oi.engine.distributed import gather_objects
-from tao_siamese_oi.model.calibration import calibrate
+from tao_siamese_oi.model.calibration import calibrate, calibrate_groups
 from tao_siamese_oi.model.heatmap import PAIRWISE_EPS, cell_distances
 from tao_siamese_oi.model.loss import contrastive_loss
 from tao_siamese_oi.model.metrics import RATES_LOGGED, inspection_metrics
@@ -56,6 +56,7 @@ class SiameseModule(L.LightningModule):
         # (row indices, scores, cell maps or None) of every process; cell maps when heatmap_grid is set
         self.predictions: tuple | None = None
         self.heatmap_grid: tuple[int, int] | None = None
+        self.calibration_groups: tuple[str, np.ndarray] | None = None  # set by train for evaluate.calibrate_by
 
     @classmethod
     def from_config(cls, cfg: ExperimentConfig, optim: dict | None = None) -> "SiameseModule":
@@ -133,13 +134,17 @@ class SiameseModule(L.LightningModule):
             if metrics[name] is not None:
                 self.log(f"{stage}_{name}", metrics[name], prog_bar=stage == "val" and name == "auroc")
         if stage == "val":
-            self._calibrate(scores, labels)
+            self._calibrate(scores, labels, merged[2].astype(np.int64))
 
-    def _calibrate(self, scores, labels) -> None:
-        calibration = calibrate(scores, labels, self.hparams["target_fpr"], self.hparams["target_recall"])
+    def _calibrate(self, scores, labels, rows) -> None:
+        targets = (self.hparams["target_fpr"], self.hparams["target_recall"])
+        calibration = calibrate(scores, labels, *targets)
         if calibration is None:
             return
         self.calibration = {**calibration, "epoch": self.current_epoch, "split": "validation"}
+        if self.calibration_groups is not None:  # evaluate.calibrate_by: (column, each validation row's value)
+            column, values = self.calibration_groups
+            self.calibration["by_group"] = calibrate_groups(scores, labels, values[rows], column, *targets)
         self.log("val_calibrated_threshold", calibration["threshold"])
         for name in ("fpr", "recall"):
             if calibration[name] is not None:

@@ -70,3 +70,43 @@ def calibrate(scores, labels, target_fpr: float | None = None, target_recall: fl
 
 def _arrays(scores, labels) -> tuple[np.ndarray, np.ndarray]:
     return np.asarray(scores, dtype=np.float64), np.asarray(labels).astype(bool)
+
+
+def calibrate_groups(
+    scores, labels, groups, column: str, target_fpr: float | None = None, target_recall: float | None = None
+) -> dict:
+    """A threshold per value of ``groups`` (one per pair) that has enough pairs to show the target, calibrated as
+    :func:`calibrate` does on its pairs alone; the others keep the global threshold. "Enough" is the rule of
+    model/statistics.py: the target class's pairs must be at least the fewest that can show the target rate at
+    all (a 1 % FPR: 368 PASS pairs), else the group's own threshold would be noise."""
+    from tao_siamese_oi.model.statistics import pairs_to_show
+
+    scores, labels = _arrays(scores, labels)
+    groups = np.asarray(groups, dtype=object).astype(str)
+    if target_recall is not None:
+        needed, counted = pairs_to_show(100.0 - target_recall), "num_fail"
+    else:
+        needed, counted = pairs_to_show(DEFAULT_TARGET_FPR if target_fpr is None else target_fpr), "num_pass"
+    thresholds, too_small = {}, {}
+    for value in sorted(set(groups.tolist())):  # plain str keys: a checkpoint holds no numpy objects
+        mine = groups == value
+        own = calibrate(scores[mine], labels[mine], target_fpr, target_recall)
+        counts = {"num_pass": int((~labels[mine]).sum()), "num_fail": int(labels[mine].sum())}
+        if own is not None and counts[counted] >= needed:
+            thresholds[value] = own
+        else:
+            too_small[value] = counts
+    return {"column": column, "needed": {counted: needed}, "thresholds": thresholds, "global_for": too_small}
+
+
+def row_thresholds(frame, calibration: dict | None, threshold: float):
+    """Each row's decision threshold: its group's (``calibration["by_group"]``) where the row's value has one, else
+    ``threshold``; a plain float when the model has no per-group thresholds."""
+    by_group = (calibration or {}).get("by_group")
+    if not by_group or not by_group.get("thresholds"):
+        return threshold
+    column = by_group["column"]
+    if column not in frame.columns:
+        return threshold
+    own = {value: entry["threshold"] for value, entry in by_group["thresholds"].items()}
+    return frame[column].astype(str).map(own).fillna(threshold).to_numpy(dtype=np.float64)

@@ -64,7 +64,7 @@ def threshold_metrics(scores, labels, threshold: float) -> dict:
     """The metrics that depend on the decision threshold: counts, TAO's four, fpr, recall, precision, f1."""
     scores = np.asarray(scores, dtype=np.float64)
     labels = np.asarray(labels).astype(bool)
-    flagged = scores > threshold
+    flagged = scores > threshold  # a threshold per row (per-group calibration) works the same
     total, num_fail = len(labels), int(labels.sum())
     num_pass = total - num_fail
     tp = int((flagged & labels).sum())
@@ -75,7 +75,7 @@ def threshold_metrics(scores, labels, threshold: float) -> dict:
         "num_pairs": total,
         "num_pass": num_pass,
         "num_fail": num_fail,
-        "threshold": float(threshold),
+        "threshold": float(threshold) if np.ndim(threshold) == 0 else None,
         "total_accuracy": pct(tp + tn, total),
         "defect_accuracy": pct(tp, num_fail) if num_fail else None,
         "false_alarm": pct(fp, num_pass) if num_pass else None,

@@ -9,6 +9,7 @@ import numpy as np
 import pandas as pd
 
 from tao_siamese_oi.config.schema import ExperimentConfig
+from tao_siamese_oi.model.calibration import row_thresholds
 from tao_siamese_oi.model.metrics import inspection_metrics, tao_test_kpis, threshold_metrics
 from tao_siamese_oi.tasks.common import (
     HEATMAPS_FILE,
@@ -53,7 +54,9 @@ def run(cfg: ExperimentConfig, out: Path, status) -> dict | None:
     threshold, source = decision_threshold(cfg.evaluate, cfg.model.margin, calibration)
     frame = dataset.table.frame.copy()
     types = defect_types(frame, labels)
-    metrics = inspection_metrics(scores, labels, threshold, types)
+    thresholds = row_thresholds(frame, calibration, threshold) if source == "calibrated" else threshold
+    metrics = inspection_metrics(scores, labels, thresholds, types)
+    metrics["threshold"] = threshold  # the global one; per-group ones are in calibration.by_group
     margin = cfg.model.margin
     at_margin = threshold_metrics(scores, labels, margin)
     metrics.update(
@@ -68,7 +71,7 @@ def run(cfg: ExperimentConfig, out: Path, status) -> dict | None:
         log.warning(line)
 
     frame["siamese_score"] = scores
-    flagged = scores > threshold
+    flagged = scores > thresholds
     frame["decision"] = np.where(flagged, "FAIL", "PASS")
     frame["outcome"] = outcomes(flagged, np.asarray(labels).astype(bool))
     if "defect_type" not in frame.columns:
@@ -79,7 +82,7 @@ def run(cfg: ExperimentConfig, out: Path, status) -> dict | None:
     atomic_write_text(out / "metrics.json", json.dumps(metrics, indent=2) + "\n")
     plots = write_plots(out, scores, labels, metrics)
     if cfg.evaluate.report:
-        report = write_report(cfg, out, frame, scores, threshold, metrics, scored)
+        report = write_report(cfg, out, frame, scores, thresholds, metrics, scored)
         log.info("Wrote %s (%.1f MB)", report, report.stat().st_size / 2**20)
 
     log.info(

@@ -7,6 +7,7 @@ from pathlib import Path
 import numpy as np
 
 from tao_siamese_oi.config.schema import ExperimentConfig
+from tao_siamese_oi.model.calibration import row_thresholds
 from tao_siamese_oi.tasks.common import (
     HEATMAPS_FILE,
     check_scoring_inputs,
@@ -44,10 +45,11 @@ def run(cfg: ExperimentConfig, out: Path, status) -> dict | None:
     threshold, source = decision_threshold(cfg.inference, cfg.model.margin, calibration)
     frame = dataset.table.frame.copy()
     frame["siamese_score"] = scores
-    frame["decision"] = np.where(scores > threshold, "FAIL", "PASS")
+    thresholds = row_thresholds(frame, calibration, threshold) if source == "calibrated" else threshold
+    frame["decision"] = np.where(scores > thresholds, "FAIL", "PASS")
     maps = write_heatmaps(frame, scored, out)
     path = atomic_write(out / INFERENCE_CSV, lambda tmp: frame.to_csv(tmp, index=False))
-    flagged = int((scores > threshold).sum())
+    flagged = int((scores > thresholds).sum())
     log.info(
         "Scored %d pairs at %.1f pairs/s, %d FAIL at threshold %.4f (%s); wrote %s",
         len(frame),

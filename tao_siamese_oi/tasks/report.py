@@ -35,9 +35,11 @@ th{background:#f3f3f3} td:first-child,th:first-child{text-align:left} .plots img
 
 
 def write_report(
-    cfg: ExperimentConfig, out: Path, frame, scores: np.ndarray, threshold: float, metrics: dict, scored
+    cfg: ExperimentConfig, out: Path, frame, scores: np.ndarray, thresholds, metrics: dict, scored
 ) -> Path:
-    """report.html in ``out`` for an evaluation (``frame``: evaluate.csv's rows; ``scored``: the SplitScores)."""
+    """report.html in ``out`` for an evaluation (``frame``: evaluate.csv's rows; ``thresholds``: the decision
+    threshold, or one per row with per-group calibration; ``scored``: the SplitScores)."""
+    threshold = np.broadcast_to(np.asarray(thresholds, dtype=np.float64), scores.shape)
     misses = _worst(frame, scores, "FN", ascending=True, cap=cfg.evaluate.report_misses)
     false_alarms = _worst(frame, scores, "FP", ascending=False, cap=cfg.evaluate.report_false_alarms)
     tiles = _Tiles(cfg, scored)
@@ -45,7 +47,7 @@ def write_report(
         f"<!doctype html><html lang='en'><head><meta charset='utf-8'><title>Evaluation report</title>"
         f"<style>{STYLE}</style></head><body>",
         "<h1>Evaluation report</h1>",
-        _summary(metrics, threshold),
+        _summary(metrics, metrics["threshold"]),
         _plots(out),
         _defect_table(metrics),
         _gallery("missed", "Missed defects", misses, (frame["outcome"] == "FN").sum(), frame, scores, threshold, tiles),
@@ -134,7 +136,7 @@ def _gallery(anchor, title, rows: list[int], total: int, frame, scores, threshol
     return f"<section id='{anchor}' data-count='{len(rows)}'><h2>{title} ({shown})</h2>{cards}</section>"
 
 
-def _card(index: int, frame, scores, threshold: float, tiles) -> str:
+def _card(index: int, frame, scores, threshold: np.ndarray, tiles) -> str:
     row = frame.iloc[index]
     extra = [
         f"{html.escape(str(k))}={html.escape(str(v))}"
@@ -144,7 +146,8 @@ def _card(index: int, frame, scores, threshold: float, tiles) -> str:
     meta = (
         f"<div class='meta'><b>{html.escape(str(row['object_name']))}</b> &middot; CSV line {index + 2} &middot; "
         f"label {html.escape(str(row['label']))} &middot; score {scores[index]:.4f} "
-        f"(margin {scores[index] - threshold:+.4f})<br>{' &middot; '.join(extra)}</div>"
+        f"(margin {scores[index] - threshold[index]:+.4f} to {threshold[index]:.4f})<br>"
+        f"{' &middot; '.join(extra)}</div>"
     )
     return f"<div class='pair' data-row='{index}'>{meta}{tiles.for_row(index)}</div>"
 

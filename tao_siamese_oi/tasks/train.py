@@ -24,7 +24,7 @@ from tao_siamese_oi.engine.callbacks import (
 from tao_siamese_oi.engine.distributed import trainer_devices
 from tao_siamese_oi.engine.module import SiameseModule
 from tao_siamese_oi.engine.tracking import finish_tracking, wandb_logger
-from tao_siamese_oi.errors import ConfigError
+from tao_siamese_oi.errors import ConfigError, DataError
 from tao_siamese_oi.model.metrics import EPOCH_METRICS
 from tao_siamese_oi.tasks.common import measurability
 from tao_siamese_oi.tasks.lifecycle import tracked_task
@@ -48,6 +48,7 @@ def preflight(cfg: ExperimentConfig) -> None:
     if not cfg.dataset.validation_dataset.csv_path:
         log.warning("dataset.validation_dataset is not set: training without validation.")
     check_monitor(cfg)
+    check_calibrate_by(cfg)
     pretrained = cfg.train.pretrained_model_path
     if pretrained:
         read_checkpoint(check_model_file(pretrained, "train.pretrained_model_path"), cfg.encryption_key)
@@ -65,6 +66,24 @@ def monitorable(has_validation: bool) -> list[str]:
         names += [f"val_{name}" for name in EPOCH_METRICS]
         names += [f"val_calibrated_{name}" for name in ("threshold", "fpr", "recall")]
     return names
+
+
+def check_calibrate_by(cfg: ExperimentConfig) -> None:
+    """evaluate.calibrate_by names a column of the validation CSV (the pairs the thresholds are calibrated on)."""
+    column = cfg.evaluate.calibrate_by
+    if not column:
+        return
+    if not cfg.dataset.validation_dataset.csv_path:
+        raise ConfigError(
+            f"evaluate.calibrate_by={column} calibrates on the validation set, and dataset.validation_dataset is "
+            "not set; set it, or remove evaluate.calibrate_by"
+        )
+    table = PairDataModule(cfg.dataset, seed=cfg.train.seed).dataset("validation").table
+    if column not in table.frame.columns:
+        raise DataError(
+            f"pair CSV {table.csv_path} has no column {column} (evaluate.calibrate_by); its columns: "
+            f"{', '.join(table.frame.columns)}"
+        )
 
 
 def check_monitor(cfg: ExperimentConfig) -> None:
@@ -111,6 +130,10 @@ def run(cfg: ExperimentConfig, out: Path, status) -> dict | None:
     if has_validation:
         datamodule.dataset("validation")
     module = build_module(cfg)
+    column = cfg.evaluate.calibrate_by
+    if column and has_validation:
+        frame = datamodule.dataset("validation").table.frame
+        module.calibration_groups = (column, frame[column].astype(str).to_numpy(dtype=object))
     throughput = ThroughputAndStatus(status)
     loggers = training_loggers(cfg, out)
     trainer = build_trainer(cfg.train, out, throughput, has_validation, cfg.encryption_key, loggers=loggers)
@@ -136,6 +159,7 @@ def run(cfg: ExperimentConfig, out: Path, status) -> dict | None:
         "calibration": module.calibration,
     }
     log_calibration(module.calibration)
+    log_group_calibration((module.calibration or {}).get("by_group"))
     if module.calibration is not None:
         for line in measurability(cfg, module.calibration, "the validation set"):
             log.warning(line)
@@ -167,6 +191,22 @@ def log_calibration(calibration: dict | None) -> None:
         target,
         _percent(calibration["fpr"]),
         _percent(calibration["recall"]),
+    )
+
+
+def log_group_calibration(by_group: dict | None) -> None:
+    if not by_group:
+        return
+    own = ", ".join(f"{value} {entry['threshold']:.4f}" for value, entry in by_group["thresholds"].items())
+    ((counted, needed),) = by_group["needed"].items()
+    rest = ", ".join(f"{value} ({counts[counted]})" for value, counts in by_group["global_for"].items())
+    log.info(
+        "Per-%s thresholds: %s%s",
+        by_group["column"],
+        own or "none",
+        f"; the global one for {rest}: fewer than {needed} {counted.split('_')[1].upper()} validation pairs each"
+        if rest
+        else "",
     )
 
 
