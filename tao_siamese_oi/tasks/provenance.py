@@ -30,9 +30,11 @@ def _sha256(path: str, size: int, mtime_ns: int) -> str:  # keyed by identity: a
 def provenance(cfg, out: Path, model_file, data_csv=None) -> dict:
     """``out``: the run's results folder, whose experiment.yaml (the resolved spec, secrets redacted, written by
     every task before it runs) is the spec that is hashed."""
+    from tao_siamese_oi.pretrained import builtin_path, is_builtin
+
     record = {
-        "model_file": str(model_file),
-        "model_sha256": file_sha256(model_file),
+        "model_file": str(model_file),  # builtin:<name> stays the name; its hash is the shipped file's
+        "model_sha256": file_sha256(builtin_path(model_file) if is_builtin(model_file) else model_file),
         "model_type": cfg.model.model_type,
         "package": f"tao_siamese_oi {__version__}",
         "spec_sha256": file_sha256(Path(out) / "experiment.yaml"),

@@ -50,3 +50,18 @@ def test_the_job_service_lists_it_as_a_base_experiment():
     entry = next(e for e in base_experiments(plugins) if e["name"] == "Siamese_Grid, pretrained on DeepPCB")
     default = schema(plugins, "train", "", entry["id"])["default"]
     assert default["train"]["pretrained_model_path"] == BUILTIN and default["model"]["model_type"] == "Siamese_Grid"
+
+
+@pytest.mark.slow
+def test_evaluate_scores_with_the_builtin_model_and_records_its_hash(tiny_data, tmp_path):
+    import hashlib
+    import json
+
+    spec = tiny_spec_dict(tiny_data, tmp_path / "results")
+    spec["model"] = {"model_type": "Siamese_Grid", "embedding_vectors": 5}
+    path = tmp_path / "spec.yaml"
+    path.write_text(yaml.safe_dump(spec))
+    assert run_action(["evaluate", "-e", str(path), f"evaluate.checkpoint={BUILTIN}"]) == 0
+    recorded = json.loads((tmp_path / "results" / "evaluate" / "metrics.json").read_text())["provenance"]
+    shipped = check_model_file(BUILTIN, "x").read_bytes()
+    assert recorded["model_file"] == BUILTIN and recorded["model_sha256"] == hashlib.sha256(shipped).hexdigest()
