@@ -59,6 +59,7 @@ def test_evaluate_scores_with_the_builtin_model_and_records_its_hash(tiny_data, 
 
     spec = tiny_spec_dict(tiny_data, tmp_path / "results")
     spec["model"] = {"model_type": "Siamese_Grid", "embedding_vectors": 5}
+    spec["dataset"].update(image_width=32, image_height=32, alignment={"enable": True, "max_shift": 12})  # as made
     path = tmp_path / "spec.yaml"
     path.write_text(yaml.safe_dump(spec))
     assert run_action(["evaluate", "-e", str(path), f"evaluate.checkpoint={BUILTIN}"]) == 0
