@@ -67,7 +67,7 @@ def offcentre_split(data: Path, root: Path, seed: int = 0) -> Path:
 
     rng = np.random.default_rng(seed)
     boards = {f"{b.group}/{b.image_id}": b for b in read_list(deeppcb_root(), "test.txt")}
-    frame = pd.read_csv(data / "test.csv", keep_default_na=False)
+    frame = pd.read_csv(data / "test.csv", dtype={"object_name": str, "defect_type": str})
     fails = frame[frame["label"] != "PASS"].copy()
     out = root / "offcentre"
     for index, row in fails.iterrows():
