@@ -34,7 +34,7 @@ def with_design(data: Path, folder: Path) -> dict[str, Path]:
 
 def rates(folder: Path) -> dict:
     """FPR and recall overall and per design, from evaluate.csv's decisions."""
-    frame = pd.read_csv(folder / "evaluate.csv", keep_default_na=False)
+    frame = pd.read_csv(folder / "evaluate.csv", keep_default_na=False, dtype={"design": str})  # 00041, not 41
     result = {}
     for name, part in [("all", frame), *frame.groupby("design")]:
         passes, fails = part[part["label"] == "PASS"], part[part["label"] != "PASS"]
