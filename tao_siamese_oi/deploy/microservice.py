@@ -3,9 +3,12 @@ model kept loaded, and each distinct golden embedded once (the golden-embedding 
 requests).
 
 A request is ``{"input": [data URIs]}`` (a list, or the JSON text of one, as the TAO Client's
-``inference-request --input`` sends it): the input's lights in the spec's light order, then the golden's. The
-answer is the score (distance to the golden), the decision at the model's calibrated threshold, and whether the
-golden came from the cache. Bad requests raise ValueError with one line (the microservice answers 400).
+``inference-request --input`` sends it): the input's lights in the spec's light order, then the golden's; with a
+model calibrated per group (``evaluate.calibrate_by``), the request may name its group under that column's name
+(``{"component_type": "R"}``). The answer is the score (distance to the golden), the decision at the model's
+calibrated threshold (the group's, when it has one), whether the golden came from the cache, and, for
+Siamese_Grid, the heatmap: the cell distances and the strongest cell (model/heatmap.py). Bad requests raise
+ValueError with one line (the microservice answers 400).
 """
 
 import base64
@@ -27,6 +30,7 @@ def predictor(model_dir: Path):
     from tao_siamese_oi.config import load_config
     from tao_siamese_oi.data.align import align_to_golden
     from tao_siamese_oi.data.transforms import Normalizer, concat_lights, layout_from_config, light_views
+    from tao_siamese_oi.model.heatmap import PAIRWISE_EPS, cell_distances, heatmap_geometry
 
     cfg = load_config(Path(model_dir) / "spec.yaml")  # the training job's spec (its key comes from the environment)
     network, calibration = load_network(cfg, Path(cfg.train.results_dir) / "oi_model_latest.pth")
@@ -34,6 +38,9 @@ def predictor(model_dir: Path):
     normalize = Normalizer.from_config(cfg.dataset)
     threshold = float(calibration["threshold"]) if calibration else float(cfg.model.margin)
     source = "calibrated" if calibration else "margin"
+    by_group = (calibration or {}).get("by_group") or {}
+    group_thresholds = {value: entry["threshold"] for value, entry in by_group.get("thresholds", {}).items()}
+    geometry = heatmap_geometry(cfg.model.model_type, layout)
     goldens: dict[str, torch.Tensor] = {}
 
     def side(encoded: list[bytes], first: int) -> np.ndarray:
@@ -60,14 +67,26 @@ def predictor(model_dir: Path):
         if alignment is not None and golden is not None:
             views = functools.partial(light_views, layout=layout)
             align_to_golden(image, golden, views, alignment.max_shift, alignment.tiles, alignment.tile_shift)
-        distance = float(torch.linalg.vector_norm(embed(image) - goldens[golden_key]))
-        return {
+        difference = (embed(image) - goldens[golden_key] + PAIRWISE_EPS).double().numpy()
+        distance = float(np.linalg.norm(difference))  # as every other backend: ||input - golden + eps||
+        group = request.get(by_group["column"]) if by_group else None
+        own = group_thresholds.get(str(group)) if group is not None else None
+        decided_at = threshold if own is None else float(own)
+        answer: dict = {
             "score": distance,
-            "decision": "FAIL" if distance > threshold else "PASS",
-            "threshold": threshold,
-            "threshold_source": source,
+            "decision": "FAIL" if distance > decided_at else "PASS",
+            "threshold": decided_at,
+            "threshold_source": source if own is None else f"calibrated for {by_group['column']}={group}",
             "golden_cached": cached,
         }
+        if geometry is not None:
+            cells = cell_distances(difference[None], geometry.grid)[0]
+            light, x, y = geometry.hotspot(cells)
+            answer["heatmap"] = {
+                "cell_distances": np.round(cells, 6).tolist(),
+                "hotspot": {"light": light, "x": x, "y": y},
+            }
+        return answer
 
     return predict
 

@@ -1,6 +1,7 @@
 """evaluate.calibrate_by through the tasks: train stores a threshold per part family, evaluate and inference (and
 the ONNX export's sidecar, so the onnxruntime backend) decide each row by its family's threshold."""
 
+import base64
 import json
 
 import numpy as np
@@ -51,6 +52,24 @@ def test_each_family_is_decided_by_its_own_threshold(tmp_path, capsys):
         assert run_action(argv) == 0
         decisions[backend] = pd.read_csv(out / "inference.csv")["decision"].tolist()
     assert decisions["onnxruntime"] == decisions["pytorch"] == frame["decision"].tolist()
+
+    # The job service's inference microservice decides a request by the group it names.
+    from tao_siamese_oi.deploy.microservice import predictor
+
+    predict = predictor(tmp_path)  # the folder of spec.yaml, whose train.results_dir holds the model
+    row = frame.iloc[0]
+    lights = ("LowAngleLight", "SolderLight", "UniformLight", "WhiteLight")
+    images = [
+        data / "images" / side / f"{row['object_name']}_{light}.jpg"
+        for side in (row["input_path"], row["golden_path"])
+        for light in lights
+    ]
+    uris = ["data:image/jpeg;base64," + base64.b64encode(path.read_bytes()).decode() for path in images]
+    family = str(row["component_type"])
+    answer = predict({"input": uris, "component_type": family})
+    assert answer["threshold"] == own.get(family, metrics["threshold"])
+    assert answer["score"] == pytest.approx(row["siamese_score"], rel=1e-4)
+    assert predict({"input": uris})["threshold"] == metrics["threshold"]  # no group named: the global one
 
 
 def test_calibrate_by_a_column_the_validation_csv_lacks_is_refused_before_training(tiny_data, tmp_path, capsys):

@@ -206,6 +206,9 @@ def test_the_microservice_registers_the_input_as_training_did(tmp_path, enable):
     shifted = predict({"input": [moved, golden]})
     assert same["score"] < 1e-3 and shifted["golden_cached"]
     assert (shifted["score"] < 1e-3) == enable  # registered: the moved crop is the golden again
+    cells = np.array(shifted["heatmap"]["cell_distances"])  # Siamese_Grid: the answer carries the map
+    assert cells.shape == (4, 4) and np.sqrt((cells**2).sum()) == pytest.approx(shifted["score"], rel=1e-4)
+    assert shifted["heatmap"]["hotspot"]["light"] == "" and 0 < shifted["heatmap"]["hotspot"]["x"] < 1
 
 
 def test_a_warp_bends_smoothly_within_its_amplitude():
