@@ -1,6 +1,7 @@
 """inference: score the infer split; write inference.csv = the input CSV + siamese_score + decision, same rows,
 same order."""
 
+import json
 import logging
 from pathlib import Path
 
@@ -18,16 +19,17 @@ from tao_siamese_oi.tasks.common import (
 )
 from tao_siamese_oi.tasks.lifecycle import tracked_task
 from tao_siamese_oi.tasks.provenance import provenance
-from tao_siamese_oi.utils.files import atomic_write
+from tao_siamese_oi.utils.files import atomic_write, atomic_write_text
 
 log = logging.getLogger("tao_siamese_oi")
 
 
 INFERENCE_CSV = "inference.csv"
+INFERENCE_METADATA = "inference.json"
 
 
 def outputs(cfg: ExperimentConfig, out: Path) -> list[Path]:
-    return [out / INFERENCE_CSV, out / HEATMAPS_FILE]
+    return [out / INFERENCE_CSV, out / INFERENCE_METADATA, out / HEATMAPS_FILE]
 
 
 def preflight(cfg: ExperimentConfig) -> None:
@@ -59,7 +61,7 @@ def run(cfg: ExperimentConfig, out: Path, status) -> dict | None:
         source,
         path,
     )
-    return {
+    result = {
         "num_pairs": len(frame),
         "pairs_per_second": round(speed, 1),
         "num_fail_decisions": flagged,
@@ -69,3 +71,6 @@ def run(cfg: ExperimentConfig, out: Path, status) -> dict | None:
         "heatmaps": str(maps) if maps else None,
         "provenance": provenance(cfg, out, model_file, dataset.table.csv_path),
     }
+    # inference.csv's metadata, beside it (a CSV has no place for it): what produced it, how it was decided.
+    atomic_write_text(out / INFERENCE_METADATA, json.dumps(result, indent=2) + "\n")
+    return result

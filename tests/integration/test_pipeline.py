@@ -160,6 +160,13 @@ def test_inference_keeps_rows_order_and_columns(pipeline):
     evaluated = pd.read_csv(pipeline["results"] / "evaluate" / "evaluate.csv")
     np.testing.assert_allclose(scored["siamese_score"], evaluated["siamese_score"], rtol=1e-5)
     assert scored["decision"].tolist() == evaluated["decision"].tolist()  # both decide at the stored threshold
+    # inference.csv's metadata beside it: the model and data it came from, and how it was decided.
+    meta = json.loads((pipeline["results"] / "inference" / "inference.json").read_text())
+    checkpoint = pipeline["results"] / "train" / "oi_model_latest.pth"
+    assert meta["provenance"]["model_sha256"] == hashlib.sha256(checkpoint.read_bytes()).hexdigest()
+    test_csv = (pipeline["data"] / "test.csv").read_bytes()
+    assert meta["provenance"]["data_csv_sha256"] == hashlib.sha256(test_csv).hexdigest()
+    assert meta["inference_csv"].endswith("inference.csv") and meta["threshold_source"] == "calibrated"
 
 
 def test_export_is_checked_dynamic_and_matches_pytorch(pipeline):
