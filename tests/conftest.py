@@ -108,3 +108,32 @@ def tiny_grid_model(tiny_data, tmp_path_factory) -> dict:
     path.write_text(yaml.safe_dump(spec))
     assert run_action(["train", "-e", str(path)]) == 0
     return {"spec": path, "results": root / "results", "checkpoint": root / "results" / "train" / "oi_model_latest.pth"}
+
+
+@pytest.fixture(scope="session")
+def docker_engine():
+    """The Docker engine .ci/run starts (DOCKER_HOST), or a skip saying so; a long timeout for image builds."""
+    docker = pytest.importorskip("docker")
+    try:
+        engine = docker.from_env(timeout=600)
+        engine.ping()
+    except Exception as exc:  # noqa: BLE001
+        pytest.skip(f"no Docker engine reachable ({type(exc).__name__}); .ci/run starts one")
+    return engine
+
+
+LIBSTDCXX = Path("/usr/lib/x86_64-linux-gnu/libstdc++.so.6")  # torch needs it; the engine's Python image lacks it
+
+
+@pytest.fixture(scope="session")
+def py_base_image(docker_engine) -> str:
+    """The engine's Debian Python image (start_engine.sh builds it), checked with this machine's libstdc++ that
+    the test images add to it; a skip naming what is missing."""
+    name = os.environ.get("PY_IMAGE", "local/python:test")
+    try:
+        docker_engine.images.get(name)
+    except Exception:  # noqa: BLE001
+        pytest.skip(f"base image {name} missing; ../shared/tools/docker-engine/start_engine.sh builds it")
+    if not LIBSTDCXX.exists():
+        pytest.skip(f"{LIBSTDCXX} (torch needs it; the engine's Python image lacks it) is not on this machine")
+    return name

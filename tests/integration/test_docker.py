@@ -20,12 +20,11 @@ from pathlib import Path
 import pytest
 import yaml
 
-from tests.conftest import cli, tiny_spec_dict
+from tests.conftest import LIBSTDCXX, cli, tiny_spec_dict
 
 pytestmark = [pytest.mark.docker, pytest.mark.slow]
 ROOT = Path(__file__).resolve().parents[2]
 IMAGE = "local/tao-siamese-oi:test"
-LIBSTDCXX = Path("/usr/lib/x86_64-linux-gnu/libstdc++.so.6")
 # `python -m MODULE ARGS` with the test's environment on the path: the job service's wrapper in the image.
 PYTHON_WRAPPER = """#!/bin/sh
 exec python3 -c 'import os, runpy, site, sys; site.addsitedir(os.environ["OI_SITE"]); module = sys.argv[2]; \
@@ -38,25 +37,13 @@ from tao_siamese_oi.entry_points.optical_inspection import main; main()' "$@"
 
 
 @pytest.fixture(scope="module")
-def client():
-    docker = pytest.importorskip("docker")
-    try:
-        engine = docker.from_env(timeout=10)
-        engine.ping()
-    except Exception as exc:  # noqa: BLE001
-        pytest.skip(f"no Docker engine reachable ({type(exc).__name__}); .ci/run starts one")
-    return engine
+def client(docker_engine):
+    return docker_engine
 
 
 @pytest.fixture(scope="module")
-def image(client):
-    base = os.environ.get("PY_IMAGE", "local/python:test")
-    try:
-        client.images.get(base)
-    except Exception:  # noqa: BLE001
-        pytest.skip(f"base image {base} missing; ../shared/tools/docker-engine/start_engine.sh builds it")
-    if not LIBSTDCXX.exists():
-        pytest.skip(f"{LIBSTDCXX} (needed by torch in the test image) is not on this machine")
+def image(client, py_base_image):
+    base = py_base_image
     context = io.BytesIO()
     with tarfile.open(fileobj=context, mode="w") as tar:
         dockerfile = (

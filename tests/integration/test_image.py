@@ -14,14 +14,13 @@ from pathlib import Path
 import pytest
 import yaml
 
-from tests.conftest import tiny_spec_dict
+from tests.conftest import LIBSTDCXX, tiny_spec_dict
 
 pytestmark = [pytest.mark.docker, pytest.mark.slow]
 ROOT = Path(__file__).resolve().parents[2]
 BASE = "local/python-pip:test"
 IMAGE = "local/tao-siamese-oi:cpu-test"
 WHEELS = Path(os.environ.get("OI_WHEELS", Path.home() / ".cache" / "tao_siamese_oi_wheels"))
-LIBSTDCXX = Path("/usr/lib/x86_64-linux-gnu/libstdc++.so.6")
 
 
 def _tar(files: dict[str, Path | bytes]) -> io.BytesIO:
@@ -38,14 +37,8 @@ def _tar(files: dict[str, Path | bytes]) -> io.BytesIO:
 
 
 @pytest.fixture(scope="module")
-def client():
-    docker = pytest.importorskip("docker")
-    try:
-        engine = docker.from_env(timeout=600)
-        engine.ping()
-    except Exception as exc:  # noqa: BLE001
-        pytest.skip(f"no Docker engine reachable ({type(exc).__name__}); .ci/run starts one")
-    return engine
+def client(docker_engine):
+    return docker_engine
 
 
 def _wheels() -> list[Path]:
@@ -62,14 +55,8 @@ def _wheels() -> list[Path]:
 
 
 @pytest.fixture(scope="module")
-def image(client):
-    py_image = os.environ.get("PY_IMAGE", "local/python:test")
-    try:
-        client.images.get(py_image)
-    except Exception:  # noqa: BLE001
-        pytest.skip(f"base image {py_image} missing; ../shared/tools/docker-engine/start_engine.sh builds it")
-    if not LIBSTDCXX.exists():
-        pytest.skip(f"{LIBSTDCXX} (torch needs it; the engine's Python image lacks it) is not on this machine")
+def image(client, py_base_image):
+    py_image = py_base_image
     wheels = _wheels()
     pip = next(w for w in wheels if w.name.startswith("pip-"))
     # The stand-in for python:3.11-slim: the engine's Debian Python, libstdc++ and pip (run from its own wheel),
