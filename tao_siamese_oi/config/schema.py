@@ -402,7 +402,7 @@ class ValidateConfig(Sealed):
 
 @dataclass
 class ExperimentConfig(Sealed):
-    model_name: str = opt("optical_inspection", help="accepted for TAO specs")
+    model_name: str = opt("optical_inspection", help="accepted for TAO specs; a label only", inert=True)
     encryption_key: str | None = opt(None, help="never written to saved configs or logs")
     results_dir: str = opt("results", help="root of every task's outputs", path=True)
     wandb: WandbConfig = section(WandbConfig)
