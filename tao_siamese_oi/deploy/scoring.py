@@ -12,7 +12,7 @@ from torch.utils.data import DataLoader
 
 from tao_siamese_oi.data.dataset import pass_batch
 from tao_siamese_oi.data.transforms import Normalizer
-from tao_siamese_oi.model.heatmap import PAIRWISE_EPS, cell_distances
+from tao_siamese_oi.model.heatmap import cell_distances, nearest_golden
 from tao_siamese_oi.utils.progress import progress
 
 
@@ -35,13 +35,10 @@ def score_pairs(dataset, embed, normalize: Normalizer, batch_size: int, workers:
         else:
             count, num_golden = goldens.shape[:2]
             references = embed(normalize(goldens.flatten(0, 1)).numpy()).reshape(count, num_golden, -1)
-        differences = inputs[:, None, :] - references + PAIRWISE_EPS
-        distances = np.linalg.norm(differences, axis=-1)
-        nearest = distances.argmin(axis=1)
-        rows = np.arange(len(nearest))
-        scores[indices.numpy()] = distances[rows, nearest]
+        distances, differences = nearest_golden(inputs, references)
+        scores[indices.numpy()] = distances
         if heatmaps is not None:
-            heatmaps[indices.numpy()] = cell_distances(differences[rows, nearest], grid)
+            heatmaps[indices.numpy()] = cell_distances(differences, grid)
     return scores, heatmaps
 
 

@@ -12,7 +12,7 @@ from tao_siamese_oi.data.transforms import Normalizer, layout_from_config
 from tao_siamese_oi.engine.callbacks import BAR_LOSS
 from tao_siamese_oi.engine.distributed import gather_objects
 from tao_siamese_oi.model.calibration import calibrate, calibrate_groups
-from tao_siamese_oi.model.heatmap import PAIRWISE_EPS, cell_distances
+from tao_siamese_oi.model.heatmap import cell_distances, nearest_golden
 from tao_siamese_oi.model.loss import contrastive_loss
 from tao_siamese_oi.model.metrics import RATES_LOGGED, inspection_metrics
 from tao_siamese_oi.model.networks import GridEmbeddingNetwork, create_model, pair_distance, recorded_grid_pool
@@ -183,12 +183,9 @@ class SiameseModule(L.LightningModule):
         batch_size, num_golden = golden.shape[:2]
         inputs = self.model.embed(image)  # type: ignore[operator]
         references = self.model.embed(golden.flatten(0, 1)).view(batch_size, num_golden, -1)  # type: ignore[operator]
-        differences = (inputs.unsqueeze(1) - references + PAIRWISE_EPS).double().cpu().numpy()
-        distances = np.linalg.norm(differences, axis=-1)
-        nearest = distances.argmin(axis=1)
-        rows = np.arange(batch_size)
-        maps = cell_distances(differences[rows, nearest], self.heatmap_grid)
-        self._predicted.append((index.cpu().numpy(), distances[rows, nearest].astype(np.float32), maps))
+        distances, differences = nearest_golden(inputs.double().cpu().numpy(), references.double().cpu().numpy())
+        maps = cell_distances(differences, self.heatmap_grid)
+        self._predicted.append((index.cpu().numpy(), distances.astype(np.float32), maps))
         return None
 
     def on_predict_epoch_start(self):

@@ -18,6 +18,15 @@ import numpy as np
 PAIRWISE_EPS = 1e-6
 
 
+def nearest_golden(inputs: np.ndarray, references: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+    """Each input's (B, D) distance to the nearest of its references (B, G, D), and that pair's embedding
+    difference (input - reference + eps), from which its cell map follows."""
+    differences = inputs[:, None, :] - references + PAIRWISE_EPS
+    distances = np.linalg.norm(differences, axis=-1)
+    rows, nearest = np.arange(len(distances)), distances.argmin(axis=1)
+    return distances[rows, nearest], differences[rows, nearest]
+
+
 def cell_distances(difference: np.ndarray, grid: tuple[int, int]) -> np.ndarray:
     """(B, D) embedding differences (input - golden) -> (B, rows, cols) float32 distances per cell."""
     cells = np.asarray(difference, dtype=np.float64).reshape(len(difference), -1, grid[0], grid[1])

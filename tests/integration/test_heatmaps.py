@@ -72,3 +72,19 @@ def test_a_model_without_a_cell_map_says_so_when_asked(tiny_model, tmp_path, cap
     assert len(lines) == 1 and lines[0].startswith("evaluate.heatmaps: Siamese_3 has no cell map")
     assert not (out / "heatmaps.npz").exists()
     assert "hotspot_light" not in pd.read_csv(out / "evaluate.csv").columns
+
+
+def test_several_processes_give_the_maps_one_gives(tiny_grid_model, tmp_path):
+    import subprocess
+
+    from tests.conftest import cli
+
+    spec, checkpoint = str(tiny_grid_model["spec"]), f"evaluate.checkpoint={tiny_grid_model['checkpoint']}"
+    maps = {}
+    for processes in (1, 2):
+        out = tmp_path / f"evaluate_{processes}"
+        argv = ["evaluate", "-e", spec, checkpoint, f"evaluate.results_dir={out}", f"evaluate.num_gpus={processes}"]
+        done = subprocess.run([cli("optical_inspection"), *argv], capture_output=True, text=True, timeout=600)
+        assert done.returncode == 0, done.stderr[-2000:]
+        maps[processes] = load_maps(out)[0]
+    np.testing.assert_allclose(maps[2], maps[1], rtol=2e-3, atol=1e-4)  # rows back in CSV order, maps with them
