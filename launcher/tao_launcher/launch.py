@@ -9,7 +9,7 @@ from pathlib import Path
 import yaml
 
 from tao_launcher import LauncherError
-from tao_launcher.mounts import Mount, MountsConfig, load_mounts, volume_mount
+from tao_launcher.mounts import Mount, MountsConfig, check_unique_destinations, load_mounts, volume_mount
 from tao_launcher.paths import HostPaths, PathMapper, override_keys, translate_override, translate_spec
 from tao_launcher.plugins import Plugin
 from tao_launcher.safe_yaml import YamlRefused, load_yaml_file
@@ -112,14 +112,7 @@ def with_volumes(config: MountsConfig, volumes: list[str]) -> MountsConfig:
     if not volumes:
         return config
     mounts = (*config.mounts, *(volume_mount(v) for v in volumes))
-    seen: dict[str, Path] = {}
-    for mount in mounts:
-        if mount.destination in seen:
-            raise LauncherError(
-                f"--volume: {seen[mount.destination]} and {mount.source} are both mounted at {mount.destination}; "
-                "give each its own destination"
-            )
-        seen[mount.destination] = mount.source
+    check_unique_destinations(mounts, "--volume")
     return dataclasses.replace(config, mounts=mounts)
 
 
@@ -173,14 +166,15 @@ def _print_dry_run(plugin: Plugin, argv: list[str], config: MountsConfig, image:
 
 
 def host_paths(plugin: Plugin, argv: list[str], config: MountsConfig) -> HostPaths:
-    """What the container's paths are on this host: each mount, and the translated spec (the user's file)."""
+    """What the container's paths are on this host: each mount, and the translated spec (the user's file).
+    Called after the container spec is built, so the spec file was found then."""
     pairs = {str(m.destination): str(m.source) for m in config.mounts}
     mapper = PathMapper(config.mounts)
     args = iter(argv)
     for arg in args:
         if arg in plugin.spec.path_options:
             given = Path(next(args, ""))
-            pairs[f"{SPEC_MOUNT}/{given.name}"] = str(given if given.is_file() else mapper.to_host(str(given)) or given)
+            pairs[f"{SPEC_MOUNT}/{given.name}"] = str(spec_on_host(given, mapper))
     return HostPaths(pairs)
 
 

@@ -115,7 +115,7 @@ def parse_mounts(data, path: Path) -> MountsConfig:
         if key not in TOP_KEYS:  # NVIDIA's launcher refuses these too: a typo here would drop a whole section
             raise _unknown(f"mounts file {path}", key, TOP_KEYS)
     mounts = tuple(_mount(item, i, path, notes) for i, item in enumerate(_list(data, "Mounts", path)))
-    _check_unique_destinations(mounts, path)
+    check_unique_destinations(mounts, f"mounts file {path}")
     envs = {}
     for i, item in enumerate(_list(data, "Envs", path)):
         where = f"mounts file {path}: Envs[{i}]"
@@ -161,12 +161,13 @@ def _risks(mounts, options: dict, path: Path) -> tuple[str, ...]:
     return tuple(risks)
 
 
-def _check_unique_destinations(mounts, path: Path) -> None:
+def check_unique_destinations(mounts, where: str) -> None:
+    """Each destination used once (``where`` names the source of the mounts in the error)."""
     seen: dict[str, Path] = {}
     for mount in mounts:
         if mount.destination in seen:
             raise LauncherError(
-                f"mounts file {path}: {seen[mount.destination]} and {mount.source} are both mounted at "
+                f"{where}: {seen[mount.destination]} and {mount.source} are both mounted at "
                 f"{mount.destination}; give each mount its own destination"
             )
         seen[mount.destination] = mount.source
