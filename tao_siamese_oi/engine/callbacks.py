@@ -8,7 +8,7 @@ from lightning.pytorch.callbacks import Callback, Checkpoint, ModelCheckpoint
 from lightning.pytorch.plugins.io import TorchCheckpointIO
 
 from tao_siamese_oi.artifacts.checkpoint import load_checkpoint_file, save_checkpoint
-from tao_siamese_oi.model.metrics import HIGHER_IS_BETTER
+from tao_siamese_oi.model.metrics import higher_is_better
 from tao_siamese_oi.utils.status import RUNNING, StatusLogger
 
 log = logging.getLogger("tao_siamese_oi")
@@ -73,7 +73,7 @@ def monitored_metric(checkpointer) -> str:
 
 
 def default_mode(monitor: str) -> str:
-    return "max" if monitor.split("_", 1)[1] in HIGHER_IS_BETTER else "min"
+    return "max" if higher_is_better(monitor) else "min"
 
 
 class BestCheckpoint(ModelCheckpoint):

@@ -14,7 +14,7 @@ from tao_siamese_oi.engine.distributed import gather_objects
 from tao_siamese_oi.model.calibration import calibrate, calibrate_groups
 from tao_siamese_oi.model.heatmap import cell_distances, nearest_golden
 from tao_siamese_oi.model.loss import contrastive_loss
-from tao_siamese_oi.model.metrics import RATES_LOGGED, inspection_metrics
+from tao_siamese_oi.model.metrics import CALIBRATED_LOGGED, CALIBRATED_PREFIX, RATES_LOGGED, inspection_metrics
 from tao_siamese_oi.model.networks import GridEmbeddingNetwork, create_model, pair_distance, recorded_grid_pool
 
 log = logging.getLogger("tao_siamese_oi")
@@ -145,10 +145,9 @@ class SiameseModule(L.LightningModule):
         if self.calibration_groups is not None:  # evaluate.calibrate_by: (column, each validation row's value)
             column, values = self.calibration_groups
             self.calibration["by_group"] = calibrate_groups(scores, labels, values[rows], column, *targets)
-        self.log("val_calibrated_threshold", calibration["threshold"])
-        for name in ("fpr", "recall"):
+        for name in CALIBRATED_LOGGED:
             if calibration[name] is not None:
-                self.log(f"val_calibrated_{name}", calibration[name])
+                self.log(f"val_{CALIBRATED_PREFIX}{name}", calibration[name])
 
     def on_save_checkpoint(self, checkpoint):
         # Lightning passes a checkpoint's hyper_parameters to the class that loads it: TAO's

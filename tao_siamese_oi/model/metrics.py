@@ -14,10 +14,20 @@ from tao_siamese_oi.model.calibration import threshold_for_fpr, threshold_for_re
 from tao_siamese_oi.model.statistics import rate
 
 FPR_BUDGETS = (0.1, 0.5, 1.0, 5.0)  # percent: the false-alarm budgets recall is reported at
-# Training logs <stage>_<name> per epoch for stage train and val (val also val_calibrated_*): loss, acc, these.
+# Training logs <stage>_<name> per epoch for stage train and val: loss, acc, these; and val_calibrated_<name> for
+# the threshold calibrated on validation and the FPR and recall it achieves there.
 RATES_LOGGED = ("fpr", "recall", "auroc", "average_precision")
 EPOCH_METRICS = ("loss", "acc", *RATES_LOGGED)
+CALIBRATED_LOGGED = ("threshold", "fpr", "recall")
+CALIBRATED_PREFIX = "calibrated_"
 HIGHER_IS_BETTER = {"acc", "recall", "auroc", "average_precision"}
+
+
+def higher_is_better(logged: str) -> bool:
+    """Whether a logged metric (train_recall, val_calibrated_recall ...) is better when higher."""
+    name = logged.split("_", 1)[1]
+    return name.removeprefix(CALIBRATED_PREFIX) in HIGHER_IS_BETTER
+
 
 FORMULAS = {
     "total_accuracy": "(TP + TN) / all pairs (TAO)",

@@ -25,7 +25,7 @@ from tao_siamese_oi.engine.distributed import trainer_devices
 from tao_siamese_oi.engine.module import SiameseModule
 from tao_siamese_oi.engine.tracking import finish_tracking, wandb_logger
 from tao_siamese_oi.errors import ConfigError, DataError
-from tao_siamese_oi.model.metrics import EPOCH_METRICS
+from tao_siamese_oi.model.metrics import CALIBRATED_LOGGED, CALIBRATED_PREFIX, EPOCH_METRICS
 from tao_siamese_oi.tasks.common import measurability
 from tao_siamese_oi.tasks.lifecycle import tracked_task
 from tao_siamese_oi.utils.progress import bars_wanted
@@ -64,7 +64,7 @@ def monitorable(has_validation: bool) -> list[str]:
     names = [f"train_{name}" for name in EPOCH_METRICS]
     if has_validation:
         names += [f"val_{name}" for name in EPOCH_METRICS]
-        names += [f"val_calibrated_{name}" for name in ("threshold", "fpr", "recall")]
+        names += [f"val_{CALIBRATED_PREFIX}{name}" for name in CALIBRATED_LOGGED]
     return names
 
 

@@ -148,3 +148,14 @@ def test_a_tao_key_that_does_nothing_here_says_so_when_set(caplog):
     caplog.clear()
     load_config(overrides=["model.imagenet_pretrained=false"])  # the default: nothing to say
     assert "changes nothing here" not in caplog.text
+
+
+@pytest.mark.parametrize(
+    "monitor, mode",
+    [("val_loss", "min"), ("val_fpr", "min"), ("train_acc", "max"), ("val_auroc", "max"),
+     ("val_average_precision", "max"), ("val_calibrated_recall", "max"), ("val_calibrated_fpr", "min")],
+)  # fmt: skip
+def test_the_checkpointer_keeps_the_better_end_of_each_metric(monitor, mode):
+    from tao_siamese_oi.engine.callbacks import default_mode
+
+    assert default_mode(monitor) == mode
