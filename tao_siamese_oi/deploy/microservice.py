@@ -30,6 +30,7 @@ def predictor(model_dir: Path):
     from tao_siamese_oi.config import load_config
     from tao_siamese_oi.data.align import align_to_golden
     from tao_siamese_oi.data.transforms import Normalizer, concat_lights, layout_from_config, light_views
+    from tao_siamese_oi.model.calibration import group_thresholds
     from tao_siamese_oi.model.heatmap import PAIRWISE_EPS, cell_distances, heatmap_geometry
 
     cfg = load_config(Path(model_dir) / "spec.yaml")  # the training job's spec (its key comes from the environment)
@@ -38,8 +39,7 @@ def predictor(model_dir: Path):
     normalize = Normalizer.from_config(cfg.dataset)
     threshold = float(calibration["threshold"]) if calibration else float(cfg.model.margin)
     source = "calibrated" if calibration else "margin"
-    by_group = (calibration or {}).get("by_group") or {}
-    group_thresholds = {value: entry["threshold"] for value, entry in by_group.get("thresholds", {}).items()}
+    group_column, own_thresholds = group_thresholds(calibration)
     geometry = heatmap_geometry(cfg.model.model_type, layout)
     goldens: dict[str, torch.Tensor] = {}
 
@@ -69,14 +69,14 @@ def predictor(model_dir: Path):
             align_to_golden(image, golden, views, alignment.max_shift, alignment.tiles, alignment.tile_shift)
         difference = (embed(image) - goldens[golden_key] + PAIRWISE_EPS).double().numpy()
         distance = float(np.linalg.norm(difference))  # as every other backend: ||input - golden + eps||
-        group = request.get(by_group["column"]) if by_group else None
-        own = group_thresholds.get(str(group)) if group is not None else None
-        decided_at = threshold if own is None else float(own)
+        group = request.get(group_column) if group_column else None
+        own = own_thresholds.get(str(group)) if group is not None else None
+        decided_at = threshold if own is None else own
         answer: dict = {
             "score": distance,
             "decision": "FAIL" if distance > decided_at else "PASS",
             "threshold": decided_at,
-            "threshold_source": source if own is None else f"calibrated for {by_group['column']}={group}",
+            "threshold_source": source if own is None else f"calibrated for {group_column}={group}",
             "golden_cached": cached,
         }
         if geometry is not None:

@@ -99,14 +99,17 @@ def calibrate_groups(
     return {"column": column, "needed": {counted: needed}, "thresholds": thresholds, "global_for": too_small}
 
 
+def group_thresholds(calibration: dict | None) -> tuple[str | None, dict[str, float]]:
+    """(the column, {value: its own threshold}) of a model calibrated per group; (None, {}) otherwise."""
+    by_group = (calibration or {}).get("by_group") or {}
+    own = {value: float(entry["threshold"]) for value, entry in by_group.get("thresholds", {}).items()}
+    return (by_group["column"] if own else None), own
+
+
 def row_thresholds(frame, calibration: dict | None, threshold: float):
     """Each row's decision threshold: its group's (``calibration["by_group"]``) where the row's value has one, else
     ``threshold``; a plain float when the model has no per-group thresholds."""
-    by_group = (calibration or {}).get("by_group")
-    if not by_group or not by_group.get("thresholds"):
+    column, own = group_thresholds(calibration)
+    if column is None or column not in frame.columns:
         return threshold
-    column = by_group["column"]
-    if column not in frame.columns:
-        return threshold
-    own = {value: entry["threshold"] for value, entry in by_group["thresholds"].items()}
     return frame[column].astype(str).map(own).fillna(threshold).to_numpy(dtype=np.float64)

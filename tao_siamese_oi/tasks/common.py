@@ -91,6 +91,14 @@ def decision_threshold(
     return float(margin), "margin"
 
 
+def row_decision_thresholds(frame, calibration: dict | None, threshold: float, source: str):
+    """Each row's threshold for evaluate and inference: per group when the calibrated threshold decides and the
+    model was calibrated per group (evaluate.calibrate_by), else ``threshold`` (an explicit one decides all)."""
+    from tao_siamese_oi.model.calibration import row_thresholds
+
+    return row_thresholds(frame, calibration, threshold) if source == "calibrated" else threshold
+
+
 def quiet_trainer(devices: dict, **kwargs):
     """A Lightning Trainer for scoring on ``devices`` (see trainer_devices): no logger, no checkpoints, the
     progress bar kept."""

@@ -9,13 +9,13 @@ import numpy as np
 import pandas as pd
 
 from tao_siamese_oi.config.schema import ExperimentConfig
-from tao_siamese_oi.model.calibration import row_thresholds
 from tao_siamese_oi.model.metrics import inspection_metrics, tao_test_kpis, threshold_metrics
 from tao_siamese_oi.tasks.common import (
     HEATMAPS_FILE,
     check_scoring_inputs,
     decision_threshold,
     measurability,
+    row_decision_thresholds,
     score_split,
     scored_model_file,
     write_heatmaps,
@@ -54,7 +54,7 @@ def run(cfg: ExperimentConfig, out: Path, status) -> dict | None:
     threshold, source = decision_threshold(cfg.evaluate, cfg.model.margin, calibration)
     frame = dataset.table.frame.copy()
     types = defect_types(frame, labels)
-    thresholds = row_thresholds(frame, calibration, threshold) if source == "calibrated" else threshold
+    thresholds = row_decision_thresholds(frame, calibration, threshold, source)
     metrics = inspection_metrics(scores, labels, thresholds, types)
     metrics["threshold"] = threshold  # the global one; per-group ones are in calibration.by_group
     margin = cfg.model.margin

@@ -8,11 +8,11 @@ from pathlib import Path
 import numpy as np
 
 from tao_siamese_oi.config.schema import ExperimentConfig
-from tao_siamese_oi.model.calibration import row_thresholds
 from tao_siamese_oi.tasks.common import (
     HEATMAPS_FILE,
     check_scoring_inputs,
     decision_threshold,
+    row_decision_thresholds,
     score_split,
     scored_model_file,
     write_heatmaps,
@@ -47,7 +47,7 @@ def run(cfg: ExperimentConfig, out: Path, status) -> dict | None:
     threshold, source = decision_threshold(cfg.inference, cfg.model.margin, calibration)
     frame = dataset.table.frame.copy()
     frame["siamese_score"] = scores
-    thresholds = row_thresholds(frame, calibration, threshold) if source == "calibrated" else threshold
+    thresholds = row_decision_thresholds(frame, calibration, threshold, source)
     frame["decision"] = np.where(scores > thresholds, "FAIL", "PASS")
     maps = write_heatmaps(frame, scored, out)
     path = atomic_write(out / INFERENCE_CSV, lambda tmp: frame.to_csv(tmp, index=False))
