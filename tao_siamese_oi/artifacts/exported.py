@@ -109,12 +109,17 @@ def sidecar_calibration(model_file) -> CalibrationRecord | None:
 
 
 def deployment_sidecar(
-    cfg: ExperimentConfig, shape, dynamic: bool, decision: tuple[float, str], calibration: CalibrationRecord | None
+    cfg: ExperimentConfig,
+    shape,
+    dynamic: bool,
+    decision: tuple[float, str],
+    calibration: CalibrationRecord | None,
+    heatmap: dict | None = None,
 ) -> SidecarRecord:
-    """What a deployment needs besides the ONNX file: input layout, light order, preprocessing and decision."""
+    """What a deployment needs besides the ONNX file: input layout, light order, preprocessing and decision; with
+    ``heatmap`` (the geometry of a ``cell_distances`` output the graph has), that output and how to read it."""
     from tao_siamese_oi.data.align import alignment_record
     from tao_siamese_oi.data.transforms import layout_from_config
-    from tao_siamese_oi.model.registry import spatial_grid
 
     threshold, source = decision
     data = cfg.dataset
@@ -130,11 +135,7 @@ def deployment_sidecar(
                 if cfg.export.include_decision
                 else {}
             ),
-            **(
-                {"cell_distances": "distance per grid cell (see heatmap)"}
-                if cfg.export.include_heatmap and spatial_grid(cfg.model.model_type, shape)
-                else {}
-            ),
+            **({"cell_distances": "distance per grid cell (see heatmap)"} if heatmap else {}),
         },
         "input_shape": ["batch" if dynamic else cfg.export.batch_size, *shape],
         "lights": list(layout_from_config(data).lights),
@@ -158,4 +159,5 @@ def deployment_sidecar(
         "calibration": calibration,
         "margin": cfg.model.margin,
         "encrypted": bool(cfg.encryption_key),
+        "heatmap": heatmap,
     }

@@ -65,31 +65,28 @@ class HeatmapGeometry:
         name = self.lights[index]
         return "" if name is None else str(name)
 
+    def light_block(self, light: int) -> tuple[tuple[int, int], tuple[int, int]]:
+        """([first, end) cell rows, [first, end) cell cols) that cover one light; where the cells do not divide
+        evenly among the lights (3 stacked lights on 8 rows), the blocks still cover the whole grid."""
+        li_row, li_col = divmod(light, self.light_cols)
+        rows = (li_row * self.grid[0] // self.light_rows, (li_row + 1) * self.grid[0] // self.light_rows)
+        cols = (li_col * self.grid[1] // self.light_cols, (li_col + 1) * self.grid[1] // self.light_cols)
+        return rows, cols
+
     def light_cells(self, heatmap: np.ndarray, light: int) -> np.ndarray:
         """The part of a (rows, cols) map that covers one light (its cells in grid order)."""
-        li_row, li_col = divmod(light, self.light_cols)
-        rows = self.grid[0] // self.light_rows
-        cols = self.grid[1] // self.light_cols
-        return heatmap[li_row * rows : (li_row + 1) * rows, li_col * cols : (li_col + 1) * cols]
+        (r0, r1), (c0, c1) = self.light_block(light)
+        return heatmap[r0:r1, c0:c1]
 
     def describe(self) -> dict:
         """What a deployment needs to read the ``cell_distances`` output (the export sidecar)."""
+        blocks = [self.light_block(i) for i in range(len(self.lights))]
         return {
             "output": "cell_distances",
             "grid": list(self.grid),
             "lights": [
-                {
-                    "light": self.light_name(i),
-                    "cell_rows": [
-                        (i // self.light_cols) * self.grid[0] // self.light_rows,
-                        (i // self.light_cols + 1) * self.grid[0] // self.light_rows,
-                    ],
-                    "cell_cols": [
-                        (i % self.light_cols) * self.grid[1] // self.light_cols,
-                        (i % self.light_cols + 1) * self.grid[1] // self.light_cols,
-                    ],
-                }
-                for i in range(len(self.lights))
+                {"light": self.light_name(i), "cell_rows": list(rows), "cell_cols": list(cols)}
+                for i, (rows, cols) in enumerate(blocks)
             ],
             "cell_size": "each light's cells split its resized image evenly (rows x cols of the light's block)",
             "score": "sqrt(sum of cell_distances squared) = distance",

@@ -63,8 +63,10 @@ def run(cfg: ExperimentConfig, out: Path, status) -> dict:
             "export.include_heatmap: %s has no cell map (only Siamese_Grid has one); exported without it",
             cfg.model.model_type,
         )
-    heatmap_grid = geometry.grid if export_cfg.include_heatmap and geometry else None
-    model = deployment_model(network, threshold if export_cfg.include_decision else None, heatmap_grid)
+    heatmap = geometry if export_cfg.include_heatmap else None
+    model = deployment_model(
+        network, threshold if export_cfg.include_decision else None, heatmap.grid if heatmap else None
+    )
     model = model.to(device).eval()
 
     dynamic = export_cfg.batch_size == -1
@@ -100,8 +102,9 @@ def run(cfg: ExperimentConfig, out: Path, status) -> dict:
         sidecar_path(onnx_file),
         json.dumps(
             {
-                **deployment_sidecar(cfg, shape, dynamic, (threshold, source), calibration),
-                "heatmap": geometry.describe() if heatmap_grid and geometry else None,
+                **deployment_sidecar(
+                    cfg, shape, dynamic, (threshold, source), calibration, heatmap.describe() if heatmap else None
+                ),
                 "provenance": made_from,
             },
             indent=2,
@@ -124,7 +127,7 @@ def run(cfg: ExperimentConfig, out: Path, status) -> dict:
         "dynamic_batch": dynamic,
         "threshold": threshold,
         "decision_in_graph": bool(export_cfg.include_decision),
-        "heatmap_in_graph": heatmap_grid is not None,
+        "heatmap_in_graph": heatmap is not None,
         "encrypted": bool(cfg.encryption_key),
         "provenance": made_from,
     }
