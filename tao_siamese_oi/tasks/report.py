@@ -9,6 +9,7 @@ thumbnails, so a report of a large test split stays small and fast to write.
 """
 
 import base64
+import functools
 import html
 import io
 from pathlib import Path
@@ -40,9 +41,8 @@ def write_report(
     """report.html in ``out`` for an evaluation (``frame``: evaluate.csv's rows; ``thresholds``: the decision
     threshold, or one per row with per-group calibration; ``scored``: the SplitScores)."""
     threshold = np.broadcast_to(np.asarray(thresholds, dtype=np.float64), scores.shape)
-    misses = _worst(frame, scores, "FN", ascending=True, cap=cfg.evaluate.report_misses)
-    false_alarms = _worst(frame, scores, "FP", ascending=False, cap=cfg.evaluate.report_false_alarms)
     tiles = _Tiles(cfg, scored)
+    gallery = functools.partial(_gallery, frame=frame, scores=scores, threshold=threshold, tiles=tiles)
     parts = [
         f"<!doctype html><html lang='en'><head><meta charset='utf-8'><title>Evaluation report</title>"
         f"<style>{STYLE}</style></head><body>",
@@ -50,27 +50,21 @@ def write_report(
         _summary(metrics, metrics["threshold"]),
         _plots(out),
         _defect_table(metrics),
-        _gallery("missed", "Missed defects", misses, (frame["outcome"] == "FN").sum(), frame, scores, threshold, tiles),
-        _gallery(
-            "false-alarms",
-            "Worst false alarms",
-            false_alarms,
-            (frame["outcome"] == "FP").sum(),
-            frame,
-            scores,
-            threshold,
-            tiles,
-        ),  # fmt: skip
+        # the most confident errors first: a miss with the lowest score, a false alarm with the highest
+        gallery("missed", "Missed defects", "FN", lowest_first=True, cap=cfg.evaluate.report_misses),
+        gallery("false-alarms", "Worst false alarms", "FP", lowest_first=False, cap=cfg.evaluate.report_false_alarms),
         "</body></html>",
     ]
     return atomic_write_text(out / REPORT_NAME, "\n".join(parts))
 
 
-def _worst(frame, scores, outcome: str, ascending: bool, cap: int) -> list[int]:
+def _worst(frame, scores, outcome: str, ascending: bool, cap: int) -> tuple[list[int], int]:
+    """(the rows of one outcome to show, lowest or highest score first, at most ``cap`` (-1: all); how many
+    there are)."""
     rows = np.flatnonzero(frame["outcome"].to_numpy() == outcome)
     order = rows[np.argsort(scores[rows], kind="stable")]
     order = order if ascending else order[::-1]
-    return [int(i) for i in (order if cap < 0 else order[:cap])]
+    return [int(i) for i in (order if cap < 0 else order[:cap])], len(rows)
 
 
 def _summary(metrics: dict, threshold: float) -> str:
@@ -130,7 +124,9 @@ def _defect_table(metrics: dict) -> str:
     )
 
 
-def _gallery(anchor, title, rows: list[int], total: int, frame, scores, threshold, tiles) -> str:
+def _gallery(anchor, title, outcome: str, lowest_first: bool, cap: int, frame, scores, threshold, tiles):
+    """One gallery: the pairs of an outcome in score order, capped."""
+    rows, total = _worst(frame, scores, outcome, ascending=lowest_first, cap=cap)
     shown = f"all {total}" if len(rows) == total else f"the {len(rows)} worst of {total}"
     cards = "".join(_card(i, frame, scores, threshold, tiles) for i in rows)
     return f"<section id='{anchor}' data-count='{len(rows)}'><h2>{title} ({shown})</h2>{cards}</section>"

@@ -48,7 +48,6 @@ def preflight(cfg: ExperimentConfig) -> None:
     if not cfg.dataset.validation_dataset.csv_path:
         log.warning("dataset.validation_dataset is not set: training without validation.")
     check_monitor(cfg)
-    check_calibrate_by(cfg)
     pretrained = cfg.train.pretrained_model_path
     if pretrained:
         read_checkpoint(check_model_file(pretrained, "train.pretrained_model_path"), cfg.encryption_key)
@@ -57,6 +56,7 @@ def preflight(cfg: ExperimentConfig) -> None:
     for split, key in (("train", "train_dataset"), ("validation", "validation_dataset")):
         if getattr(cfg.dataset, key).csv_path:
             datamodule.dataset(split)
+    check_calibrate_by(cfg, datamodule)
 
 
 def monitorable(has_validation: bool) -> list[str]:
@@ -68,8 +68,9 @@ def monitorable(has_validation: bool) -> list[str]:
     return names
 
 
-def check_calibrate_by(cfg: ExperimentConfig) -> None:
-    """evaluate.calibrate_by names a column of the validation CSV (the pairs the thresholds are calibrated on)."""
+def check_calibrate_by(cfg: ExperimentConfig, datamodule: PairDataModule) -> None:
+    """evaluate.calibrate_by names a column of the validation CSV (the pairs the thresholds are calibrated on),
+    read by the preflight's ``datamodule``."""
     column = cfg.evaluate.calibrate_by
     if not column:
         return
@@ -78,7 +79,7 @@ def check_calibrate_by(cfg: ExperimentConfig) -> None:
             f"evaluate.calibrate_by={column} calibrates on the validation set, and dataset.validation_dataset is "
             "not set; set it, or remove evaluate.calibrate_by"
         )
-    table = PairDataModule(cfg.dataset, seed=cfg.train.seed).dataset("validation").table
+    table = datamodule.dataset("validation").table
     if column not in table.frame.columns:
         raise DataError(
             f"pair CSV {table.csv_path} has no column {column} (evaluate.calibrate_by); its columns: "
