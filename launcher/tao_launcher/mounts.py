@@ -142,12 +142,11 @@ def parse_mounts(data, path: Path) -> MountsConfig:
     gpus = options.get("gpus", "all")
     if isinstance(gpus, str) and gpus not in ("all", "none"):
         raise LauncherError(f'mounts file {path}: DockerOptions.gpus must be "all", "none" or a list of GPU ids')
-    return MountsConfig(path, mounts, envs, options, (*notes, *_risks(mounts, options, path)))
+    return MountsConfig(path, mounts, envs, options, (*notes, *_risks(mounts, options, f"mounts file {path}")))
 
 
-def _risks(mounts, options: dict, path: Path) -> tuple[str, ...]:
+def _risks(mounts, options: dict, where: str) -> tuple[str, ...]:
     """One line for each choice that hands the container this machine."""
-    where = f"mounts file {path}"
     risks = []
     if options.get("privileged"):
         risks.append(f"{where}: DockerOptions.privileged gives the container full control of this machine")
@@ -236,9 +235,9 @@ def _destination(destination: str, where: str, notes: list[str]) -> str:
     return normal
 
 
-def volume_mount(text: str) -> Mount:
+def volume_mount(text: str, warn=None) -> Mount:
     """``--volume SRC:DST[:ro|rw]`` of one command (NVIDIA's launcher takes SRC:DST), checked as a mounts-file
-    entry is."""
+    entry is, and warned about as one is (``warn``: default stderr) when it hands the container this machine."""
     parts = text.split(":")
     if len(parts) not in (2, 3) or (len(parts) == 3 and parts[2] not in ("ro", "rw")):
         raise LauncherError(f"--volume {text}: write SOURCE:DESTINATION or SOURCE:DESTINATION:ro")
@@ -247,4 +246,6 @@ def volume_mount(text: str) -> Mount:
     mount = _mount(item, 0, Path("--volume"), notes)
     if notes:
         raise LauncherError(f"--volume {text}: the destination must be an absolute path in the container")
+    for message in _risks([mount], {}, f"--volume {text}"):
+        (warn or _stderr_warning)(message)
     return mount

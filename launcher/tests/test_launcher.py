@@ -251,3 +251,14 @@ def test_a_value_with_a_scheme_is_not_a_host_path_and_is_passed_on(mapper):
     assert translate_override(override, mapper, PATH_KEYS) == override
     with pytest.raises(LauncherError, match="neither under a mount"):  # a plain path is still checked
         translate_override("evaluate.checkpoint=/elsewhere/x.pth", mapper, PATH_KEYS)
+
+
+def test_a_volume_that_hands_the_container_this_machine_is_warned_about_as_in_the_mounts_file(tmp_path):
+    from tao_launcher.mounts import volume_mount
+
+    warnings = []
+    assert volume_mount("/:/host", warn=warnings.append) == Mount(Path("/"), "/host", False)
+    assert warnings == ["--volume /:/host: the whole file system (/) is mounted at /host"]
+    warnings.clear()
+    volume_mount(f"{tmp_path}:/data", warn=warnings.append)
+    assert warnings == []
