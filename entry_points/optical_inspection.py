@@ -4,6 +4,7 @@ Each action loads the config (schema <- spec <- overrides) and calls ``tao_siame
 Task modules, and with them torch, are imported only when an action runs.
 """
 
+import contextlib
 import importlib
 import json
 import logging
@@ -14,9 +15,10 @@ import traceback
 from typing import NoReturn
 
 import click
+from tao_launcher.redaction import RedactingStream, redact_argv, register_argv
 
 from tao_siamese_oi import __version__
-from tao_siamese_oi.actions import ACTIONS
+from tao_siamese_oi.actions import ACTIONS, SECRET_KEYS, SPEC_OPTIONS
 from tao_siamese_oi.errors import FILE_ACCESS_EXIT_CODE, OIError, file_access_message
 
 
@@ -50,9 +52,22 @@ def _fail(message: str, code: int, debug: bool) -> NoReturn:
     sys.exit(code)
 
 
+@contextlib.contextmanager
+def redacted_console():
+    """The console streams with every known secret hidden, for the whole run (our log lines, library output,
+    warnings, error lines, the result): the job service's job.log is this console."""
+    streams = sys.stdout, sys.stderr
+    sys.stdout, sys.stderr = RedactingStream(sys.stdout), RedactingStream(sys.stderr)
+    try:
+        yield
+    finally:
+        sys.stdout, sys.stderr = streams
+
+
 def run_task(action: str, spec: str, overrides: tuple, debug: bool) -> dict:
     from tao_siamese_oi.utils import signals
 
+    register_argv(overrides, SECRET_KEYS)
     _setup_logging()
     with signals.handled():
         cfg, result = _run_or_fail(action, spec, overrides, debug)
@@ -111,7 +126,8 @@ def next_step(action: str, spec: str, overrides: tuple, cfg, result: dict) -> st
             missing = [] if sibling.is_file() else [f"dataset.{split}.csv_path=<your {split} CSV>"]
         # Through the tao launcher, the way the user ran this task (it says so in the environment).
         prog = shlex.split(os.environ.get("TAO_LAUNCHER_COMMAND", "optical_inspection"))
-        return shlex.join([*prog, task, "-e", task_spec, *kept, *extra]) + "".join(f" {m}" for m in missing)
+        shown = redact_argv([*kept, *extra], SECRET_KEYS)
+        return shlex.join([*prog, task, "-e", task_spec, *shown]) + "".join(f" {m}" for m in missing)
 
     if action == "train" and result.get("checkpoint"):
         return command("evaluate", f"evaluate.checkpoint={result['checkpoint']}")
@@ -132,8 +148,7 @@ def _action_command(action: str):
 
     @click.command(action, help=help_text, context_settings={"ignore_unknown_options": True})
     @click.option(
-        "-e",
-        "--experiment_spec",
+        *SPEC_OPTIONS,
         "spec",
         required=True,
         type=click.Path(dir_okay=False),
@@ -143,9 +158,10 @@ def _action_command(action: str):
     @click.version_option(__version__)
     @click.argument("overrides", nargs=-1, type=click.UNPROCESSED)
     def command(spec, debug, overrides):
-        result = run_task(action, spec, overrides, debug)
-        if result is not None:  # None: a DDP process other than the main one, which reports
-            click.echo(json.dumps(result, default=str))
+        with redacted_console():
+            result = run_task(action, spec, overrides, debug)
+            if result is not None:  # None: a DDP process other than the main one, which reports
+                click.echo(json.dumps(result, default=str))
 
     return command
 
@@ -194,14 +210,23 @@ def make_sample_data(out, size):
     click.echo(f"wrote sample dataset to {out}: " + ", ".join(f"{k}={v}" for k, v in csvs.items()))
 
 
+def spec_option_split(argv: list[str]) -> list[str]:
+    """``-e=spec.yaml`` as ``-e spec.yaml``, as TAO's argparse reads it (click would take ``=spec.yaml``)."""
+    split = []
+    for arg in argv:
+        option, sep, value = arg.partition("=")
+        split += [option, value] if sep and option in SPEC_OPTIONS else [arg]
+    return split
+
+
 def main(argv=None):
-    cli.main(args=argv, prog_name="optical_inspection")
+    cli.main(args=spec_option_split(sys.argv[1:] if argv is None else list(argv)), prog_name="optical_inspection")
 
 
 def run_action(argv: list[str]) -> int:
     """Plugin handler: run ``optical_inspection <argv>`` in this process and return its exit code."""
     try:
-        cli.main(args=list(argv), prog_name="optical_inspection", standalone_mode=True)
+        cli.main(args=spec_option_split(list(argv)), prog_name="optical_inspection", standalone_mode=True)
     except SystemExit as exc:
         return exc.code if isinstance(exc.code, int) else (0 if exc.code is None else 1)
     return 0

@@ -7,6 +7,10 @@ The task CLI, the plugin declaration, get-job-schema and status.json derive from
 from dataclasses import dataclass
 
 TOP_LEVEL_KEYS = ("model_name", "encryption_key", "results_dir")
+# Spec keys whose values are secrets: never written to a saved config, a log, a status file or a printed command.
+SECRET_KEYS = ("encryption_key",)
+# The spec file's option, as TAO spells it (-e, --experiment_spec_file) and as this project first did.
+SPEC_OPTIONS = ("-e", "--experiment_spec_file", "--experiment_spec")
 
 
 @dataclass(frozen=True)

@@ -7,7 +7,7 @@ locally through ``handler`` and in the image through ``optical_inspection <actio
 from tao_launcher.protocol import Action, PluginSpec
 
 from tao_siamese_oi import __version__
-from tao_siamese_oi.actions import ACTIONS
+from tao_siamese_oi.actions import ACTIONS, SECRET_KEYS, SPEC_OPTIONS
 from tao_siamese_oi.config.schema import path_keys
 
 IMAGE = f"tao_siamese_oi:{__version__}"
@@ -24,7 +24,8 @@ PLUGIN = PluginSpec(
     argv_prefix=("optical_inspection",),
     handler="tao_siamese_oi.entry_points.optical_inspection:run_action",
     actions=tuple(Action(a.name, a.help, a.example) for a in ACTIONS.values()),
-    path_options=("-e", "--experiment_spec"),
+    path_options=SPEC_OPTIONS,
+    secret_keys=SECRET_KEYS,
     path_keys=path_keys(),
     docker_options={"shm_size": "16G", "ipc_mode": "host"},
     schema="tao_siamese_oi.config.loader:default_spec",

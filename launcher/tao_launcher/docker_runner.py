@@ -72,7 +72,7 @@ def docker_command_line(spec: dict) -> str:
     for volume in spec["volumes"]:
         args += ["--volume", volume]
     for key, value in spec["environment"].items():
-        args += ["--env", f"{key}={value}"]
+        args += ["--env", key if value is None else f"{key}={value}"]  # None: docker reads the caller's value
     for request in spec["device_requests"]:
         ids = request.get("device_ids")
         args += ["--gpus", f'"device={",".join(ids)}"' if ids else "all"]

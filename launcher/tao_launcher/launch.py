@@ -12,6 +12,7 @@ from tao_launcher import LauncherError
 from tao_launcher.mounts import Mount, MountsConfig, check_unique_destinations, load_mounts, volume_mount
 from tao_launcher.paths import HostPaths, PathMapper, override_keys, translate_override, translate_spec
 from tao_launcher.plugins import Plugin
+from tao_launcher.redaction import REDACTED, SECRET_ENV_NAME, redact_argv, redact_spec
 from tao_launcher.safe_yaml import YamlRefused, load_yaml_file
 
 SPEC_MOUNT = "/tao_launcher/spec"
@@ -29,7 +30,7 @@ COMMAND_ENV = "TAO_LAUNCHER_COMMAND"
 
 def run_local(plugin: Plugin, argv: list[str]) -> int:
     """Run the action in this Python environment: same argv contract, same exit codes."""
-    argv, volumes = split_volumes(argv)
+    argv, volumes = split_volumes(split_option_values(argv, plugin.spec.path_options))
     if volumes:
         print("tao: --volume is for a container; ignored with --local (paths are this machine's)", file=sys.stderr)
     action = argv[0] if argv else ""
@@ -46,8 +47,18 @@ def run_local(plugin: Plugin, argv: list[str]) -> int:
             os.environ[COMMAND_ENV] = before
 
 
-def container_argv(plugin: Plugin, argv: list[str], config: MountsConfig, workdir: Path):
-    """The argv to run in the container and the extra mounts it needs (the translated spec)."""
+def split_option_values(argv: list[str], options) -> list[str]:
+    """``-e=spec.yaml`` as ``-e spec.yaml`` for the plugin's spec options (TAO's argparse takes both forms)."""
+    split = []
+    for arg in argv:
+        option, sep, value = arg.partition("=")
+        split += [option, value] if sep and option in options else [arg]
+    return split
+
+
+def container_argv(plugin: Plugin, argv: list[str], config: MountsConfig, workdir: Path, hide_secrets=False):
+    """The argv to run in the container and the extra mounts it needs (the translated spec; with
+    ``hide_secrets``, as --dry-run leaves it behind, without the plugin's secret values)."""
     mapper = PathMapper(config.mounts)
     patterns = plugin.spec.path_keys
     spec_options = set(plugin.spec.path_options)
@@ -56,7 +67,8 @@ def container_argv(plugin: Plugin, argv: list[str], config: MountsConfig, workdi
     for arg in args:
         if arg in spec_options:
             host_spec = Path(next(args, ""))
-            name = _write_translated_spec(host_spec, mapper, patterns, workdir, override_keys(argv))
+            hidden = plugin.spec.secret_keys if hide_secrets else ()
+            name = _write_translated_spec(host_spec, mapper, patterns, workdir, override_keys(argv), hidden)
             out += [arg, f"{SPEC_MOUNT}/{name}"]
             extra = [Mount(workdir, SPEC_MOUNT, read_only=True)]
         else:
@@ -76,7 +88,7 @@ def spec_on_host(given: Path, mapper: PathMapper) -> Path:
     raise LauncherError(f"spec file {given} not found{where}")
 
 
-def _write_translated_spec(given: Path, mapper: PathMapper, patterns, workdir: Path, overridden) -> str:
+def _write_translated_spec(given: Path, mapper: PathMapper, patterns, workdir: Path, overridden, hidden=()) -> str:
     host_spec = spec_on_host(given, mapper)
     try:
         data = load_yaml_file(host_spec) or {}
@@ -85,7 +97,8 @@ def _write_translated_spec(given: Path, mapper: PathMapper, patterns, workdir: P
     if not isinstance(data, dict):
         raise LauncherError(f"spec file {host_spec}: the top level must be a mapping of keys")
     target = workdir / host_spec.name
-    target.write_text(yaml.safe_dump(translate_spec(data, mapper, patterns, overridden=overridden), sort_keys=False))
+    translated = redact_spec(translate_spec(data, mapper, patterns, overridden=overridden), hidden)
+    target.write_text(yaml.safe_dump(translated, sort_keys=False))
     target.chmod(0o644)
     return host_spec.name
 
@@ -119,7 +132,7 @@ def with_volumes(config: MountsConfig, volumes: list[str]) -> MountsConfig:
 def run_docker(plugin: Plugin, argv: list[str], image: str | None = None, dry_run: bool = False) -> int:
     from tao_launcher.docker_runner import run_container
 
-    argv, volumes = split_volumes(argv)
+    argv, volumes = split_volumes(split_option_values(argv, plugin.spec.path_options))
     config = with_volumes(load_mounts(), volumes)
     if dry_run:  # the printed command must work when pasted: keep the translated spec where it can be seen
         workdir = Path(tempfile.mkdtemp(prefix=f"{plugin.name}-", dir=_dry_run_home()))
@@ -136,11 +149,13 @@ def _build_hint(plugin: Plugin, image: str) -> str:
     return f"docker build -t {image} ."
 
 
-def _container(plugin: Plugin, argv: list[str], config: MountsConfig, image: str | None, workdir: Path) -> dict:
+def _container(
+    plugin: Plugin, argv: list[str], config: MountsConfig, image: str | None, workdir: Path, hide_secrets=False
+) -> dict:
     from tao_launcher.docker_runner import ACTION_LABEL, TASK_LABEL, container_spec
 
     workdir.chmod(0o755)  # readable by the container's (non-root) user
-    command, extra = container_argv(plugin, argv, config, workdir)
+    command, extra = container_argv(plugin, argv, config, workdir, hide_secrets)
     spec = container_spec(
         image_for(plugin, image),
         command,
@@ -156,8 +171,18 @@ def _container(plugin: Plugin, argv: list[str], config: MountsConfig, image: str
 def _print_dry_run(plugin: Plugin, argv: list[str], config: MountsConfig, image: str | None, workdir: Path) -> int:
     from tao_launcher.docker_runner import docker_command_line
 
-    spec = _container(plugin, argv, config, image, workdir)
-    print(docker_command_line(spec))
+    spec = _container(plugin, argv, config, image, workdir, hide_secrets=True)
+    shown = dict(spec, command=redact_argv(spec["command"], plugin.spec.secret_keys))
+    # A secret-looking variable is printed as `--env NAME`: docker takes its value from the caller's environment.
+    shown["environment"] = {k: None if SECRET_ENV_NAME.search(k) else v for k, v in spec["environment"].items()}
+    printed = docker_command_line(shown)
+    print(printed)
+    if printed != docker_command_line(spec) or any(REDACTED in p.read_text() for p in workdir.glob("*")):
+        print(
+            "tao: secrets are shown as ***** (and secret-looking variables as --env NAME, read from your "
+            "environment); put them back before running the command",
+            file=sys.stderr,
+        )
     if any(workdir.iterdir()):
         print(f"tao: the translated spec is kept in {workdir} (mounted at {SPEC_MOUNT})", file=sys.stderr)
     else:

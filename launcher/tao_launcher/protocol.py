@@ -12,7 +12,7 @@ only add optional fields) and skips, with one line, a plugin of another major ve
 from collections.abc import Mapping
 from dataclasses import dataclass, field, fields
 
-PROTOCOL_VERSION = "1.2"
+PROTOCOL_VERSION = "1.3"
 GROUP = "tao_launcher.plugins"
 
 
@@ -50,6 +50,9 @@ class PluginSpec:
     inference_server: str = ""
     # 1.2: the command that builds ``image``, shown when the image is missing
     image_build: str = ""
+    # 1.3: spec keys whose values are secrets (an encryption key): never printed by the launcher, kept out of
+    # the job service's database and spec files (sealed instead), redacted wherever a command line is echoed
+    secret_keys: tuple[str, ...] = ()
 
     def action(self, name: str) -> Action | None:
         return next((a for a in self.actions if a.name == name), None)
@@ -80,7 +83,7 @@ def parse(declared) -> PluginSpec:
             raise ProtocolError(f"missing field(s) {', '.join(missing)}")
         values = dict(declared)
         values["actions"] = tuple(_action(a) for a in declared["actions"])
-        for key in ("argv_prefix", "path_options", "path_keys", "base_experiments"):
+        for key in ("argv_prefix", "path_options", "path_keys", "base_experiments", "secret_keys"):
             values[key] = tuple(declared.get(key, ()))
         spec = PluginSpec(**values)
     else:

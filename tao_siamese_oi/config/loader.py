@@ -20,9 +20,10 @@ from omegaconf.errors import (
     InterpolationResolutionError,
     OmegaConfBaseException,
 )
+from tao_launcher.redaction import REDACTOR, redact_spec
 from tao_launcher.safe_yaml import YamlRefused, load_yaml_file, load_yaml_text
 
-from tao_siamese_oi.actions import ACTIONS, TOP_LEVEL_KEYS
+from tao_siamese_oi.actions import ACTIONS, SECRET_KEYS, TOP_LEVEL_KEYS
 from tao_siamese_oi.config.checks import check_config
 from tao_siamese_oi.config.schema import ExperimentConfig, seal
 from tao_siamese_oi.errors import ConfigError
@@ -34,8 +35,6 @@ log = logging.getLogger(__name__)
 KEY_ALIASES = {"dataset.input_width": "dataset.image_width", "dataset.input_height": "dataset.image_height"}
 # Dict-valued keys a spec replaces instead of merging into (a 2-light input_map must not keep the 4 defaults).
 REPLACED_DICTS = ["dataset.input_map"]
-REDACTED = "*****"
-SECRET_KEYS = ("encryption_key",)
 
 
 def load_config(spec_path: str | os.PathLike | None = None, overrides: list[str] | tuple = ()) -> ExperimentConfig:
@@ -52,6 +51,8 @@ def load_config(spec_path: str | os.PathLike | None = None, overrides: list[str]
     validate(cfg)
     typed = OmegaConf.to_object(cfg)
     assert isinstance(typed, ExperimentConfig)
+    for key in SECRET_KEYS:  # however it came (spec, override, ${oc.env:...}): hidden in everything echoed from now
+        REDACTOR.add(getattr(typed, key))
     check_config(typed)
     seal(typed)
     return typed
@@ -195,11 +196,7 @@ def require(value, key: str, what: str) -> str:
 
 
 def redacted_container(cfg: ExperimentConfig) -> dict:
-    data = dataclasses.asdict(cfg)
-    for key in SECRET_KEYS:
-        if data.get(key):
-            data[key] = REDACTED
-    return data
+    return redact_spec(dataclasses.asdict(cfg), SECRET_KEYS)
 
 
 def save_resolved_config(cfg: ExperimentConfig, directory: str | os.PathLike, name: str = "experiment.yaml") -> Path:

@@ -203,7 +203,8 @@ class CheckpointerConfig(Sealed):
 
     enable_topk: bool = opt(False, help="also keep the save_top_k best checkpoints by monitor")
     replace_periodic: bool = opt(
-        False, help="keep only the single best checkpoint instead of model_epoch_<NNN>.pth (latest still kept)"
+        False,
+        help="keep only the single best checkpoint instead of model_epoch_<NNN>_step_<SSSSS>.pth (latest still kept)",
     )
     monitor: str | None = opt(None, help="a logged metric, e.g. val_loss, val_auroc, val_fpr (default: val_loss)")
     mode: str | None = opt(None, choices=["min", "max"], help="default: max for acc/auroc/recall/precision, else min")
@@ -242,10 +243,12 @@ class TrainConfig(Sealed):
     seed: int = opt(1234, help="random seed; < 0 disables seeding")
     cudnn: CudnnConfig = section(CudnnConfig)
     num_epochs: int = opt(10, min=1)
-    checkpoint_interval: int = opt(1, min=1, help="epochs between model_epoch_<NNN>.pth files")
+    checkpoint_interval: int = opt(1, min=1, help="epochs between model_epoch_<NNN>_step_<SSSSS>.pth files")
     checkpoint_interval_unit: str = opt("epoch", choices=["epoch"])
     keep_checkpoints: int = opt(
-        -1, min=-1, help="model_epoch_<NNN>.pth files kept: the last N (-1 = all); oi_model_latest.pth always stays"
+        -1,
+        min=-1,
+        help="model_epoch_<NNN>_step_<SSSSS>.pth files kept: the last N (-1 = all); oi_model_latest.pth always stays",
     )
     validation_interval: int = opt(1, min=1, help="epochs between validation passes")
     resume_training_checkpoint_path: str | None = opt(
@@ -280,6 +283,11 @@ class ScoringConfig(Sealed):
         None, help="onnxruntime backend: a file written by export (its .json sidecar too)", path=True
     )
     trt_engine: str | None = opt(None, help="tensorrt backend: an engine written by gen_trt_engine", path=True)
+    strict_threshold: bool = opt(
+        False,
+        help="refuse a model with no calibrated threshold (a TAO checkpoint, an ONNX file without its sidecar) "
+        "instead of deciding at model.margin with a warning",
+    )
     golden_cache: bool = opt(True, help="embed each distinct golden once per run, then only the inputs")
     heatmaps: bool | None = opt(
         None,

@@ -2,6 +2,7 @@
 
 import logging
 import time
+from datetime import timedelta
 
 import torch
 from lightning.pytorch.callbacks import Callback, Checkpoint, ModelCheckpoint
@@ -14,6 +15,7 @@ from tao_siamese_oi.utils.status import RUNNING, StatusLogger
 log = logging.getLogger("tao_siamese_oi")
 
 LATEST_NAME = "oi_model_latest"
+PERIODIC_NAME = "model_epoch_{epoch:03d}_step_{step:05d}"  # TAO 7.3's names (0-based epoch, global step)
 BAR_LOSS = "loss"  # SiameseModule's per-batch loss, logged for the progress bar only
 CHECKPOINT_EXT = ".pth"
 
@@ -34,15 +36,16 @@ class AtomicCheckpointIO(TorchCheckpointIO):
 
 
 def tao_checkpoint_callbacks(results_dir, every_n_epochs: int, keep: int = -1) -> list[ModelCheckpoint]:
-    """``model_epoch_<NNN>.pth`` (0-based epoch, as TAO) every N epochs, the last ``keep`` of them kept (-1: all),
-    and ``oi_model_latest.pth`` every epoch.
+    """``model_epoch_<NNN>_step_<SSSSS>.pth`` (0-based epoch and global step, as TAO 7.3) every N epochs, the last
+    ``keep`` of them kept (-1: all), and ``oi_model_latest.pth`` every epoch (a file, not TAO's symlink: it is
+    written every epoch, also when checkpoint_interval writes no periodic file, and survives a copy).
 
     Two callbacks: Lightning's ``save_last`` writes the latest file only in epochs that wrote a periodic one, so
     a kill could lose up to N - 1 epochs. Retention is Lightning's top-k with the epoch as the score (the newest
     are the best), so only files this training wrote are ever deleted.
     """
     periodic = _checkpoint(
-        ModelCheckpoint, results_dir, "model_epoch_{epoch:03d}", every_n_epochs, keep, "epoch" if keep > 1 else None
+        ModelCheckpoint, results_dir, PERIODIC_NAME, every_n_epochs, keep, "epoch" if keep > 1 else None
     )
     latest = _checkpoint(LatestCheckpoint, results_dir, LATEST_NAME, 1, keep=1)  # one name, replaced every epoch
     return [periodic, latest]
@@ -175,9 +178,14 @@ class ThroughputAndStatus(Checkpoint):
             max_epoch=trainer.max_epochs - 1,
             step=trainer.global_step,
             max_step=trainer.global_step + epochs_left * steps,
-            time_per_epoch=round(elapsed, 3),
-            time_per_step=round(elapsed / steps, 4),
-            eta=round(elapsed * epochs_left, 1),
+            # TAO writes these as text ("0:00:07.551234", str(timedelta)) and its AutoML reads them so; the
+            # seconds stay as numbers under keys of their own
+            time_per_epoch=str(timedelta(seconds=elapsed)),
+            time_per_step=str(timedelta(seconds=elapsed / steps)),
+            eta=str(timedelta(seconds=elapsed * epochs_left)),
+            time_per_epoch_s=round(elapsed, 3),
+            time_per_step_s=round(elapsed / steps, 4),
+            eta_s=round(elapsed * epochs_left, 1),
         )
 
     @property

@@ -30,6 +30,7 @@ def higher_is_better(logged: str) -> bool:
 
 
 FORMULAS = {
+    "accuracy": "(TP + TN) / all pairs, at the decision threshold (evaluate: TAO's four are under at_margin)",
     "total_accuracy": "(TP + TN) / all pairs (TAO)",
     "defect_accuracy": "TP / FAIL pairs (TAO)",
     "false_alarm": "FP / PASS pairs (TAO 7.3 AOIMetrics; TAO before 7.3: FP / all pairs)",

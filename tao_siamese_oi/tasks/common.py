@@ -33,7 +33,7 @@ WRITTEN_COLUMNS = {
 
 def check_scoring_inputs(cfg: ExperimentConfig, task: str, split: str) -> None:
     """Preflight of evaluate and inference: the backend's model file and the split, before anything is written."""
-    from tao_siamese_oi.artifacts.exported import read_siamese_onnx, read_sidecar, sidecar_path
+    from tao_siamese_oi.artifacts.exported import read_siamese_onnx, read_sidecar, sidecar_calibration, sidecar_path
     from tao_siamese_oi.data.align import check_alignment
     from tao_siamese_oi.data.splits import build_dataset
 
@@ -43,17 +43,20 @@ def check_scoring_inputs(cfg: ExperimentConfig, task: str, split: str) -> None:
         require(getattr(task_cfg, key), f"{task}.{key}", f"the {key} to score with"), f"{task}.{key}"
     )
     sidecar = read_sidecar(path) if key != "checkpoint" else None
-    if key != "checkpoint" and sidecar is None and task_cfg.threshold is None:
-        raise CheckpointError(
-            f"{path} has no sidecar {sidecar_path(path).name} beside it (export writes it; it holds the decision "
-            f"threshold); copy it next to the model, or set {task}.threshold"
-        )
     if key == "checkpoint":
-        read_fitting_checkpoint(cfg, path)
+        calibrated = bool(read_fitting_checkpoint(cfg, path).get("calibration"))
     else:
         if key == "onnx_file":
             read_siamese_onnx(path, cfg.encryption_key)
         check_alignment(((sidecar or {}).get("preprocessing") or {}).get("alignment"), cfg.dataset, path)
+        calibrated = sidecar_calibration(path) is not None
+    if task_cfg.strict_threshold and task_cfg.threshold is None and not calibrated:
+        where = "checkpoint" if key == "checkpoint" else f"sidecar {sidecar_path(path).name}"
+        raise CheckpointError(
+            f"{path} carries no calibrated threshold (no {where} record: a TAO model, or trained without "
+            f"validation) and {task}.strict_threshold is set; set {task}.threshold, or copy the export's sidecar "
+            "next to the model"
+        )
     table = build_dataset(cfg.dataset, split, cfg.train.seed).table
     clash = [c for c in WRITTEN_COLUMNS[task] if c in table.frame.columns]
     if clash:
@@ -84,8 +87,9 @@ def decision_threshold(
     if calibration:
         return float(calibration["threshold"]), "calibrated"
     log.warning(
-        "The model came with no calibrated threshold (trained without validation, or by TAO): deciding at "
-        "model.margin = %s. Set the task's threshold to choose one.",
+        "The model came with no calibrated threshold (trained without validation, or by TAO; an ONNX file without "
+        "its sidecar): deciding at model.margin = %s. Set the task's threshold to choose one (strict_threshold: "
+        "refuse such a model).",
         margin,
     )
     return float(margin), "margin"

@@ -55,16 +55,16 @@ def run(cfg: ExperimentConfig, out: Path, status) -> dict | None:
     frame = dataset.table.frame.copy()
     types = defect_types(frame, labels)
     thresholds = row_decision_thresholds(frame, calibration, threshold, source)
-    metrics = inspection_metrics(scores, labels, thresholds, types)
+    metrics = decision_metrics(inspection_metrics(scores, labels, thresholds, types))
     metrics["threshold"] = threshold  # the global one; per-group ones are in calibration.by_group
     margin = cfg.model.margin
-    at_margin = threshold_metrics(scores, labels, margin)
+    at_margin = {k: v for k, v in threshold_metrics(scores, labels, margin).items() if not k.startswith("num_")}
     metrics.update(
-        **tao_test_kpis(metrics),  # top-level numbers: status.json's kpi carries them
+        **tao_test_kpis(at_margin),  # TAO's KPI names mean TAO's numbers: at model.margin; status.json shows them
         provenance=provenance(cfg, out, model_file, dataset.table.csv_path),
         threshold_source=source,
         calibration=calibration,
-        at_margin={k: at_margin[k] for k in ("threshold", "fpr", "recall", "precision", "total_accuracy")},
+        at_margin=at_margin,
     )
 
     for line in measurability(cfg, metrics, f"the test split ({dataset.table.csv_path})"):
@@ -85,28 +85,37 @@ def run(cfg: ExperimentConfig, out: Path, status) -> dict | None:
         report = write_report(cfg, out, frame, scores, thresholds, metrics, scored)
         log.info("Wrote %s (%.1f MB)", report, report.stat().st_size / 2**20)
 
-    log.info(
-        "Tot Comp %d Total Accuracy %.2f False Negative %s False Alarm %s Defect Correctly Captured %s for "
-        "threshold %.4f (%s)",
+    log.info(  # TAO's line, with TAO's numbers (at the margin)
+        "Tot Comp %d Total Accuracy %.2f False Negative %s False Alarm %s Defect Correctly Captured %s for Margin %g",
         metrics["num_pairs"],
-        metrics["total_accuracy"],
-        *(_shown(metrics[key], "{:.2f}", "n/a") for key in ("false_negative", "false_alarm", "defect_accuracy")),
-        threshold,
-        source,
+        at_margin["total_accuracy"],
+        *(_shown(at_margin[key], "{:.2f}", "n/a") for key in ("false_negative", "false_alarm", "defect_accuracy")),
+        margin,
     )
     log.info(
-        "At threshold %.4f: FPR over PASS %s, recall over FAIL %s; at margin %g: FPR %s, recall %s. AUROC %s. "
+        "Decision threshold %.4f (%s): FPR over PASS %s, recall over FAIL %s, accuracy %.2f %%. AUROC %s. "
         "Wrote %s, evaluate.csv, %s",
         threshold,
+        source,
         _shown(metrics["fpr"], "{:.2f} %", "n/a (no PASS rows)"),
         _shown(metrics["recall"], "{:.2f} %", "n/a (no FAIL rows: FPR only)"),
-        margin,
-        _shown(at_margin["fpr"], "{:.2f} %", "n/a"),
-        _shown(at_margin["recall"], "{:.2f} %", "n/a"),
+        metrics["accuracy"],
         _shown(metrics["auroc"], "{:.4f}", "n/a (one class only)"),
         out / "metrics.json",
         ", ".join(p.name for p in plots),
     )
+    return metrics
+
+
+def decision_metrics(metrics: dict) -> dict:
+    """The metrics of the decision (the calibrated or configured threshold) under names of their own: TAO's four
+    names (total_accuracy, defect_accuracy, false_alarm, false_negative) are kept for the numbers at the margin,
+    as TAO computes them (``at_margin``); at the decision they are ``accuracy``, ``recall``, ``fpr`` and 100 -
+    ``recall``."""
+    metrics = dict(metrics)
+    metrics["accuracy"] = metrics.pop("total_accuracy")
+    for tao_name in ("defect_accuracy", "false_alarm", "false_negative"):
+        metrics.pop(tao_name)
     return metrics
 
 

@@ -1,6 +1,8 @@
 """The life of one task run in its results folder.
 
 Before anything is written (so a refused run changes nothing on disk):
+0. a folder another run holds now is refused, naming that run (before anything is read from the folder: a
+   running training's checkpoints and a running evaluation's outputs are not final);
 1. the results folder must be a folder we can use (not a file);
 2. **the overwrite rule**: a task never replaces a file an earlier run made. Each task names the files it would
    write (:data:`Outputs`); if one exists the run stops (exit 5) naming them, unless ``<task>.overwrite: true``.
@@ -28,7 +30,7 @@ from tao_siamese_oi.errors import ConfigError, OutputExistsError
 from tao_siamese_oi.utils import signals
 from tao_siamese_oi.utils.files import remove_stale_temp_files
 from tao_siamese_oi.utils.memory import keep_freed_memory
-from tao_siamese_oi.utils.run_lock import locked_folder
+from tao_siamese_oi.utils.run_lock import locked_folder, refuse_if_busy
 from tao_siamese_oi.utils.run_log import log_result, run_log
 from tao_siamese_oi.utils.status import FAILURE, STARTED, SUCCESS, StatusLogger
 
@@ -81,6 +83,7 @@ def tracked_task(
             if not is_main_process():  # another DDP process: the main one checks and reports, this one computes
                 log.setLevel(logging.WARNING)
                 return run(cfg, out=out, status=StatusLogger(None))
+            refuse_if_busy(out)  # a running task's folder says nothing final yet (finished? outputs written?)
             check_outputs(cfg, task, out, outputs, elsewhere)
             result = finished(cfg) if finished is not None else None
             if result is not None:

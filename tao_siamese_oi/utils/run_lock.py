@@ -34,6 +34,28 @@ def locked_folder(folder: Path, task: str):
         handle.close()
 
 
+def refuse_if_busy(folder: Path) -> None:
+    """Refuse (FolderBusyError, naming the holder) when another run holds ``folder`` now, without creating or
+    locking anything: checked before a task decides anything from the folder's files (a training that has
+    finished, outputs that would be replaced), which a running task is still writing."""
+    try:
+        handle = open(folder / LOCK_NAME)  # noqa: SIM115 - closed below
+    except OSError:  # no lock file (or no folder): nobody holds it
+        return
+    with handle:
+        try:
+            fcntl.flock(handle, fcntl.LOCK_SH | fcntl.LOCK_NB)
+        except BlockingIOError:
+            raise _busy(folder, _holder(handle)) from None
+        fcntl.flock(handle, fcntl.LOCK_UN)
+
+
+def _busy(folder: Path, holder: str) -> FolderBusyError:
+    return FolderBusyError(
+        f"{folder} is in use by another {holder}; wait for it to finish or choose another results_dir"
+    )
+
+
 def _acquire(path: Path, task: str):
     while True:
         handle = open(path, "a+")  # noqa: SIM115 - held open for the whole run
@@ -42,9 +64,7 @@ def _acquire(path: Path, task: str):
         except BlockingIOError:
             holder = _holder(handle)
             handle.close()
-            raise FolderBusyError(
-                f"{path.parent} is in use by another {holder}; wait for it to finish or choose another results_dir"
-            ) from None
+            raise _busy(path.parent, holder) from None
         if _same_file(handle, path):
             break
         handle.close()  # the previous holder removed the file between our open and our lock: lock the new one

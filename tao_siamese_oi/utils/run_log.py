@@ -9,6 +9,10 @@ import sys
 import warnings
 from pathlib import Path
 
+from tao_launcher.redaction import RedactingFilter, redact_argv
+
+from tao_siamese_oi.actions import SECRET_KEYS
+
 OUR_LOGGER = "tao_siamese_oi"
 FILE_ONLY = "tao_siamese_oi.run_log"  # lines for the file alone: the console shows them its own way
 
@@ -21,6 +25,7 @@ def log_path(out: Path, task: str) -> Path:
 def run_log(out: Path, task: str):
     handler = logging.FileHandler(log_path(out, task), encoding="utf-8")
     handler.setFormatter(logging.Formatter("%(asctime)s %(levelname)s: %(message)s", "%Y-%m-%d %H:%M:%S"))
+    handler.addFilter(RedactingFilter())
     ours, file_only = logging.getLogger(OUR_LOGGER), logging.getLogger(FILE_ONLY)
     file_only.propagate = False
     file_only.setLevel(logging.INFO)
@@ -33,7 +38,7 @@ def run_log(out: Path, task: str):
         file_only.warning("%s: %s", category.__name__, message)
 
     warnings.showwarning = show_and_log
-    file_only.info("optical_inspection %s", " ".join(sys.argv[1:]) or task)
+    file_only.info("optical_inspection %s", " ".join(redact_argv(sys.argv[1:], SECRET_KEYS)) or task)
     try:
         yield file_only
     finally:

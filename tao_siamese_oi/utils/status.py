@@ -10,6 +10,8 @@ import os
 from datetime import datetime
 from pathlib import Path
 
+from tao_launcher.redaction import REDACTOR
+
 STARTED, RUNNING, SUCCESS, FAILURE, SKIPPED = "STARTED", "RUNNING", "SUCCESS", "FAILURE", "SKIPPED"
 
 
@@ -40,4 +42,4 @@ class StatusLogger:
         if self.path is None:
             return
         with self.path.open("a") as handle:
-            handle.write(json.dumps(record) + "\n")
+            handle.write(json.dumps(REDACTOR.redact_data(record)) + "\n")

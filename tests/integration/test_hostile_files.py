@@ -163,8 +163,9 @@ def _case_broken_sidecar(tmp_path, tiny_data, model):
 def _case_missing_sidecar(tmp_path, tiny_data, model):
     onnx_file = tmp_path / "model.onnx"
     shutil.copy(model["onnx"], onnx_file)
-    return ["inference", "-e", "{spec}", "inference.backend=onnxruntime", f"inference.onnx_file={onnx_file}"], (
-        f"{onnx_file} has no sidecar model.json beside it"
+    strict = "inference.strict_threshold=true"  # without it, the margin decides with a warning (as for TAO's .pth)
+    return ["inference", "-e", "{spec}", "inference.backend=onnxruntime", f"inference.onnx_file={onnx_file}", strict], (
+        f"{onnx_file} carries no calibrated threshold (no sidecar model.json record"
     )
 
 

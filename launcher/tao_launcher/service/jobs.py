@@ -18,6 +18,7 @@ from pathlib import Path
 import yaml
 from sqlalchemy.orm import Session
 
+from tao_launcher.redaction import spec_secrets
 from tao_launcher.service.executors import EXIT_FILE, executor_for
 from tao_launcher.service.store import Dataset, Job, Published, Store
 
@@ -80,9 +81,7 @@ def create(
     plugin = _plugin(plugins, network_arch)
     if action not in plugin.actions:
         raise RequestError(400, f"{network_arch} has no action '{action}'; choose one of {', '.join(plugin.actions)}")
-    specs = body.get("specs") or {}
-    if not isinstance(specs, dict):
-        raise RequestError(400, "specs must be a JSON object (the default of get-job-schema, edited)")
+    specs, spec_key = _secret_out_of(body.get("specs") or {}, plugin)
     parent = store.owned(session, Job, org, body["parent_job_id"]) if body.get("parent_job_id") else None
     if body.get("parent_job_id") and parent is None:
         raise RequestError(404, f"parent job {body['parent_job_id']} not found")
@@ -96,6 +95,9 @@ def create(
     session.flush()  # the id
     job.results_dir = str(state_dir / org / job.id / "results")
     key = body.get("encryption_key") or None
+    if key and spec_key and key != spec_key:
+        raise RequestError(400, "specs and encryption_key give two different keys; give the key once")
+    key = key or spec_key
     # no key given: the one of the model it builds on (its parent, or a published model), which must decrypt it
     job.sealed_key = sealer.seal(key) if key else next((a.sealed_key for a in lineage if a.sealed_key), None)
     executor = _executor(body.get("backend_details") or {}, plugin, job, docker)  # refused before any file exists
@@ -216,6 +218,9 @@ def resume(job: Job, plugins: dict, sealer, specs: dict | None) -> None:
     executor = executor_for(job.handle)
     executor.wait_stopped(job.handle)
     plugin = _plugin(plugins, job.network_arch)
+    specs, spec_key = _secret_out_of(specs or {}, plugin)
+    if spec_key and (not job.sealed_key or sealer.open(job.sealed_key) != spec_key):
+        raise RequestError(400, "a resumed job keeps the encryption key it was created with; leave it out of specs")
     if specs:
         job.specs = specs
         write_spec(job, plugin, specs)
@@ -297,6 +302,22 @@ def _environment(job: Job, sealer, in_image: bool) -> dict[str, str]:
     if job.sealed_key:
         env.update(sealer.job_env(job.sealed_key))
     return env
+
+
+def _secret_out_of(specs, plugin) -> tuple[dict, str | None]:
+    """The client's specs without the plugin's secret values (kept only sealed, never in the database or a spec
+    file) and the one secret they gave, if any."""
+    if not isinstance(specs, dict):
+        raise RequestError(400, "specs must be a JSON object (the default of get-job-schema, edited)")
+    found = spec_secrets(specs, plugin.spec.secret_keys)
+    if len(set(found.values())) > 1:
+        raise RequestError(400, f"specs give {len(found)} different secrets ({', '.join(found)}); give one key")
+    return _without(specs, set(found)), next(iter(found.values()), None)
+
+
+def _without(specs: dict, dotted: set[str], prefix: str = "") -> dict:
+    return {key: _without(value, dotted, f"{prefix}{key}.") if isinstance(value, dict) else value
+            for key, value in specs.items() if f"{prefix}{key}" not in dotted}  # fmt: skip
 
 
 def _job_env(body: dict) -> dict[str, str]:
