@@ -42,6 +42,11 @@ class SidecarRecord(TypedDict, total=False):
     provenance: dict
 
 
+def encrypted_export(cfg: ExperimentConfig) -> bool:
+    """Whether export writes the ONNX file encrypted: with encryption_key, unless export.encrypt is false."""
+    return bool(cfg.encryption_key) and cfg.export.encrypt
+
+
 def sidecar_path(model_file) -> Path:
     """The deployment sidecar beside an exported model or an engine built from it: ``<model>.json``."""
     return Path(model_file).with_suffix(".json")
@@ -158,6 +163,6 @@ def deployment_sidecar(
         "threshold_source": source,
         "calibration": calibration,
         "margin": cfg.model.margin,
-        "encrypted": bool(cfg.encryption_key),
+        "encrypted": encrypted_export(cfg),
         "heatmap": heatmap,
     }

@@ -335,6 +335,11 @@ class ExportConfig(Sealed):
         False, help="Siamese_Grid: add the graph output cell_distances (batch, rows, cols); the sidecar maps cells"
     )
     onnx_file: str | None = opt(None, help="default: <export.results_dir>/oi_model.onnx", path=True)
+    encrypt: bool = opt(
+        True,
+        help="with encryption_key set, encrypt the ONNX file (false: write it in the clear, e.g. for TAO's tools, "
+        "which cannot read this project's encrypted files); the checkpoint is read with the key either way",
+    )
     overwrite: bool = opt(False, help="replace an existing onnx_file and its sidecar")
     opset_version: int = opt(17, min=7, help="ONNX opset")
     on_cpu: bool = opt(False, help="export on the CPU even when a GPU is present")

@@ -8,7 +8,7 @@ import torch
 
 from tao_siamese_oi.artifacts.checkpoint import check_model_file, load_network, read_fitting_checkpoint
 from tao_siamese_oi.artifacts.crypto import encrypt
-from tao_siamese_oi.artifacts.exported import deployment_sidecar, sidecar_path
+from tao_siamese_oi.artifacts.exported import deployment_sidecar, encrypted_export, sidecar_path
 from tao_siamese_oi.config import require
 from tao_siamese_oi.config.schema import ExperimentConfig
 from tao_siamese_oi.data.splits import SPLIT_KEYS, build_dataset
@@ -75,6 +75,7 @@ def run(cfg: ExperimentConfig, out: Path, status) -> dict:
     first = 1 if dynamic else batch
     example = (inputs[0][:first].to(device), inputs[1][:first].to(device))
     diffs = []
+    encrypted = encrypted_export(cfg)
 
     def write_verified(tmp):
         # Checked on the temp file, so a file that fails never replaces anything.
@@ -93,7 +94,7 @@ def run(cfg: ExperimentConfig, out: Path, status) -> dict:
                 f"ONNX output differs from PyTorch by {diffs[-1]:.2e} (limit {PARITY_TOLERANCE:.0e});"
                 " nothing was written. Try another export.opset_version"
             )
-        if cfg.encryption_key:  # verified in the clear, stored encrypted
+        if encrypted:  # verified in the clear, stored encrypted
             Path(tmp).write_bytes(encrypt(Path(tmp).read_bytes(), cfg.encryption_key))
 
     atomic_write(onnx_file, write_verified)
@@ -128,7 +129,7 @@ def run(cfg: ExperimentConfig, out: Path, status) -> dict:
         "threshold": threshold,
         "decision_in_graph": bool(export_cfg.include_decision),
         "heatmap_in_graph": heatmap is not None,
-        "encrypted": bool(cfg.encryption_key),
+        "encrypted": encrypted,
         "provenance": made_from,
     }
 

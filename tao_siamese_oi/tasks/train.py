@@ -170,7 +170,16 @@ def run(cfg: ExperimentConfig, out: Path, status) -> dict | None:
         throughput.pairs_per_second,
         result["checkpoint"],
     )
+    if cfg.encryption_key:
+        log.info(TAO_CANNOT_READ)
     return result
+
+
+# TAO's shipped spec sets encryption_key: nvidia_tao; TAO reads its own format (NVIDIA's eff), not ours.
+TAO_CANNOT_READ = (
+    "The checkpoints are encrypted (encryption_key) in this project's format, which TAO's tools cannot read; for "
+    "TAO, export a plain ONNX file with export.encrypt=false (docs/coming_from_tao.md)"
+)
 
 
 def log_calibration(calibration: dict | None) -> None:

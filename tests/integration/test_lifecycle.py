@@ -24,7 +24,7 @@ writes = []
 
 def dying_write(path, write):
     writes.append(path)
-    if len(writes) == 3:  # epoch 1's model_epoch_001.pth: half written, then the process dies
+    if len(writes) == 3:  # epoch 1's model_epoch_001_step_*.pth: half written, then the process dies
         def half(tmp):
             write(tmp)
             with open(tmp, "r+b") as handle:
@@ -108,7 +108,7 @@ def test_kill_during_a_checkpoint_write_leaves_the_latest_intact(reference, tiny
     assert out.returncode == -signal.SIGKILL
     train_dir = tmp_path / "torn" / "train"
     assert [p.name for p in train_dir.glob(".*.tmp")] != []  # the torn write never replaced anything
-    assert not (train_dir / "model_epoch_001.pth").exists()
+    assert not list(train_dir.glob("model_epoch_001_step_*.pth"))
     assert weights(tmp_path / "torn")["epoch"] == 0  # the latest is the complete epoch-0 checkpoint
     resumed = train(spec)
     assert resumed["epochs"] == EPOCHS

@@ -2,6 +2,7 @@
 
 import hashlib
 import json
+import re
 import subprocess
 
 import numpy as np
@@ -29,6 +30,11 @@ def run(action, spec, *overrides, env=None):
     return json.loads(out.stdout.strip().splitlines()[-1])
 
 
+def timedelta_seconds(text: str) -> float:
+    hours, minutes, seconds = text.split(":")
+    return int(hours) * 3600 + int(minutes) * 60 + float(seconds)
+
+
 @pytest.fixture(scope="module")
 def pipeline(tiny_data, tmp_path_factory):
     results = tmp_path_factory.mktemp("results")
@@ -43,8 +49,6 @@ def test_train_writes_tao_named_checkpoints_and_status(pipeline):
     out = pipeline["results"] / "train"
     assert pipeline["train"]["epochs"] == 2
     assert pipeline["train"]["train_pairs_per_second"] > 0
-    names = sorted(p.name for p in out.glob("*.pth"))
-    assert names == ["model_epoch_000.pth", "model_epoch_001.pth", "oi_model_latest.pth"]
     with pytest.raises(CheckpointError, match="is encrypted; set encryption_key"):  # encrypted at rest
         load_checkpoint_file(out / "oi_model_latest.pth")
     latest = load_tiny_checkpoint(out / "oi_model_latest.pth")
@@ -63,7 +67,19 @@ def test_train_writes_tao_named_checkpoints_and_status(pipeline):
     epochs = status[2:4]
     assert [s["epoch"] for s in epochs] == [0, 1] and {s["max_epoch"] for s in epochs} == {1}
     assert epochs[1]["step"] == epochs[1]["max_step"] == 2 * epochs[0]["step"] > 0  # 36 pairs, batch 8: 4 steps
-    assert epochs[1]["eta"] == 0 and epochs[0]["time_per_step"] > 0
+    # TAO's time fields are str(timedelta) text, which TAO's AutoML reads; the seconds stay under *_s keys.
+    assert epochs[1]["eta"] == "0:00:00" and epochs[1]["eta_s"] == 0
+    for epoch in epochs:
+        assert re.fullmatch(r"0:00:\d\d(\.\d{6})?", epoch["time_per_epoch"]), epoch
+        assert timedelta_seconds(epoch["time_per_epoch"]) == pytest.approx(epoch["time_per_epoch_s"], abs=1e-3)
+        assert timedelta_seconds(epoch["time_per_step"]) == pytest.approx(epoch["time_per_step_s"], abs=1e-4)
+        assert epoch["time_per_step_s"] > 0
+    # TAO 7.3's checkpoint names: the 0-based epoch and the global step after it
+    names = sorted(p.name for p in out.glob("*.pth"))
+    steps = [e["step"] for e in epochs]
+    assert names == [f"model_epoch_000_step_{steps[0]:05d}.pth", f"model_epoch_001_step_{steps[1]:05d}.pth"] + [
+        "oi_model_latest.pth"
+    ]
     for line in status:
         assert set(line) >= {"date", "time", "status", "verbosity", "message"}
 
@@ -92,6 +108,45 @@ def test_tensorboard_scalars_match_the_csv_metrics(pipeline):
     assert len(scalars["val_loss"]) == 2  # one per epoch
 
 
+def test_tao_kpi_names_mean_tao_numbers_at_the_margin(pipeline, tmp_path):
+    """test_acc, test_fpr, test_fnr and defect_acc are TAO's AOIMetrics at model.margin (TAO 7.3 formulas), whatever
+    threshold decides; the decision's own rates keep names of their own. A margin at the median score makes the
+    two thresholds disagree on this model."""
+    checkpoint = f"{pipeline['results']}/train/oi_model_latest.pth"
+    first = run("evaluate", pipeline["spec"], f"evaluate.checkpoint={checkpoint}", f"evaluate.results_dir={tmp_path}/a")
+    scores = pd.read_csv(tmp_path / "a" / "evaluate.csv")["siamese_score"].to_numpy()
+    margin = float(np.median(scores))
+    out = tmp_path / "b"
+    saved = run(
+        "evaluate",
+        pipeline["spec"],
+        f"evaluate.checkpoint={checkpoint}",
+        f"evaluate.results_dir={out}",
+        f"model.margin={margin}",
+    )
+    frame = pd.read_csv(out / "evaluate.csv")
+    defect, score = frame["label"].str.upper().ne("PASS").to_numpy(), frame["siamese_score"].to_numpy()
+
+    def tao_aoi(threshold):  # TAO 7.3's AOIMetrics, written out
+        flagged = score > threshold
+        return {
+            "test_acc": 100 * np.mean(flagged == defect),
+            "test_fpr": 100 * np.mean(flagged[~defect]),
+            "test_fnr": 100 * np.mean(~flagged[defect]),
+            "defect_acc": 100 * np.mean(flagged[defect]),
+        }
+
+    at_margin, at_decision = tao_aoi(margin), tao_aoi(saved["threshold"])
+    assert at_margin != at_decision and saved["threshold"] == first["threshold"] != margin
+    kpi = json.loads((out / "status.json").read_text().splitlines()[-1])["kpi"]
+    for name, value in at_margin.items():
+        assert saved[name] == kpi[name] == pytest.approx(value), name
+    assert saved["accuracy"] == kpi["accuracy"] == pytest.approx(at_decision["test_acc"])
+    assert saved["fpr"] == pytest.approx(at_decision["test_fpr"])
+    assert saved["recall"] == pytest.approx(at_decision["defect_acc"])
+    assert saved["at_margin"]["total_accuracy"] == pytest.approx(at_margin["test_acc"])
+
+
 def test_no_task_leaks_the_encryption_key(pipeline):
     for path in pipeline["results"].rglob("*"):
         if path.is_file() and path.suffix in {".yaml", ".json", ".csv", ".txt"}:
@@ -104,14 +159,12 @@ def test_evaluate_reports_tao_and_operating_metrics(pipeline):
     metrics = run("evaluate", pipeline["spec"], f"evaluate.checkpoint={pipeline['results']}/train/oi_model_latest.pth")
     saved = json.loads((pipeline["results"] / "evaluate" / "metrics.json").read_text())
     assert saved == metrics
-    for key in ["total_accuracy", "defect_accuracy", "false_alarm", "false_negative", "fpr", "auroc"]:
+    for key in ["accuracy", "fpr", "recall", "auroc", "test_acc", "test_fpr", "test_fnr", "defect_acc"]:
         assert key in saved
+    for key in ["total_accuracy", "defect_accuracy", "false_alarm", "false_negative"]:  # TAO's, at the margin
+        assert key not in saved and key in saved["at_margin"]
     assert saved["num_pass"] == 8 and saved["num_fail"] == 4
     assert 0.0 <= saved["auroc"] <= 1.0
-    # TAO 7.3's KPI names in status.json, beside ours, so TAO's dashboards read the run.
-    kpi = json.loads((pipeline["results"] / "evaluate" / "status.json").read_text().splitlines()[-1])["kpi"]
-    assert kpi["test_fpr"] == saved["fpr"] and kpi["test_fnr"] == pytest.approx(100 - saved["recall"])
-    assert kpi["test_acc"] == saved["total_accuracy"] and kpi["defect_acc"] == saved["defect_accuracy"]
     # The decision threshold is the one train calibrated on the validation set and stored in the checkpoint.
     stored = load_tiny_checkpoint(pipeline["results"] / "train" / "oi_model_latest.pth")["calibration"]
     assert saved["threshold_source"] == "calibrated" and saved["threshold"] == stored["threshold"]
@@ -346,7 +399,9 @@ def test_checkpoint_retention_keeps_exactly_the_last_n(tiny_data, tmp_path, keep
     spec.write_text(yaml.safe_dump(tiny_spec_dict(tiny_data, tmp_path / "results")))
     run("train", spec, "train.num_epochs=4", f"train.keep_checkpoints={keep}")
     names = sorted(p.name for p in (tmp_path / "results" / "train").glob("*.pth"))
-    assert names == [f"model_epoch_{e:03d}.pth" for e in range(4 - keep, 4)] + ["oi_model_latest.pth"]
+    assert [n.split("_step_")[0] for n in names] == [f"model_epoch_{e:03d}" for e in range(4 - keep, 4)] + [
+        "oi_model_latest.pth"
+    ]
     assert load_tiny_checkpoint(tmp_path / "results" / "train" / "oi_model_latest.pth")["epoch"] == 3
 
 

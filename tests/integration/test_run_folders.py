@@ -86,14 +86,14 @@ def test_a_rerun_of_a_finished_training_continues_it_and_replaces_nothing(capsys
 def test_a_training_never_overwrites_checkpoints_of_another_one(capsys, tmp_path, tiny_data):
     results = tmp_path / "results"
     (results / "train").mkdir(parents=True)
-    (results / "train" / "model_epoch_000.pth").write_bytes(b"someone's model")
+    (results / "train" / "model_epoch_000_step_00005.pth").write_bytes(b"someone's model")
     spec = write_tiny_spec(tmp_path, tiny_data, results)
     before = snapshot(tmp_path)
     code, err = run_oi(capsys, "train", "-e", spec)
     assert code == 5
     assert one_error_line(err) == (
-        f"error: train would replace {results / 'train' / 'model_epoch_000.pth'} from an earlier run; remove them "
-        "first, or choose another results_dir"
+        f"error: train would replace {results / 'train' / 'model_epoch_000_step_00005.pth'} from an earlier run; "
+        "remove them first, or choose another results_dir"
     )
     assert snapshot(tmp_path) == before
 
@@ -108,7 +108,10 @@ def test_export_will_not_put_its_sidecar_over_another_file(capsys, finished):
     assert snapshot(finished["tmp"]) == before
 
 
-def test_a_second_run_into_a_busy_folder_is_refused_naming_the_holder(capsys, tmp_path, tiny_data):
+@pytest.mark.parametrize("second", [[], ["train.num_epochs=1"]], ids=["same spec", "fewer epochs than done"])
+def test_a_second_run_into_a_busy_folder_is_refused_naming_the_holder(capsys, tmp_path, tiny_data, second):
+    """Also when the folder's checkpoints already hold as many epochs as the second run asks for: a running
+    training's folder is not a finished one."""
     spec = write_tiny_spec(tmp_path, tiny_data, tmp_path / "results", train={"num_epochs": 5000})
     status = tmp_path / "results" / "train" / "status.json"
     first = subprocess.Popen(oi_command("train", "-e", spec), stderr=subprocess.PIPE, text=True, env=cli_env())
@@ -118,7 +121,7 @@ def test_a_second_run_into_a_busy_folder_is_refused_naming_the_holder(capsys, tm
             assert first.poll() is None, first.communicate()[1]
             time.sleep(0.2)
         experiment = (status.parent / "experiment.yaml").read_bytes()
-        code, err = run_oi(capsys, "train", "-e", spec)
+        code, err = run_oi(capsys, "train", "-e", spec, *second)
     finally:
         first.send_signal(signal.SIGTERM)
         first.communicate(timeout=60)
@@ -130,6 +133,26 @@ def test_a_second_run_into_a_busy_folder_is_refused_naming_the_holder(capsys, tm
     lines = [json.loads(line) for line in status.read_text().splitlines()]
     assert [line["status"] for line in lines].count("STARTED") == 1  # the refused run wrote nothing
     assert (status.parent / "experiment.yaml").read_bytes() == experiment
+
+
+@pytest.mark.parametrize("action", ["train", "evaluate", "inference", "export", "dataset_convert", "validate"])
+def test_every_task_refuses_a_folder_another_run_holds_before_reading_it(capsys, finished, action):
+    """Whatever the folder holds (a finished training, outputs a rerun would replace), a run that holds it now is
+    what the refusal names, and nothing is written."""
+    from tao_siamese_oi.utils.run_lock import locked_folder
+
+    folder = finished["results"] / action
+    folder.mkdir(exist_ok=True)
+    name, *overrides = finished["runs"].get(action, [action])
+    with locked_folder(folder, "train"):  # as a running task holds it (flock: another open file conflicts)
+        before = snapshot(finished["tmp"])
+        code, err = run_oi(capsys, name, "-e", finished["spec"], *overrides)
+        assert snapshot(finished["tmp"]) == before
+    assert code == 5
+    assert one_error_line(err) == (
+        f"error: {folder} is in use by another train pid {os.getpid()} on host {socket.gethostname()}; wait for it "
+        "to finish or choose another results_dir"
+    )
 
 
 def test_a_lock_left_by_a_dead_run_is_taken_over_and_said(capsys, tmp_path, tiny_data):
