@@ -26,7 +26,8 @@ PLUGIN = {"protocol": "1.1", "name": "fake_task", "version": "1.0", "summary": "
           "argv_prefix": ["fake_task"], "image": "local/fake:1", "handler": "fakesvc:handle",
           "actions": [{"name": "train", "help": "train"}, {"name": "evaluate", "help": "evaluate"}],
           "schema": "fakesvc:schema", "job_specs": "fakesvc:job_specs",
-          "base_experiments": [{"name": "small", "overrides": {"model": {"size": 1}}}]}
+          "base_experiments": [{"name": "small", "overrides": {"model": {"size": 1}}}],
+          "secret_keys": ["encryption_key"]}
 
 def schema(action):
     return {"results_dir": "results", "model": {"size": 8}, action: {"sleep": 0.0, "epochs": 2}}
@@ -322,6 +323,25 @@ def test_the_encryption_key_reaches_jobs_and_their_children_but_is_never_stored_
     stored = [p for p in settings.state_dir.rglob("*") if p.is_file() and p.name != "service.secret"]
     assert stored and not [p for p in stored if secret.encode() in p.read_bytes()]  # database, specs, logs
     assert (settings.state_dir / "service.secret").stat().st_mode & 0o777 == 0o600
+
+
+def test_a_key_inside_a_jobs_specs_is_sealed_like_encryption_key(client, settings):
+    """A plugin's secret_keys: a literal value in the specs is taken out (never stored) and sealed; a second,
+    different key is refused; a ${...} reference is the client's spec text and stays."""
+    a = login(client, "factory_a")
+    secret = "a-key-inside-the-specs-5120"
+    job = create_job(client, a, specs={"train": {"sleep": 0.0, "epochs": 1}, "encryption_key": secret})
+    wait_for(client, "factory_a", a, job, ("Done",))
+    log = client.get(f"{API}/orgs/factory_a/jobs/{job}:logs", headers=a).text
+    assert f"key sha256 {hashlib.sha256(secret.encode()).hexdigest()}" in log and secret not in log
+    stored = [p for p in settings.state_dir.rglob("*") if p.is_file() and p.name != "service.secret"]
+    assert stored and not [p for p in stored if secret.encode() in p.read_bytes()]
+    two = client.post(f"{API}/orgs/factory_a/jobs", headers=a, json={
+        "network_arch": "fake_task", "action": "train", "specs": {"encryption_key": secret},
+        "encryption_key": "another-key-entirely"})  # fmt: skip
+    assert two.status_code == 400 and two.json()["error_desc"] == (
+        "specs and encryption_key give two different keys; give the key once"
+    )
 
 
 @pytest.fixture

@@ -9,6 +9,7 @@ import numpy as np
 import pandas as pd
 import pytest
 
+from tests.conftest import TINY_KEY, load_tiny_checkpoint
 from tests.integration.hardening_helpers import (
     billion_laughs,
     error_report,
@@ -379,6 +380,34 @@ def test_inference_scores_an_unlabelled_csv(capsys, tmp_path, tiny_data, tiny_mo
     assert list(scored.columns) == [*production.columns, "siamese_score", "decision"]
     assert scored["object_name"].tolist() == production["object_name"].tolist()
     assert set(scored["decision"]) <= {"PASS", "FAIL"}
+
+
+@pytest.mark.parametrize("model_file", ["onnx_file", "checkpoint"])
+def test_a_model_without_its_threshold_decides_at_the_margin_with_a_warning(
+    capsys, tmp_path, tiny_data, tiny_model, model_file
+):
+    """TAO's models carry no calibrated threshold: an ONNX file without its sidecar is treated as a TAO .pth is
+    (the margin decides, said once); strict_threshold refuses both (test_bad_files covers the ONNX case)."""
+    from tao_siamese_oi.artifacts.checkpoint import save_checkpoint
+
+    if model_file == "onnx_file":
+        path, backend = tmp_path / "tao.onnx", "onnxruntime"
+        shutil.copy(tiny_model["onnx"], path)
+    else:
+        path, backend = tmp_path / "tao.pth", "pytorch"
+        checkpoint = load_tiny_checkpoint(tiny_model["checkpoint"])
+        checkpoint.pop("calibration")
+        save_checkpoint(checkpoint, path, TINY_KEY)
+    spec = write_tiny_spec(tmp_path, tiny_data, tmp_path / "results")
+    argv = ["inference", "-e", spec, f"inference.backend={backend}", f"inference.{model_file}={path}"]
+    code, err = run_oi(capsys, *argv)
+    assert code == 0, err
+    assert "deciding at model.margin = 2.0" in err
+    scored = pd.read_csv(tmp_path / "results" / "inference" / "inference.csv")
+    assert (scored["decision"] == np.where(scored["siamese_score"] > 2.0, "FAIL", "PASS")).all()
+    code, err = run_oi(capsys, *argv, "inference.strict_threshold=true", "inference.results_dir=" + str(tmp_path / "s"))
+    assert code == 4 and "carries no calibrated threshold" in one_error_line(err)
+    assert not (tmp_path / "s").exists()
 
 
 def test_csv_cells_are_text_so_na_is_a_component_name(tmp_path):

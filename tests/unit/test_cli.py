@@ -244,6 +244,31 @@ def test_the_next_step_through_the_launcher_is_a_launcher_command(capsys, tmp_pa
     assert "TAO_LAUNCHER_COMMAND" not in os.environ  # set for the task only
 
 
+@pytest.mark.parametrize("spec_option", ["-e={spec}", "--experiment_spec_file={spec}", "--experiment_spec_file {spec}"])
+@pytest.mark.parametrize("through", ["task command", "launcher --local"])
+def test_tao_s_spec_option_forms_work_wherever_e_does(capsys, tmp_path, tiny_data, spec_option, through):
+    """TAO's argparse reads -e=FILE and --experiment_spec_file (with = or a space); so do we, directly and through
+    the launcher (the container case: tests/integration/test_secrets.py's dry-run)."""
+    import yaml
+    from tao_launcher.cli import main
+    from tao_siamese_oi.entry_points.optical_inspection import run_action
+
+    from tests.conftest import tiny_spec_dict
+
+    spec = tmp_path / "spec.yaml"
+    spec.write_text(yaml.safe_dump(tiny_spec_dict(tiny_data, tmp_path / "results")))
+    argv = ["validate", *spec_option.format(spec=spec).split(" ")]
+    if through == "task command":
+        code = run_action(argv)
+    else:
+        with pytest.raises(SystemExit) as done:
+            main(["--local", "model", "optical_inspection", *argv])
+        code = done.value.code
+    err = capsys.readouterr().err
+    assert code == 0, err
+    assert (tmp_path / "results" / "validate" / "status.json").is_file()
+
+
 def test_tao_docker_disable_runs_locally_as_with_nvidias_launcher(capsys, monkeypatch, tmp_path, tiny_data):
     import yaml
     from tao_launcher.cli import main
