@@ -3,7 +3,8 @@
 Inputs ``input_1`` (input image) and ``input_2`` (golden), outputs ``output_1``/``output_2`` (embeddings), as TAO.
 With the decision head, two more outputs: ``distance`` (the score) and ``decision`` (1 = FAIL, distance above the
 threshold baked into the graph); with the heatmap head (Siamese_Grid), ``cell_distances`` (batch, rows, cols).
-A dynamic batch axis covers inputs AND outputs (TAO marks only the inputs).
+A dynamic batch axis names inputs AND outputs (TAO names only the inputs; the exporter's shape inference makes
+TAO's outputs dynamic too, under generated names).
 """
 
 import warnings
