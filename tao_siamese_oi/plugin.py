@@ -9,6 +9,8 @@ from tao_launcher.protocol import Action, PluginSpec
 from tao_siamese_oi import __version__
 from tao_siamese_oi.actions import ACTIONS, SECRET_KEYS, SPEC_OPTIONS
 from tao_siamese_oi.config.schema import path_keys
+from tao_siamese_oi.pretrained import PREFIX
+from tao_siamese_oi.service_specs import JOB_ENV, OUTPUT_KEYS
 
 IMAGE = f"tao_siamese_oi:{__version__}"
 
@@ -27,6 +29,9 @@ PLUGIN = PluginSpec(
     path_options=SPEC_OPTIONS,
     secret_keys=SECRET_KEYS,
     path_keys=path_keys(),
+    output_keys=OUTPUT_KEYS,
+    named_models=(PREFIX,),
+    job_env=JOB_ENV,
     docker_options={"shm_size": "16G", "ipc_mode": "host"},
     schema="tao_siamese_oi.config.loader:default_spec",
     base_experiments=(

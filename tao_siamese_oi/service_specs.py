@@ -10,6 +10,20 @@ training whose lineage holds a training (a published model, or a train parent) s
 import copy
 from pathlib import Path
 
+# Where tasks write: bound by the service (the client's values dropped), inside the job's results folder.
+OUTPUT_KEYS = (
+    "results_dir",
+    "*.results_dir",
+    "train.checkpointer.dirpath",
+    "export.onnx_file",
+    "gen_trt_engine.trt_engine",
+    "gen_trt_engine.timing_cache",
+    "gen_trt_engine.tensorrt.calibration.cal_cache_file",
+    "dataset_convert.data_convert_output_dir",
+)
+# The environment variables a job's client may set (besides JOB_VAR_*): what the tasks read on purpose.
+JOB_ENV = ("WANDB_MODE", "WANDB_PROJECT", "WANDB_ENTITY", "OMP_NUM_THREADS")
+
 ROLE_SPLITS = {
     "train": ("train_dataset",),
     "eval": ("validation_dataset", "test_dataset"),
@@ -33,6 +47,8 @@ def job_specs(action: str, specs: dict, datasets: dict, ancestors: list, results
         spec.setdefault("train", {})["pretrained_model_path"] = f"{trained}/train/oi_model_latest.pth"
     if exported and action == "gen_trt_engine":
         spec.setdefault(action, {})["onnx_file"] = f"{exported}/export/oi_model.onnx"
+    if action == "dataset_convert":  # the converted pairs stay in the job (a dataset of the org refers to them)
+        spec.setdefault(action, {})["data_convert_output_dir"] = f"{results_dir}/dataset_convert/converted"
     return spec
 
 

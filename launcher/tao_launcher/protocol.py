@@ -53,6 +53,13 @@ class PluginSpec:
     # 1.3: spec keys whose values are secrets (an encryption key): never printed by the launcher, kept out of
     # the job service's database and spec files (sealed instead), redacted wherever a command line is echoed
     secret_keys: tuple[str, ...] = ()
+    # 1.3, the job service's walls (service/walls.py): dotted spec keys (fnmatch patterns) a task writes to (the
+    # service drops the client's values, and they must resolve inside the job's folder), value prefixes that
+    # name a model the plugin ships rather than a path, and the environment variables a client may set for a
+    # job (besides JOB_VAR_* ones, which no library reads)
+    output_keys: tuple[str, ...] = ()
+    named_models: tuple[str, ...] = ()
+    job_env: tuple[str, ...] = ()
 
     def action(self, name: str) -> Action | None:
         return next((a for a in self.actions if a.name == name), None)
@@ -83,7 +90,8 @@ def parse(declared) -> PluginSpec:
             raise ProtocolError(f"missing field(s) {', '.join(missing)}")
         values = dict(declared)
         values["actions"] = tuple(_action(a) for a in declared["actions"])
-        for key in ("argv_prefix", "path_options", "path_keys", "base_experiments", "secret_keys"):
+        for key in ("argv_prefix", "path_options", "path_keys", "base_experiments", "secret_keys", "output_keys",
+                    "named_models", "job_env"):  # fmt: skip
             values[key] = tuple(declared.get(key, ()))
         spec = PluginSpec(**values)
     else:

@@ -27,7 +27,9 @@ PLUGIN = {"protocol": "1.1", "name": "fake_task", "version": "1.0", "summary": "
           "actions": [{"name": "train", "help": "train"}, {"name": "evaluate", "help": "evaluate"}],
           "schema": "fakesvc:schema", "job_specs": "fakesvc:job_specs",
           "base_experiments": [{"name": "small", "overrides": {"model": {"size": 1}}}],
-          "secret_keys": ["encryption_key"]}
+          "secret_keys": ["encryption_key"], "path_keys": ["results_dir", "*.results_dir", "data.*", "*.model"],
+          "output_keys": ["results_dir", "*.results_dir", "*.out"], "named_models": ["builtin:"],
+          "job_env": ["FAKE_MODE"]}
 
 def schema(action):
     return {"results_dir": "results", "model": {"size": 8}, action: {"sleep": 0.0, "epochs": 2}}
@@ -55,6 +57,8 @@ def handle(argv):
         last = spec[action]["epochs"] - 1
         write(status="RUNNING", message="epoch", epoch=epoch, max_epoch=last, kpi={"loss": 1.0 / (epoch + 1)})
     (out / "model.pth").write_text("weights")
+    for name, path in (spec.get("data") or {}).items():  # what a task reads: the job's walls must allow it
+        print("read", name, Path(path).read_text()[:20], flush=True)
     write(status="SUCCESS", message="done", kpi={"loss": 0.5})
     return 0
 """
@@ -490,27 +494,9 @@ def test_service_logs_are_json_lines():
     assert line["level"] == "INFO" and line["logger"] == "tao_launcher.service" and line["message"] == "job j1 started"
 
 
-@pytest.mark.parametrize(
-    "env, message",
-    [
-        ({"A B": "1"}, "--env name 'A B' is not a valid name"),
-        ({"LD_PRELOAD": "/tmp/x.so"}, "--env name 'LD_PRELOAD' is reserved"),
-        ({"TAO_JOB_ENCRYPTION_KEY": "x"}, "--env name 'TAO_JOB_ENCRYPTION_KEY' is reserved"),
-        ({"PYTHONPATH": "/tmp"}, "--env name 'PYTHONPATH' is reserved"),
-    ],
-)
-def test_client_env_names_are_checked(client, settings, env, message):
-    a = login(client, "factory_a")
-    body = {"kind": "experiment", "name": "n", "network_arch": "fake_task", "action": "train", "specs": {},
-            "docker_env_vars": env}  # fmt: skip
-    refused = client.post(f"{API}/orgs/factory_a/jobs", headers=a, json=body)
-    assert refused.status_code == 400 and message in refused.json()["error_desc"]
-    assert not list((settings.state_dir / "factory_a").glob("*"))  # a refused job leaves no folder
-
-
 def test_client_env_reaches_the_job(client):
     a = login(client, "factory_a")
-    job_id = create_job(client, a, docker_env_vars={"HF_TOKEN_X": "hello"},
-                        specs={"train": {"sleep": 0.0, "epochs": 1}, "print_env": "HF_TOKEN_X"})  # fmt: skip
+    job_id = create_job(client, a, docker_env_vars={"JOB_VAR_GREETING": "hello", "FAKE_MODE": "x"},
+                        specs={"train": {"sleep": 0.0, "epochs": 1}, "print_env": "JOB_VAR_GREETING"})  # fmt: skip
     wait_for(client, "factory_a", a, job_id, ("Done",))
-    assert "env HF_TOKEN_X=hello" in client.get(f"{API}/orgs/factory_a/jobs/{job_id}:logs", headers=a).text
+    assert "env JOB_VAR_GREETING=hello" in client.get(f"{API}/orgs/factory_a/jobs/{job_id}:logs", headers=a).text

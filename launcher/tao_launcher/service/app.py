@@ -54,7 +54,7 @@ def create_app(settings: ServiceSettings) -> FastAPI:
     plugins = discover()
     sealer = Sealer(settings.state_dir / "service.secret")
     reattach(store)
-    docker = {**settings.docker, "mounts": [settings.data_root, *settings.docker.get("mounts", [])]}
+    docker = dict(settings.docker)  # a container job mounts its org's data and its jobs' folders (jobs.py)
     app = FastAPI(title="tao-launcher job service", version="2")
 
     @app.exception_handler(StarletteHTTPException)
@@ -186,7 +186,9 @@ def create_app(settings: ServiceSettings) -> FastAPI:
         body = await _json(request)
         with store.session() as session, session.begin():
             try:
-                job = job_runner.create(session, store, settings.state_dir, org, body, plugins, sealer, docker)
+                job = job_runner.create(
+                    session, store, settings.state_dir, org, body, plugins, sealer, docker, settings.data_root
+                )
             except job_runner.RequestError as exc:
                 raise ApiError(exc.status, str(exc)) from None
         return {"id": job.id}

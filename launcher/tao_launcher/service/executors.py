@@ -46,7 +46,13 @@ class LocalExecutor:
         log = open(job_dir / LOG_FILE, "ab")  # noqa: SIM115 - handed to the child
         wrapper = [sys.executable, "-m", "tao_launcher.service.run_and_record", str(job_dir / EXIT_FILE), *command]
         process = subprocess.Popen(
-            wrapper, stdout=log, stderr=subprocess.STDOUT, stdin=subprocess.DEVNULL, env=env, start_new_session=True
+            wrapper,
+            stdout=log,
+            stderr=subprocess.STDOUT,
+            stdin=subprocess.DEVNULL,
+            env=env,
+            cwd=job_dir,  # a relative path in the job's spec is the job's own (service/walls.py)
+            start_new_session=True,
         )
         log.close()
         return {"executor": self.name, "pid": process.pid, "job_dir": str(job_dir)}
@@ -134,7 +140,8 @@ class DockerExecutor:
         folders = {Path(p): p != str(job_dir) for p in self.mounts} | {job_dir: False}  # path -> read only
         if SECRET_FILE_ENV in env:
             folders[Path(env[SECRET_FILE_ENV])] = True
-            command = [self.python, "-m", "tao_launcher.service.run_and_record", str(job_dir / EXIT_FILE), *command]
+        # the wrapper checks the job's walls in the container too, and records the exit code there
+        command = [self.python, "-m", "tao_launcher.service.run_and_record", str(job_dir / EXIT_FILE), *command]
         mounts = tuple(Mount(path, str(path), read_only=ro) for path, ro in sorted(folders.items()))
         config = MountsConfig(mounts=mounts, envs={**self.env, **env}, options={"gpus": "none", **self.options})
         logged = ["sh", "-c", f'exec "$@" >> {shlex.quote(str(job_dir / LOG_FILE))} 2>&1', "sh", *command]
@@ -156,7 +163,7 @@ class DockerExecutor:
             container = None
         if container is not None and container.status in ("created", "running", "restarting"):
             return "running", None
-        if container is not None and not exit_file.is_file():  # the wrapper writes it for jobs with a key
+        if container is not None and not exit_file.is_file():  # the wrapper died before it could write it
             exit_file.write_text(f"{int(container.attrs['State']['ExitCode'])}\n")
         if container is not None:  # its code is recorded: the container can go
             container.remove(force=True)

@@ -19,15 +19,17 @@ import yaml
 from sqlalchemy.orm import Session
 
 from tao_launcher.redaction import spec_secrets
+from tao_launcher.service import walls
 from tao_launcher.service.executors import EXIT_FILE, executor_for
+from tao_launcher.service.secret import KEY_ENV
 from tao_launcher.service.store import Dataset, Job, Published, Store
 
 RUNNING_STATES = ("Pending", "Running")
 STOPPED_STATES = ("Canceled", "Paused")  # stopped by a request; the process may still be on its way out
-KEY_ENV = "TAO_JOB_ENCRYPTION_KEY"
-ENV_NAME = re.compile(r"[A-Za-z_][A-Za-z0-9_]*")
-RESERVED_ENV_PREFIXES = ("TAO_", "LD_", "PYTHON", "SLURM_")
-RESERVED_ENV = ("PATH", "HOME", "USER", "SHELL", "BASH_ENV", "ENV")
+USER_ENV_PREFIX = "JOB_VAR_"
+USER_ENV = re.compile(USER_ENV_PREFIX + r"[A-Z0-9_]{1,64}")
+CONTROL = re.compile(r"[\x00-\x1f\x7f]")
+MAX_ENV_VALUE = 4096
 PORT_FILE = "port"
 CANCEL_CODES = (130, 143)
 
@@ -71,8 +73,9 @@ def schema(plugins: dict, action: str, network_arch: str, base_experiment_id: st
 
 
 def create(
-    session: Session, store: Store, state_dir: Path, org: str, body: dict, plugins: dict, sealer, docker: dict
-) -> Job:
+    session: Session, store: Store, state_dir: Path, org: str, body: dict, plugins: dict, sealer, docker: dict,
+    data_root: Path,
+) -> Job:  # fmt: skip
     kind = body.get("kind", "experiment")
     if kind not in ("experiment", "dataset"):
         raise RequestError(400, f"kind '{kind}' must be experiment or dataset")
@@ -81,16 +84,18 @@ def create(
     plugin = _plugin(plugins, network_arch)
     if action not in plugin.actions:
         raise RequestError(400, f"{network_arch} has no action '{action}'; choose one of {', '.join(plugin.actions)}")
-    specs, spec_key = _secret_out_of(body.get("specs") or {}, plugin)
+    specs, spec_key = _client_specs(body.get("specs") or {}, plugin)
     parent = store.owned(session, Job, org, body["parent_job_id"]) if body.get("parent_job_id") else None
     if body.get("parent_job_id") and parent is None:
         raise RequestError(404, f"parent job {body['parent_job_id']} not found")
     datasets = _datasets(session, store, org, body)
     lineage = _ancestors(session, store, org, parent) + _published_jobs(session, store, org, body)
     ancestors = [{"action": a.action, "results_dir": a.results_dir} for a in lineage]
+    roots = [str(data_root / org), *(str(Path(a.results_dir).parent) for a in lineage)]
     job = Job(org=org, kind=kind, action=action, network_arch=network_arch, name=str(body.get("name") or ""),
               workspace_id=body.get("workspace"), parent_id=parent.id if parent else None, specs=specs,
-              bindings={"datasets": datasets, "ancestors": ancestors, "env": _job_env(body)})  # fmt: skip
+              bindings={"datasets": datasets, "ancestors": ancestors, "env": _job_env(body, plugin),
+                        "roots": roots})  # fmt: skip
     session.add(job)
     session.flush()  # the id
     job.results_dir = str(state_dir / org / job.id / "results")
@@ -101,7 +106,8 @@ def create(
     # no key given: the one of the model it builds on (its parent, or a published model), which must decrypt it
     job.sealed_key = sealer.seal(key) if key else next((a.sealed_key for a in lineage if a.sealed_key), None)
     executor = _executor(body.get("backend_details") or {}, plugin, job, docker)  # refused before any file exists
-    write_spec(job, plugin, specs)
+    final = bound_spec(job, plugin, specs)  # checked before any file exists too
+    write_spec(job, plugin, final)
     try:
         start(job, plugin, executor, sealer)
     except RequestError:
@@ -112,10 +118,12 @@ def create(
 
 def _executor(backend: dict, plugin, job: Job, docker: dict):
     """The executor a request's backend_details ask for; a container job gets the plugin's image and options,
-    with the service's data root and extra folders mounted (docker: {image, mounts, env} from the settings)."""
+    with its org's data, its parents' folders and the settings' extra folders mounted read-only (its own folder
+    read-write): no other org's folder is in the container."""
     if backend.get("backend_type") == "local-docker":
+        mounts = [*job.bindings["roots"], *(str(m) for m in docker.get("mounts", []))]
         backend = {"backend_type": "local-docker", "docker": {
-            "image": docker.get("image") or plugin.spec.image, "mounts": [str(m) for m in docker.get("mounts", [])],
+            "image": docker.get("image") or plugin.spec.image, "mounts": mounts,
             "env": docker.get("env", {}), "options": dict(plugin.spec.docker_options),
             "python": docker.get("python", "python3")}}  # fmt: skip
     try:
@@ -155,18 +163,37 @@ def microservice_port(job: Job) -> int | None:
     return int(port_file.read_text())
 
 
-def write_spec(job: Job, plugin, specs: dict) -> None:
-    """``<job>/spec.yaml``: the client's specs with the job's datasets, parents and results folder bound in by the
-    plugin's hook, and the encryption key referred to, never written."""
+def bound_spec(job: Job, plugin, specs: dict) -> dict:
+    """The client's specs with the job's datasets, parents and results folder bound in by the plugin's hook,
+    checked against the job's walls (walls.py) as the task will read them (over the plugin's defaults)."""
     bindings = job.bindings
     hook = plugin.load(plugin.spec.job_specs) if plugin.spec.job_specs else None
     final = (hook(job.action, specs, bindings["datasets"], bindings["ancestors"], job.results_dir) if hook
              else {**specs, "results_dir": job.results_dir})  # fmt: skip
+    defaults = plugin.load(plugin.spec.schema)(job.action) if plugin.spec.schema else {}
+    try:
+        walls.check(_merged(defaults, final), plugin.spec.path_keys, plugin.spec.output_keys,
+                    plugin.spec.named_models, _roots(job), Path(job.results_dir).parent)  # fmt: skip
+    except walls.WallError as exc:
+        raise RequestError(400, str(exc)) from None
+    return final
+
+
+def write_spec(job: Job, plugin, final: dict) -> None:
+    """``<job>/spec.yaml`` (the encryption key referred to, never written) and ``walls.json``, which the job's
+    wrapper checks again before the task starts."""
+    final = dict(final)
     if job.sealed_key:  # the key reaches the task through its environment only
         final["encryption_key"] = "${oc.env:" + KEY_ENV + "}"
     job_dir = Path(job.results_dir).parent
     job_dir.mkdir(parents=True, exist_ok=True)
     (job_dir / "spec.yaml").write_text(yaml.safe_dump(final, sort_keys=False))
+    walls.write(job_dir, job_dir / "spec.yaml", plugin, _roots(job))
+
+
+def _roots(job: Job) -> list[str]:
+    """Where a job's spec may point: its own folder, its org's data and its parents' folders."""
+    return [str(Path(job.results_dir).parent), *job.bindings.get("roots", [])]
 
 
 def start(job: Job, plugin, executor, sealer) -> None:
@@ -218,12 +245,13 @@ def resume(job: Job, plugins: dict, sealer, specs: dict | None) -> None:
     executor = executor_for(job.handle)
     executor.wait_stopped(job.handle)
     plugin = _plugin(plugins, job.network_arch)
-    specs, spec_key = _secret_out_of(specs or {}, plugin)
+    specs, spec_key = _client_specs(specs or {}, plugin)
     if spec_key and (not job.sealed_key or sealer.open(job.sealed_key) != spec_key):
         raise RequestError(400, "a resumed job keeps the encryption key it was created with; leave it out of specs")
     if specs:
+        final = bound_spec(job, plugin, specs)
         job.specs = specs
-        write_spec(job, plugin, specs)
+        write_spec(job, plugin, final)
     start(job, plugin, executor, sealer)
 
 
@@ -304,34 +332,39 @@ def _environment(job: Job, sealer, in_image: bool) -> dict[str, str]:
     return env
 
 
-def _secret_out_of(specs, plugin) -> tuple[dict, str | None]:
-    """The client's specs without the plugin's secret values (kept only sealed, never in the database or a spec
-    file) and the one secret they gave, if any."""
+def _client_specs(specs, plugin) -> tuple[dict, str | None]:
+    """The client's specs as the job may use them, and the one secret they gave, if any: without the plugin's
+    secret values (kept only sealed, never in the database or a spec file), without the keys where tasks write
+    (the service binds them), and with no interpolation but plain ``${key}`` references."""
     if not isinstance(specs, dict):
         raise RequestError(400, "specs must be a JSON object (the default of get-job-schema, edited)")
     found = spec_secrets(specs, plugin.spec.secret_keys)
     if len(set(found.values())) > 1:
         raise RequestError(400, f"specs give {len(found)} different secrets ({', '.join(found)}); give one key")
-    return _without(specs, set(found)), next(iter(found.values()), None)
+    specs = walls.without_keys(specs, [*found, *plugin.spec.output_keys])
+    try:
+        walls.check_references(specs)
+    except walls.WallError as exc:
+        raise RequestError(400, str(exc)) from None
+    return specs, next(iter(found.values()), None)
 
 
-def _without(specs: dict, dotted: set[str], prefix: str = "") -> dict:
-    return {key: _without(value, dotted, f"{prefix}{key}.") if isinstance(value, dict) else value
-            for key, value in specs.items() if f"{prefix}{key}" not in dotted}  # fmt: skip
-
-
-def _job_env(body: dict) -> dict[str, str]:
-    """The client's ``--env KEY=VALUE`` pairs: identifiers only, and none of the names the service sets itself
-    or the dynamic loader and interpreter read (they would run code of the client's choosing)."""
+def _job_env(body: dict, plugin) -> dict[str, str]:
+    """The client's ``--env KEY=VALUE`` pairs, by an allow-list: the names the plugin declares (``job_env``) and
+    user variables named ``JOB_VAR_*``, which no library reads. Any other name may be read by some library at
+    start-up (LD_PRELOAD, PYTHONSTARTUP, OPENSSL_CONF, ...) and run code of the client's choosing. Values are
+    text without control characters."""
     env = body.get("docker_env_vars") or {}
     if not isinstance(env, dict):
         raise RequestError(400, "docker_env_vars must be an object of NAME: value")
-    for name in env:
-        if not ENV_NAME.fullmatch(str(name)):
-            raise RequestError(400, f"--env name '{name}' is not a valid name; use letters, digits and _")
-        if str(name).startswith(RESERVED_ENV_PREFIXES) or name in RESERVED_ENV:
-            raise RequestError(400, f"--env name '{name}' is reserved; choose another name")
-    return {str(k): str(v) for k, v in env.items()}
+    allowed = ", ".join([*plugin.spec.job_env, f"{USER_ENV_PREFIX}<NAME>"])
+    for name, value in env.items():
+        if not (name in plugin.spec.job_env or USER_ENV.fullmatch(str(name))):
+            raise RequestError(400, f"--env name '{name}' is not allowed; use one of {allowed}")
+        if not isinstance(value, str) or CONTROL.search(value) or len(value) > MAX_ENV_VALUE:
+            raise RequestError(400, f"--env {name}: the value must be text of at most {MAX_ENV_VALUE} characters "
+                               "without control characters")  # fmt: skip
+    return dict(env)
 
 
 def _datasets(session: Session, store: Store, org: str, body: dict) -> dict[str, list[str]]:

@@ -8,6 +8,7 @@ from pathlib import Path
 from cryptography.fernet import Fernet
 
 SEALED_ENV, SECRET_FILE_ENV = "TAO_JOB_SEALED_KEY", "TAO_JOB_SECRET_FILE"
+KEY_ENV = "TAO_JOB_ENCRYPTION_KEY"  # the opened key, in the task's environment only
 
 
 class Sealer:
