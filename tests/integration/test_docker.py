@@ -243,7 +243,8 @@ def test_the_job_service_runs_a_job_in_the_plugins_container_and_cancels_one(ima
     dataset = service.post(f"{api}/datasets", headers=headers, json=body).json()["id"]
     spec = tiny_spec_dict(tiny_data, tmp_path / "ignored")
     spec.pop("encryption_key")
-    spec["dataset"].pop("validation_dataset")
+    for split in ("validation_dataset", "test_dataset", "infer_dataset"):  # the job's datasets are bound by id
+        spec["dataset"].pop(split)
 
     def job(epochs: int, **extra) -> str:
         spec["train"]["num_epochs"] = epochs
