@@ -212,3 +212,108 @@ def test_downloads_stay_inside_the_job(client, settings, walls):  # noqa: F811
         assert answer.status_code == 404 and EVIL_SECRET.encode() not in answer.content, names
     whole = client.get(f"{API}/orgs/{ACME}/jobs/{job}:download", headers=acme)
     assert whole.status_code == 200 and EVIL_SECRET.encode() not in whole.content
+
+
+def test_a_job_gets_its_own_key_never_the_services_secret(client, settings, walls):  # noqa: F811
+    """The job's key is sealed with a secret of the job's own, removed once the wrapper has read it; the
+    service's secret (which opens every org's keys) is named nowhere in the job's environment."""
+    acme = walls["acme"]
+    secret_file = settings.state_dir / "service.secret"
+    job = create_job(client, acme, org=ACME, encryption_key="acme-key-7781", specs={
+        "train": {"sleep": 0.0, "epochs": 1}, "print_env": "TAO_JOB_SECRET_FILE"})  # fmt: skip
+    wait_for(client, ACME, acme, job, ("Done",))
+    log = client.get(f"{API}/orgs/{ACME}/jobs/{job}:logs", headers=acme).text
+    assert "key sha256 " in log and "key sha256 None" not in log  # the task got its key
+    assert "env TAO_JOB_SECRET_FILE=\n" in log and str(secret_file) not in log
+    job_dir = settings.state_dir / ACME / job
+    assert not (job_dir / ".job_secret").exists()  # read once, removed
+    assert secret_file.read_bytes() not in b"".join(p.read_bytes() for p in job_dir.rglob("*") if p.is_file())
+
+
+@pytest.fixture
+def org_users(tmp_path_factory):
+    """Two system users, one per org (created once; the service must run as root to start jobs as them), and an
+    interpreter they can run (``--job-python``): this one's own may live in root's private home."""
+    import shutil
+    import subprocess
+    import sys
+    import sysconfig
+    import tempfile
+
+    if os.geteuid() != 0 or not shutil.which("useradd"):
+        pytest.skip("needs root and useradd: the service starts each org's jobs as its own system user")
+    users = {ACME: "oi_walls_acme", EVIL: "oi_walls_evil"}
+    for user in users.values():
+        subprocess.run(["useradd", "--no-create-home", "--shell", "/usr/sbin/nologin", user], capture_output=True)
+    base = Path(tempfile.mkdtemp(prefix="oi-walls-"))  # pytest's own tmp folders are private to root
+    base.chmod(0o755)
+    python = sys.executable
+    if subprocess.run(["runuser", "-u", users[ACME], "--", python, "-c", "1"], capture_output=True).returncode:
+        system = shutil.which(f"python{sys.version_info.major}.{sys.version_info.minor}", path="/usr/bin")
+        if system is None:
+            pytest.skip(f"{python} cannot be run by another user and there is no system Python of its version")
+        subprocess.run([system, "-m", "venv", "--without-pip", str(base / "venv")], check=True)
+        ours = sysconfig.get_paths()["purelib"]  # this environment's packages (editable installs too)
+        packages = next((base / "venv" / "lib").glob("python*")) / "site-packages"
+        (packages / "ours.pth").write_text(f"import site; site.addsitedir({ours!r})\n")
+        python = str(base / "venv" / "bin" / "python")
+    usable = subprocess.run(["runuser", "-u", users[ACME], "--", python, "-c", "import tao_launcher"],
+                            capture_output=True, text=True)  # fmt: skip
+    if usable.returncode != 0:
+        pytest.skip(f"no interpreter with tao_launcher that another user can run: {usable.stderr.strip()[-200:]}")
+    yield {"users": users, "python": python, "base": base}
+    shutil.rmtree(base, ignore_errors=True)
+
+
+def test_with_a_user_per_org_a_tenants_own_code_cannot_read_another_orgs_files(org_users, monkeypatch):
+    """Defence in depth for local jobs (tao serve --run-jobs-as ORG=USER): code a tenant gets to run in its job
+    (here the plugin reads paths the tenant names in JOB_VAR_PROBES, past every check of the service) runs as
+    the org's user and cannot read evil's data, evil's jobs, the service's secret or its database."""
+    import shutil
+
+    from fastapi.testclient import TestClient
+    from tao_launcher.service.app import ServiceSettings, create_app
+    from test_service import FAKE_PLUGIN
+
+    base, users = org_users["base"], org_users["users"]
+    try:
+        site = base / "site"
+        (site / "fakesvc-1.0.dist-info").mkdir(parents=True)
+        (site / "fakesvc.py").write_text(FAKE_PLUGIN)
+        (site / "fakesvc-1.0.dist-info" / "METADATA").write_text("Metadata-Version: 2.1\nName: fakesvc\nVersion: 1.0\n")
+        (site / "fakesvc-1.0.dist-info" / "entry_points.txt").write_text(
+            "[tao_launcher.plugins]\nfake_task = fakesvc:PLUGIN\n"
+        )
+        monkeypatch.syspath_prepend(str(site))
+        monkeypatch.setenv("PYTHONPATH", str(site))
+        monkeypatch.setenv("TAO_LAUNCHER_PLUGINS", "fake_task")
+        data, state = base / "data", base / "state"
+        for org, user in users.items():  # the admin gives each org's data to its user (docs/job_service.md)
+            (data / org).mkdir(parents=True)
+            (data / org / "secret.txt").write_text(f"{org}'s data")
+            shutil.chown(data / org, user)
+            shutil.chown(data / org / "secret.txt", user)
+            (data / org).chmod(0o700)
+        settings = ServiceSettings(data_root=data, state_dir=state, api_keys={"*": KEY}, job_users=users,
+                                   job_python=org_users["python"])  # fmt: skip
+        client = TestClient(create_app(settings))
+        evil, acme = login(client, EVIL), login(client, ACME)
+        evil_job = create_job(
+            client, evil, org=EVIL, encryption_key="evil-key-1", specs={"train": {"sleep": 0.0, "epochs": 1}}
+        )
+        wait_for(client, EVIL, evil, evil_job, ("Done",))
+        probes = [data / EVIL / "secret.txt", state / EVIL / evil_job / "spec.yaml", state / "service.secret",
+                  state / "service.db", data / ACME / "secret.txt"]  # fmt: skip
+        one_epoch = {"train": {"sleep": 0.0, "epochs": 1}}
+        job = create_job(client, acme, org=ACME, encryption_key="acme-key-2", specs=one_epoch,
+                         docker_env_vars={"JOB_VAR_PROBES": ",".join(map(str, probes))})  # fmt: skip
+        assert wait_for(client, ACME, acme, job, ("Done", "Error"))["status"] == "Done"
+        log = client.get(f"{API}/orgs/{ACME}/jobs/{job}:logs", headers=acme).text
+        for denied in probes[:-1]:
+            assert f"probe {denied} denied PermissionError" in log, log
+        assert f"probe {probes[-1]} read" in log  # its own org's data: readable
+        assert "key sha256 " in log and "key sha256 None" not in log  # its key reached it without the secret
+        owner = (state / ACME / job).stat()
+        assert owner.st_uid == __import__("pwd").getpwnam(users[ACME]).pw_uid and owner.st_mode & 0o777 == 0o700
+    finally:
+        shutil.rmtree(base, ignore_errors=True)

@@ -42,6 +42,12 @@ class ServiceSettings:
     api_keys: dict[str, str] = field(default_factory=dict)  # org (or "*") -> key that login accepts
     airgapped: bool = False  # no authentication at all (loopback only unless explicitly overridden)
     docker: dict = field(default_factory=dict)  # local-docker jobs: {image (else the plugin's), mounts, env}
+    job_users: dict[str, str] = field(default_factory=dict)  # org (or "*") -> system user its jobs run as (root)
+    job_python: str = ""  # the interpreter local jobs run with (default: the service's)
+
+    def run_as(self, org: str) -> dict:
+        """How an org's local jobs run: {user, python} (empty values: as the service, with its interpreter)."""
+        return {"user": self.job_users.get(org) or self.job_users.get("*", ""), "python": self.job_python}
 
 
 class ApiError(HTTPException):
@@ -186,9 +192,8 @@ def create_app(settings: ServiceSettings) -> FastAPI:
         body = await _json(request)
         with store.session() as session, session.begin():
             try:
-                job = job_runner.create(
-                    session, store, settings.state_dir, org, body, plugins, sealer, docker, settings.data_root
-                )
+                job = job_runner.create(session, store, settings.state_dir, org, body, plugins, sealer, docker,
+                                        settings.data_root, settings.run_as(org))  # fmt: skip
             except job_runner.RequestError as exc:
                 raise ApiError(exc.status, str(exc)) from None
         return {"id": job.id}
@@ -259,7 +264,8 @@ def create_app(settings: ServiceSettings) -> FastAPI:
         body = await _json(request)
         with store.session() as session, session.begin():
             try:
-                job = job_runner.start_microservice(session, store, settings.state_dir, org, body, plugins, sealer)
+                job = job_runner.start_microservice(session, store, settings.state_dir, org, body, plugins, sealer,
+                                                    settings.run_as(org))  # fmt: skip
             except job_runner.RequestError as exc:
                 raise ApiError(exc.status, str(exc)) from None
         return {"id": job.id, "status": "Starting"}

@@ -37,14 +37,31 @@ class Executor(Protocol):
 
 class LocalExecutor:
     """Jobs as processes of this machine, each in its own session (so a cancel reaches its loader workers). The
-    exit code is written to a file by a tiny wrapper, so it is known even after a service restart."""
+    exit code is written to a file by a tiny wrapper, so it is known even after a service restart. With ``user``
+    (a service running as root, ``tao serve --run-jobs-as ORG=USER``), the job runs as that system user in a
+    folder of its own (mode 0700), so even code a tenant gets to run cannot read another org's files."""
 
     name = "local"
 
+    def __init__(self, user: str = "", python: str = ""):
+        self.user = user
+        self.python = python or sys.executable  # with user: an interpreter that user can run (tao serve --job-python)
+
+    @property
+    def owner(self) -> tuple[int, int] | None:
+        return _owner(self.user) if self.user else None
+
     def submit(self, command: list[str], env: dict[str, str], job_dir: Path) -> dict:
         job_dir.mkdir(parents=True, exist_ok=True)
+        as_user: dict = {}
+        if self.owner is not None:
+            uid, gid = self.owner
+            os.chown(job_dir, uid, gid)
+            job_dir.chmod(0o700)
+            env = {**env, "HOME": str(job_dir), "USER": self.user, "LOGNAME": self.user}
+            as_user = {"user": uid, "group": gid, "extra_groups": []}
         log = open(job_dir / LOG_FILE, "ab")  # noqa: SIM115 - handed to the child
-        wrapper = [sys.executable, "-m", "tao_launcher.service.run_and_record", str(job_dir / EXIT_FILE), *command]
+        wrapper = [self.python, "-m", "tao_launcher.service.run_and_record", str(job_dir / EXIT_FILE), *command]
         process = subprocess.Popen(
             wrapper,
             stdout=log,
@@ -53,9 +70,11 @@ class LocalExecutor:
             env=env,
             cwd=job_dir,  # a relative path in the job's spec is the job's own (service/walls.py)
             start_new_session=True,
+            **as_user,
         )
         log.close()
-        return {"executor": self.name, "pid": process.pid, "job_dir": str(job_dir)}
+        return {"executor": self.name, "pid": process.pid, "job_dir": str(job_dir), "user": self.user,
+                "python": self.python}  # fmt: skip
 
     def state(self, handle: dict) -> tuple[str, int | None]:
         recorded = recorded_exit(handle)
@@ -130,16 +149,13 @@ class DockerExecutor:
 
     def submit(self, command: list[str], env: dict[str, str], job_dir: Path) -> dict:
         """``env`` holds only the job's own variables: the container keeps the image's environment. A sealed
-        encryption key comes with the service's secret file mounted read-only, and the wrapper opens it inside the
-        container, so ``docker inspect`` shows only the sealed form."""
+        encryption key is opened by the wrapper inside the container with the job's own secret (in the job's
+        folder, secret.py), so ``docker inspect`` shows only the sealed form."""
         from tao_launcher.docker_runner import _sdk_kwargs, container_spec, docker_client
         from tao_launcher.mounts import Mount, MountsConfig
-        from tao_launcher.service.secret import SECRET_FILE_ENV
 
         job_dir.mkdir(parents=True, exist_ok=True)
         folders = {Path(p): p != str(job_dir) for p in self.mounts} | {job_dir: False}  # path -> read only
-        if SECRET_FILE_ENV in env:
-            folders[Path(env[SECRET_FILE_ENV])] = True
         # the wrapper checks the job's walls in the container too, and records the exit code there
         command = [self.python, "-m", "tao_launcher.service.run_and_record", str(job_dir / EXIT_FILE), *command]
         mounts = tuple(Mount(path, str(path), read_only=ro) for path, ro in sorted(folders.items()))
@@ -193,7 +209,19 @@ def executor_for(handle_or_backend: dict) -> Executor:
         return SlurmExecutor(handle_or_backend.get("partition", ""), handle_or_backend.get("cluster_name", ""))
     if kind == "local-docker":
         return DockerExecutor(**handle_or_backend.get("docker", {}))  # a handle keeps what a resume needs
-    return LocalExecutor()
+    return LocalExecutor(handle_or_backend.get("user", ""), handle_or_backend.get("python", ""))
+
+
+def _owner(user: str) -> tuple[int, int]:
+    import pwd
+
+    entry = pwd.getpwnam(user)
+    return entry.pw_uid, entry.pw_gid
+
+
+def uid_gid(user: str) -> str:
+    """``uid:gid`` of a system user, as Docker's ``--user`` takes it."""
+    return "{}:{}".format(*_owner(user))
 
 
 def recorded_exit(handle: dict) -> tuple[str, int | None] | None:

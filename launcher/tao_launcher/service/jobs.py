@@ -20,7 +20,7 @@ from sqlalchemy.orm import Session
 
 from tao_launcher.redaction import spec_secrets
 from tao_launcher.service import walls
-from tao_launcher.service.executors import EXIT_FILE, executor_for
+from tao_launcher.service.executors import EXIT_FILE, LocalExecutor, executor_for, uid_gid
 from tao_launcher.service.secret import KEY_ENV
 from tao_launcher.service.store import Dataset, Job, Published, Store
 
@@ -74,8 +74,10 @@ def schema(plugins: dict, action: str, network_arch: str, base_experiment_id: st
 
 def create(
     session: Session, store: Store, state_dir: Path, org: str, body: dict, plugins: dict, sealer, docker: dict,
-    data_root: Path,
+    data_root: Path, run_as: dict | None = None,
 ) -> Job:  # fmt: skip
+    """A job from a client's request (``run_as``: ``{user, python}``, the system user the org's local jobs run as
+    and the interpreter they run with, where the service sets them)."""
     kind = body.get("kind", "experiment")
     if kind not in ("experiment", "dataset"):
         raise RequestError(400, f"kind '{kind}' must be experiment or dataset")
@@ -105,7 +107,7 @@ def create(
     key = key or spec_key
     # no key given: the one of the model it builds on (its parent, or a published model), which must decrypt it
     job.sealed_key = sealer.seal(key) if key else next((a.sealed_key for a in lineage if a.sealed_key), None)
-    executor = _executor(body.get("backend_details") or {}, plugin, job, docker)  # refused before any file exists
+    executor = _executor(body.get("backend_details") or {}, plugin, job, docker, run_as)  # before any file exists
     final = bound_spec(job, plugin, specs)  # checked before any file exists too
     write_spec(job, plugin, final)
     try:
@@ -116,16 +118,19 @@ def create(
     return job
 
 
-def _executor(backend: dict, plugin, job: Job, docker: dict):
+def _executor(backend: dict, plugin, job: Job, docker: dict, run_as: dict | None):
     """The executor a request's backend_details ask for; a container job gets the plugin's image and options,
     with its org's data, its parents' folders and the settings' extra folders mounted read-only (its own folder
     read-write): no other org's folder is in the container."""
     if backend.get("backend_type") == "local-docker":
         mounts = [*job.bindings["roots"], *(str(m) for m in docker.get("mounts", []))]
+        user = (run_as or {}).get("user")
+        options = {**plugin.spec.docker_options, **({"user": uid_gid(user)} if user else {})}
         backend = {"backend_type": "local-docker", "docker": {
             "image": docker.get("image") or plugin.spec.image, "mounts": mounts,
-            "env": docker.get("env", {}), "options": dict(plugin.spec.docker_options),
-            "python": docker.get("python", "python3")}}  # fmt: skip
+            "env": docker.get("env", {}), "options": options, "python": docker.get("python", "python3")}}  # fmt: skip
+    elif backend.get("backend_type", "local") == "local":
+        backend = {**backend, **(run_as or {})}
     try:
         return executor_for(backend)
     except ValueError as exc:
@@ -133,7 +138,7 @@ def _executor(backend: dict, plugin, job: Job, docker: dict):
 
 
 def start_microservice(session: Session, store: Store, state_dir: Path, org: str, body: dict, plugins: dict,
-                       sealer) -> Job:  # fmt: skip
+                       sealer, run_as: dict | None = None) -> Job:  # fmt: skip
     """A process that keeps a finished job's model loaded (``model_path``: that job's id) and answers
     ``:inference`` requests through the plugin's ``inference_server``."""
     model = store.owned(session, Job, org, str(body.get("model_path") or body.get("parent_job_id") or ""))
@@ -148,9 +153,10 @@ def start_microservice(session: Session, store: Store, state_dir: Path, org: str
     session.flush()
     ms_dir = state_dir / org / job.id
     job.results_dir = str(ms_dir / "results")
-    command = [sys.executable, "-m", "tao_launcher.service.microservice", model.network_arch,
+    executor = LocalExecutor(**(run_as or {}))
+    command = [executor.python, "-m", "tao_launcher.service.microservice", model.network_arch,
                str(Path(model.results_dir).parent), str(ms_dir / PORT_FILE)]  # fmt: skip
-    job.handle = executor_for({}).submit(command, _environment(job, sealer, in_image=False), ms_dir)
+    job.handle = executor.submit(command, _environment(job, sealer, executor), ms_dir)
     job.status = "Running"
     return job
 
@@ -202,9 +208,9 @@ def start(job: Job, plugin, executor, sealer) -> None:
     if getattr(executor, "in_image", False):  # the plugin's own command in its image
         command = [*plugin.spec.argv_prefix, job.action, "-e", str(job_dir / "spec.yaml")]
     else:
-        command = [sys.executable, "-m", "tao_launcher.cli", "--local", "model", job.network_arch, job.action,
-                   "-e", str(job_dir / "spec.yaml")]  # fmt: skip
-    env = _environment(job, sealer, in_image=getattr(executor, "in_image", False))
+        command = [getattr(executor, "python", sys.executable), "-m", "tao_launcher.cli", "--local", "model",
+                   job.network_arch, job.action, "-e", str(job_dir / "spec.yaml")]  # fmt: skip
+    env = _environment(job, sealer, executor)
     (job_dir / EXIT_FILE).unlink(missing_ok=True)
     try:
         job.handle = executor.submit(command, env, job_dir)
@@ -322,13 +328,17 @@ def _status_lines(job: Job) -> list[dict]:
     return lines
 
 
-def _environment(job: Job, sealer, in_image: bool) -> dict[str, str]:
+def _environment(job: Job, sealer, executor) -> dict[str, str]:
     """A process here inherits the service's environment (its own secrets left out); a container keeps its
-    image's. Both get the client's --env pairs and, for a job with a key, the sealed key."""
+    image's. Both get the client's --env pairs and, for a job with a key, its key sealed with a secret of its
+    own (secret.py)."""
+    in_image = getattr(executor, "in_image", False)
     env = {} if in_image else {k: v for k, v in os.environ.items() if not k.startswith("TAO_SERVICE_")}
     env.update(job.bindings.get("env", {}))
     if job.sealed_key:
-        env.update(sealer.job_env(job.sealed_key))
+        job_dir = Path(job.results_dir).parent
+        job_dir.mkdir(parents=True, exist_ok=True)
+        env.update(sealer.job_env(job.sealed_key, job_dir, getattr(executor, "owner", None)))
     return env
 
 

@@ -53,9 +53,9 @@ def job_environment(env: dict[str, str]) -> dict[str, str]:
 
     sealed, secret_file = env.pop(SEALED_ENV, None), env.pop(SECRET_FILE_ENV, None)
     if sealed and secret_file:
-        from tao_launcher.service.secret import Sealer
+        from tao_launcher.service.secret import open_job_key
 
-        env[KEY_ENV] = Sealer(Path(secret_file)).open(sealed)
+        env[KEY_ENV] = open_job_key(sealed, Path(secret_file))
     return env
 
 

@@ -32,6 +32,11 @@ def parse(argv: list[str]) -> argparse.Namespace:
     parser.add_argument("--keys-file", type=Path, help='JSON {"org": "key", "*": "key for any org"}')
     parser.add_argument("--airgapped", action="store_true", help="no authentication (loopback only)")
     parser.add_argument("--allow-remote", action="store_true", help="let an airgapped service listen beyond loopback")
+    parser.add_argument("--run-jobs-as", action="append", default=[], metavar="ORG=USER",
+                        help="run ORG's local and container jobs as this system user (the service runs as root); "
+                        "ORG * for every org without its own")  # fmt: skip
+    parser.add_argument("--job-python", default="", help="the Python local jobs run with (default: this one); "
+                        "with --run-jobs-as, one those users can run, with tao_launcher and the plugins")  # fmt: skip
     return parser.parse_args(argv)
 
 
@@ -56,12 +61,33 @@ def settings_from(args: argparse.Namespace):
     if not args.data_root.is_dir():
         raise LauncherError(f"--data-root {args.data_root} is not a folder")
     return ServiceSettings(
+        job_users=_job_users(args.run_jobs_as),
+        job_python=args.job_python,
         data_root=args.data_root.resolve(),
         state_dir=args.state_dir.expanduser().resolve(),
         database_url=args.database_url,
         api_keys=keys,
         airgapped=args.airgapped,
     )
+
+
+def _job_users(pairs: list[str]) -> dict[str, str]:
+    """``--run-jobs-as ORG=USER``: each user must exist, and only root can start processes as another user."""
+    import pwd
+
+    users = {}
+    for pair in pairs:
+        org, sep, user = pair.partition("=")
+        if not sep or not org or not user:
+            raise LauncherError(f"--run-jobs-as {pair}: expected ORG=USER (ORG * for every other org)")
+        try:
+            pwd.getpwnam(user)
+        except KeyError:
+            raise LauncherError(f"--run-jobs-as {pair}: no system user {user}; create it (useradd {user})") from None
+        users[org] = user
+    if users and os.geteuid() != 0:
+        raise LauncherError("--run-jobs-as needs a service running as root (it starts jobs as other users)")
+    return users
 
 
 class JsonLines(logging.Formatter):

@@ -6,6 +6,7 @@ and encryption keys of jobs are not stored at all (they go to the job's process 
 """
 
 import datetime
+import os
 import uuid
 
 from sqlalchemy import JSON, DateTime, String, Text, create_engine, inspect, select
@@ -112,6 +113,8 @@ class Store:
             url = "postgresql+psycopg://" + url.split("://", 1)[1]
         self.engine = create_engine(url, future=True)
         Base.metadata.create_all(self.engine)
+        if self.engine.url.get_backend_name() == "sqlite" and self.engine.url.database not in (None, "", ":memory:"):
+            os.chmod(self.engine.url.database, 0o600)  # readable by the service alone, not by jobs of other users
         self._check_columns()
         self.sessions = sessionmaker(self.engine, expire_on_commit=False)
 
