@@ -136,6 +136,8 @@ def next_step(action: str, spec: str, overrides: tuple, cfg, result: dict) -> st
         model = cfg.evaluate.checkpoint
         export = command("export", f"export.checkpoint={model}") if model and cfg.evaluate.backend == "pytorch" else ""
         return f"metrics in {report} (plots beside it)" + (f"; to deploy: {export}" if export else "")
+    if action == "calibrate" and result.get("checkpoint"):
+        return command("evaluate", f"evaluate.checkpoint={result['checkpoint']}")
     if action == "export" and result.get("onnx_file"):
         return command("inference", "inference.backend=onnxruntime", f"inference.onnx_file={result['onnx_file']}")
     if action == "validate":

@@ -55,6 +55,14 @@ ACTIONS = {
             ("model", "dataset", "train", "inference"),
         ),
         ActionInfo(
+            "calibrate",
+            "Re-calibrate a trained model's threshold for a target FPR on good parts (PASS pairs) of a new design.",
+            "optical_inspection calibrate -e specs/calibrate.yaml "
+            "calibrate.checkpoint=results/sample/train/oi_model_latest.pth",
+            ("model", "dataset", "train", "calibrate"),
+            "calibration",
+        ),
+        ActionInfo(
             "export",
             "Export a checkpoint to ONNX, verified against PyTorch with onnxruntime.",
             "optical_inspection export -e specs/export.yaml export.checkpoint=results/sample/train/oi_model_latest.pth",

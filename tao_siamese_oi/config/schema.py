@@ -323,6 +323,24 @@ class InferenceConfig(ScoringConfig):
 
 
 @dataclass
+class CalibrateConfig(ScoringConfig):
+    """Re-calibrate a trained model's threshold on good parts of a new design (the infer split's PASS rows)."""
+
+    target_fpr: float = opt(1.0, min=0.0, max=100.0, help="the FPR % the new threshold is calibrated for")
+    calibrate_by: str | None = opt(
+        None,
+        help="a CSV column (e.g. design): a threshold per value with enough PASS pairs, kept beside the model's "
+        "other groups; null: the model's global threshold is replaced",
+    )
+    output_checkpoint: str | None = opt(
+        None,
+        help="default: <calibrate.results_dir>/oi_model_calibrated.pth (the given model is never changed)",
+        path=True,
+    )
+    results_dir: str = opt("${results_dir}/calibrate", path=True)
+
+
+@dataclass
 class ExportConfig(Sealed):
     results_dir: str = opt("${results_dir}/export", path=True)
     gpu_id: int = opt(0, min=0)
@@ -424,6 +442,7 @@ class ExperimentConfig(Sealed):
     train: TrainConfig = section(TrainConfig)
     evaluate: EvaluateConfig = section(EvaluateConfig)
     inference: InferenceConfig = section(InferenceConfig)
+    calibrate: CalibrateConfig = section(CalibrateConfig)
     export: ExportConfig = section(ExportConfig)
     gen_trt_engine: GenTrtEngineConfig = section(GenTrtEngineConfig)
     dataset_convert: DatasetConvertConfig = section(DatasetConvertConfig)

@@ -65,7 +65,21 @@ def calibrate(scores, labels, target_fpr: float | None = None, target_recall: fl
         "recall": 100.0 * int((flagged & labels).sum()) / num_fail if num_fail else None,
         "num_pass": num_pass,
         "num_fail": num_fail,
+        "pass_scores": pass_profile(scores[~labels]),
     }
+
+
+PROFILE_QUANTILES = (25, 50, 75, 90, 99)
+
+
+def pass_profile(pass_scores) -> dict | None:
+    """The calibration set's PASS scores in a few quantiles (q25 ... q99, and how many): what a later run's scores
+    are compared with to say when the threshold is out of its depth (model/drift.py)."""
+    pass_scores = np.asarray(pass_scores, dtype=np.float64)
+    if pass_scores.size == 0:
+        return None
+    values = np.percentile(pass_scores, PROFILE_QUANTILES)
+    return {"n": int(pass_scores.size), **{f"q{q}": float(v) for q, v in zip(PROFILE_QUANTILES, values)}}
 
 
 def _arrays(scores, labels) -> tuple[np.ndarray, np.ndarray]:

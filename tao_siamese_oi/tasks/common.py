@@ -28,6 +28,7 @@ HOTSPOT_COLUMNS = ("hotspot_light", "hotspot_x", "hotspot_y")
 WRITTEN_COLUMNS = {
     "evaluate": ("siamese_score", "decision", "outcome", *HOTSPOT_COLUMNS),
     "inference": ("siamese_score", "decision", *HOTSPOT_COLUMNS),
+    "calibrate": (),
 }
 
 

@@ -9,6 +9,7 @@ import numpy as np
 import pandas as pd
 
 from tao_siamese_oi.config.schema import ExperimentConfig
+from tao_siamese_oi.model.drift import drift_warnings
 from tao_siamese_oi.model.metrics import inspection_metrics, tao_test_kpis, threshold_metrics
 from tao_siamese_oi.tasks.common import (
     HEATMAPS_FILE,
@@ -68,6 +69,10 @@ def run(cfg: ExperimentConfig, out: Path, status) -> dict | None:
     )
 
     for line in measurability(cfg, metrics, f"the test split ({dataset.table.csv_path})"):
+        log.warning(line)
+    metrics["drift"] = drift_warnings(frame, scores, labels, True, calibration if source == "calibrated" else None,
+                                      f"evaluate on {dataset.table.csv_path}")  # fmt: skip
+    for line in metrics["drift"]:
         log.warning(line)
 
     frame["siamese_score"] = scores

@@ -8,6 +8,7 @@ from pathlib import Path
 import numpy as np
 
 from tao_siamese_oi.config.schema import ExperimentConfig
+from tao_siamese_oi.model.drift import drift_warnings
 from tao_siamese_oi.tasks.common import (
     HEATMAPS_FILE,
     check_scoring_inputs,
@@ -49,6 +50,11 @@ def run(cfg: ExperimentConfig, out: Path, status) -> dict | None:
     frame["siamese_score"] = scores
     thresholds = row_decision_thresholds(frame, calibration, threshold, source)
     frame["decision"] = np.where(scores > thresholds, "FAIL", "PASS")
+    table = dataset.table
+    decided_by = calibration if source == "calibrated" else None
+    drift = drift_warnings(frame, scores, table.labels, table.labelled, decided_by, f"inference on {table.csv_path}")
+    for line in drift:
+        log.warning(line)
     maps = write_heatmaps(frame, scored, out)
     path = atomic_write(out / INFERENCE_CSV, lambda tmp: frame.to_csv(tmp, index=False))
     flagged = int((scores > thresholds).sum())
@@ -69,6 +75,7 @@ def run(cfg: ExperimentConfig, out: Path, status) -> dict | None:
         "threshold_source": source,
         "inference_csv": str(path),
         "heatmaps": str(maps) if maps else None,
+        "drift": drift,
         "provenance": provenance(cfg, out, model_file, dataset.table.csv_path),
     }
     # inference.csv's metadata, beside it (a CSV has no place for it): what produced it, how it was decided.

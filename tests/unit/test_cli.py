@@ -54,6 +54,7 @@ def test_plugin_entry_point_is_declared_and_plain_data():
         "train",
         "evaluate",
         "inference",
+        "calibrate",
         "export",
         "gen_trt_engine",
         "dataset_convert",
