@@ -3,8 +3,9 @@
 Plain data only (no torch): the service calls it when a job is created. A dataset is a pair-CSV file (its images
 in ``images/`` beside it) or a folder holding ``dataset.csv`` and ``images/``. Roles: ``train`` -> the train
 split, ``eval`` -> validation and test, ``inference`` -> infer, ``dataset`` (dataset jobs) -> every split.
-Children find their model in their ancestors: the newest train's ``oi_model_latest.pth``, export's ONNX file; a
-training whose lineage holds a training (a published model, or a train parent) starts from its weights.
+Children find their model in their ancestors: the nearest train's ``oi_model_latest.pth`` or calibrate's
+``oi_model_calibrated.pth``, export's ONNX file; a training whose lineage holds a training (a published model, or
+a train parent) starts from its weights. A calibrate job reads its good parts from the ``inference`` dataset.
 """
 
 import copy
@@ -20,7 +21,10 @@ OUTPUT_KEYS = (
     "gen_trt_engine.timing_cache",
     "gen_trt_engine.tensorrt.calibration.cal_cache_file",
     "dataset_convert.data_convert_output_dir",
+    "calibrate.output_checkpoint",
 )
+# Where a lineage's model is: a training's latest checkpoint, or a re-calibrated copy of it.
+MODEL_FILES = {"train": "train/oi_model_latest.pth", "calibrate": "calibrate/oi_model_calibrated.pth"}
 # The environment variables a job's client may set (besides JOB_VAR_*): what the tasks read on purpose.
 JOB_ENV = ("WANDB_MODE", "WANDB_PROJECT", "WANDB_ENTITY", "OMP_NUM_THREADS")
 
@@ -39,12 +43,12 @@ def job_specs(action: str, specs: dict, datasets: dict, ancestors: list, results
     for role, paths in datasets.items():
         for split in ROLE_SPLITS.get(role, ()):
             section[split] = _split(Path(paths[0]))
-    trained = _newest(ancestors, "train")
+    model = _newest_model(ancestors)
     exported = _newest(ancestors, "export")
-    if trained and action in ("evaluate", "inference", "export"):
-        spec.setdefault(action, {})["checkpoint"] = f"{trained}/train/oi_model_latest.pth"
-    if trained and action == "train":  # a training from a published model (or a train parent) starts from it
-        spec.setdefault("train", {})["pretrained_model_path"] = f"{trained}/train/oi_model_latest.pth"
+    if model and action in ("evaluate", "inference", "calibrate", "export"):
+        spec.setdefault(action, {})["checkpoint"] = model
+    if model and action == "train":  # a training from a published model (or a train parent) starts from it
+        spec.setdefault("train", {})["pretrained_model_path"] = model
     if exported and action == "gen_trt_engine":
         spec.setdefault(action, {})["onnx_file"] = f"{exported}/export/oi_model.onnx"
     if action == "dataset_convert":  # the converted pairs stay in the job (a dataset of the org refers to them)
@@ -60,3 +64,9 @@ def _split(path: Path) -> dict:
 
 def _newest(ancestors: list, action: str) -> str | None:
     return next((a["results_dir"] for a in ancestors if a["action"] == action), None)
+
+
+def _newest_model(ancestors: list) -> str | None:
+    """The checkpoint of the nearest training or re-calibration in the lineage."""
+    nearest = next((a for a in ancestors if a["action"] in MODEL_FILES), None)
+    return f"{nearest['results_dir']}/{MODEL_FILES[nearest['action']]}" if nearest else None

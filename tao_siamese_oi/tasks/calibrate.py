@@ -47,6 +47,11 @@ def preflight(cfg: ExperimentConfig) -> None:
     if given.is_file() and output_checkpoint(cfg, Path(cfg.calibrate.results_dir)).resolve() == given.resolve():
         raise ConfigError("calibrate.output_checkpoint is calibrate.checkpoint; the given model is never changed")
     check_scoring_inputs(cfg, "calibrate", "infer")
+    from tao_siamese_oi.data.splits import build_dataset
+
+    table = build_dataset(cfg.dataset, "infer", cfg.train.seed).table
+    _groups(table.frame, cfg.calibrate.calibrate_by, _good(table), pairs_to_show(cfg.calibrate.target_fpr),
+            table.csv_path, quiet=True)  # fmt: skip  # too few good parts: refused before anything is written
 
 
 @tracked_task("calibrate", outputs=outputs, preflight=preflight, elsewhere="calibrate.output_checkpoint")
@@ -56,7 +61,7 @@ def run(cfg: ExperimentConfig, out: Path, status) -> dict | None:
     if scored.scores is None:  # another DDP process: the main one writes the results
         return None
     table = scored.dataset.table
-    good = ~table.labels.astype(bool) if table.labelled else np.ones(len(table), dtype=bool)
+    good = _good(table)
     if table.labelled and not good.all():
         log.info("%s: %d rows are labelled defects; calibrating on its %d PASS rows", table.csv_path,
                  int((~good).sum()), int(good.sum()))  # fmt: skip
@@ -98,7 +103,14 @@ def run(cfg: ExperimentConfig, out: Path, status) -> dict | None:
     return result
 
 
-def _groups(frame, column: str | None, good: np.ndarray, needed: int, csv_path) -> dict[str, np.ndarray]:
+def _good(table) -> np.ndarray:
+    """The rows taken as good parts: the PASS rows of a labelled CSV, every row of an unlabelled one."""
+    return ~table.labels.astype(bool) if table.labelled else np.ones(len(table), dtype=bool)
+
+
+def _groups(
+    frame, column: str | None, good: np.ndarray, needed: int, csv_path, quiet: bool = False
+) -> dict[str, np.ndarray]:
     """The rows each threshold is calibrated on: all good rows ("global"), or per value of ``column``."""
     if column is None:
         if good.sum() < needed:
@@ -110,7 +122,7 @@ def _groups(frame, column: str | None, good: np.ndarray, needed: int, csv_path) 
     values = frame[column].astype(str).to_numpy()
     groups = {value: good & (values == value) for value in sorted(set(values[good].tolist()))}
     enough = {value: rows for value, rows in groups.items() if rows.sum() >= needed}
-    for value in sorted(set(groups) - set(enough)):
+    for value in sorted(set(groups) - set(enough)) if not quiet else ():
         log.warning("%s=%s: %s", column, value, _too_few(csv_path, int(groups[value].sum()), needed))
     if not enough:
         raise DataError(_too_few(csv_path, max(int(r.sum()) for r in groups.values()), needed, f"any {column}"))
