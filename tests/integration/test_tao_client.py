@@ -198,7 +198,9 @@ def test_pause_resume_and_cancel_through_the_client(service):
     tao(service, *oi, "resume-job", "--job-id", job, "--specs", f"@{specs}")
     status = as_json(tao(service, *oi, "get-job-status", "--job-id", job))
     assert status["status"] == "Running"
-    time.sleep(3)
+    deadline = time.time() + 120  # the resumed task is under way (a busy machine takes longer to start it)
+    while "Resuming training from checkpoint" not in status_file.read_text() and time.time() < deadline:
+        time.sleep(0.5)
     tao(service, *oi, "cancel-job", "--job-id", job)
     assert wait(service, job)["status"] == "Canceled"
     lines = status_file.read_text()
