@@ -3,7 +3,6 @@ CLI and as a job of the job service; evaluate warns when its scores have drifted
 
 import json
 import shutil
-import time
 
 import numpy as np
 import pandas as pd
@@ -14,6 +13,7 @@ from PIL import Image
 from tao_siamese_oi.data.sample import make_sample_dataset
 from tests.conftest import TINY_KEY, load_tiny_checkpoint, tiny_spec_dict
 from tests.integration.hardening_helpers import one_error_line, run_oi, snapshot, write_tiny_spec
+from tests.integration.service_helpers import OrgClient, service, tiny_job_specs
 
 pytestmark = pytest.mark.slow  # real scoring runs: the slow lane
 
@@ -124,54 +124,16 @@ def test_calibrate_as_a_job_of_the_job_service(tmp_path, tiny_data, new_design, 
     """train -> calibrate (its inference dataset: good parts of the new design) -> evaluate, each by parent: the
     evaluation decides at the re-calibrated threshold."""
     pytest.importorskip("fastapi", reason="the job service needs tao-launcher[service]")
-    from fastapi.testclient import TestClient
-    from tao_launcher.service.app import ServiceSettings, create_app
-
-    monkeypatch.setenv("TAO_LAUNCHER_PLUGINS", "optical_inspection")
-    monkeypatch.setenv("OMP_NUM_THREADS", "1")
-    data = tmp_path / "data" / "acme"
-    shutil.copytree(tiny_data, data / "tiny")
-    shutil.copytree(new_design["root"], data / "new", ignore=shutil.ignore_patterns("shifted"))
-    client = TestClient(create_app(ServiceSettings(tmp_path / "data", tmp_path / "state", api_keys={"*": "k"})))
-    headers = {
-        "Authorization": "Bearer "
-        + client.post("/api/v2/login", json={"ngc_key": "k", "ngc_org_name": "acme"}).json()["token"]
-    }
-    api = "/api/v2/orgs/acme"
-    workspace = client.post(
-        f"{api}/workspaces", headers=headers, json={"name": "w", "cloud_type": "self_hosted"}
-    ).json()["id"]
-
-    def dataset(path: str) -> str:
-        return client.post(
-            f"{api}/datasets", headers=headers, json={"workspace": workspace, "cloud_file_path": path}
-        ).json()["id"]
-
-    tiny = tiny_spec_dict(tiny_data, tmp_path / "unused")
-    common = {
-        "model": tiny["model"],
-        "dataset": {k: v for k, v in tiny["dataset"].items() if not k.endswith("_dataset")},
-    }
-
-    def job(action: str, specs: dict, **body) -> str:
-        created = client.post(f"{api}/jobs", headers=headers, json={
-            "network_arch": "optical_inspection", "action": action, "specs": {**common, **specs},
-            "encryption_key": TINY_KEY, **body})  # fmt: skip
-        assert created.status_code == 201, created.text
-        job_id = created.json()["id"]
-        deadline = time.time() + 300
-        while client.get(f"{api}/jobs/{job_id}", headers=headers).json()["status"] in ("Pending", "Running"):
-            assert time.time() < deadline
-            time.sleep(0.5)
-        status = client.get(f"{api}/jobs/{job_id}", headers=headers).json()["status"]
-        assert status == "Done", client.get(f"{api}/jobs/{job_id}:logs", headers=headers).text[-3000:]
-        return job_id
-
-    trained = job("train", {"train": {**tiny["train"], "num_epochs": 1}}, train_datasets=[dataset("tiny/train.csv")],
-                  eval_dataset=dataset("tiny/val.csv"))  # fmt: skip
-    calibrated = job("calibrate", {"calibrate": {"target_fpr": 5.0}}, parent_job_id=trained,
-                     inference_dataset=dataset("new/good_unlabelled.csv"))  # fmt: skip
-    evaluated = job("evaluate", {}, parent_job_id=calibrated, eval_dataset=dataset("new/held.csv"))
+    client = service(tmp_path, monkeypatch)
+    shutil.copytree(tiny_data, tmp_path / "data" / "acme" / "tiny")
+    shutil.copytree(new_design["root"], tmp_path / "data" / "acme" / "new", ignore=shutil.ignore_patterns("shifted"))
+    acme = OrgClient(client, "acme")
+    specs = {**tiny_job_specs(tiny_spec_dict(tiny_data, tmp_path / "unused")), "encryption_key": TINY_KEY}
+    trained = acme.run("train", specs, train_datasets=[acme.dataset("tiny/train.csv")],
+                       eval_dataset=acme.dataset("tiny/val.csv"))  # fmt: skip
+    calibrated = acme.run("calibrate", {**specs, "calibrate": {"target_fpr": 5.0}}, parent_job_id=trained,
+                          inference_dataset=acme.dataset("new/good_unlabelled.csv"))  # fmt: skip
+    evaluated = acme.run("evaluate", specs, parent_job_id=calibrated, eval_dataset=acme.dataset("new/held.csv"))
     state = tmp_path / "state" / "acme"
     record = json.loads((state / calibrated / "results" / "calibrate" / "calibration.json").read_text())
     metrics = json.loads((state / evaluated / "results" / "evaluate" / "metrics.json").read_text())

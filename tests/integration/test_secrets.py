@@ -16,6 +16,7 @@ import yaml
 
 from tests.conftest import tiny_spec_dict
 from tests.integration.hardening_helpers import cli_env, oi_command
+from tests.integration.service_helpers import OrgClient, service, tiny_job_specs
 
 
 def files_holding(root: Path, secret: str, exclude=()) -> list[str]:
@@ -138,66 +139,28 @@ def test_service_jobs_leave_no_key_in_their_folders_logs_or_database(tmp_path, t
     """Keys given as --encryption-key and inside a job's specs are sealed; job.log (the task's console), the
     database, spec.yaml and every result hold neither, and a child job inherits the key."""
     pytest.importorskip("fastapi", reason="the job service needs tao-launcher[service]")
-    from fastapi.testclient import TestClient
-    from tao_launcher.service.app import ServiceSettings, create_app
-
-    monkeypatch.setenv("TAO_LAUNCHER_PLUGINS", "optical_inspection")
-    monkeypatch.setenv("OMP_NUM_THREADS", "1")
     body_key, spec_key = "given-as-encryption-key-6671", "given-in-the-specs-2291"
-    data_root = tmp_path / "data"
-    shutil.copytree(tiny_data, data_root / "acme" / "tiny")
-    settings = ServiceSettings(data_root=data_root, state_dir=tmp_path / "state", api_keys={"*": "login-key"})
-    client = TestClient(create_app(settings))
-    token = client.post("/api/v2/login", json={"ngc_key": "login-key", "ngc_org_name": "acme"}).json()["token"]
-    headers = {"Authorization": f"Bearer {token}"}
-    api = "/api/v2/orgs/acme"
-    workspace = client.post(f"{api}/workspaces", headers=headers, json={"name": "w", "cloud_type": "self_hosted"})
-    in_workspace = {"workspace": workspace.json()["id"]}
-    datasets = {
-        split: client.post(
-            f"{api}/datasets", headers=headers, json={**in_workspace, "cloud_file_path": f"tiny/{split}.csv"}
-        ).json()["id"]
-        for split in ("train", "val", "test")
-    }
-    tiny = tiny_spec_dict(tiny_data, Path("unused"))
-    specs = {"model": tiny["model"], "train": {**tiny["train"], "num_epochs": 1},
-             "dataset": {k: v for k, v in tiny["dataset"].items() if not k.endswith("_dataset")}}  # fmt: skip
-
-    def create(**body) -> str:
-        body = {"kind": "experiment", "network_arch": "optical_inspection", **body}
-        response = client.post(f"{api}/jobs", headers=headers, json=body)
-        assert response.status_code == 201, response.text
-        return response.json()["id"]
-
-    def finished(job_id: str) -> dict:
-        deadline = time.time() + 300
-        while time.time() < deadline:
-            job = client.get(f"{api}/jobs/{job_id}", headers=headers).json()
-            if job["status"] not in ("Pending", "Running"):
-                return job
-            time.sleep(0.5)
-        pytest.fail(f"job {job_id} did not finish")
-
-    trained = {"train_datasets": [datasets["train"]], "eval_dataset": datasets["val"], "action": "train"}
-    by_body = create(**trained, specs=specs, encryption_key=body_key)
-    by_spec = create(**trained, specs={**specs, "encryption_key": spec_key})
-    refused = client.post(f"{api}/jobs", headers=headers, json={
-        **trained, "network_arch": "optical_inspection", "specs": {"encryption_key": spec_key},
-        "encryption_key": body_key})  # fmt: skip
+    client = service(tmp_path, monkeypatch)
+    shutil.copytree(tiny_data, tmp_path / "data" / "acme" / "tiny")
+    acme = OrgClient(client, "acme")
+    specs = tiny_job_specs(tiny_spec_dict(tiny_data, Path("unused")))
+    trained = {"train_datasets": [acme.dataset("tiny/train.csv")], "eval_dataset": acme.dataset("tiny/val.csv")}
+    by_body = acme.create("train", specs, encryption_key=body_key, **trained).json()["id"]
+    by_spec = acme.create("train", {**specs, "encryption_key": spec_key}, **trained).json()["id"]
+    refused = acme.create("train", {"encryption_key": spec_key}, encryption_key=body_key, **trained)
     assert refused.status_code == 400 and "two different keys" in refused.json()["error_desc"]
     assert spec_key not in refused.text and body_key not in refused.text
     for job_id in (by_body, by_spec):
-        assert finished(job_id)["status"] == "Done", client.get(f"{api}/jobs/{job_id}:logs", headers=headers).text
-    child_specs = {"model": specs["model"], "dataset": specs["dataset"]}  # the training's network, as the client's
-    child = create(action="evaluate", parent_job_id=by_spec, eval_dataset=datasets["test"], specs=child_specs)
-    assert finished(child)["status"] == "Done", client.get(f"{api}/jobs/{child}:logs", headers=headers).text
+        assert acme.finished(job_id)["status"] == "Done", acme.get(f"/jobs/{job_id}:logs").text
+    # the training's network, as the client's; the key comes from the parent
+    child = acme.run("evaluate", specs, parent_job_id=by_spec, eval_dataset=acme.dataset("tiny/test.csv"))
 
-    logs = "".join(client.get(f"{api}/jobs/{j}:logs", headers=headers).text for j in (by_body, by_spec, child))
+    logs = "".join(acme.get(f"/jobs/{j}:logs").text for j in (by_body, by_spec, child))
     assert "Trained 1 epochs" in logs and "Decision threshold" in logs
-    secret_file = settings.state_dir / "service.secret"
+    secret_file = tmp_path / "state" / "service.secret"
     for key in (body_key, spec_key):
         assert key not in logs
         assert files_holding(tmp_path, key, exclude={secret_file}) == []
-    saved = yaml.safe_load((settings.state_dir / "acme" / by_spec / "spec.yaml").read_text())
+    saved = yaml.safe_load((tmp_path / "state" / "acme" / by_spec / "spec.yaml").read_text())
     assert saved["encryption_key"] == "${oc.env:TAO_JOB_ENCRYPTION_KEY}"  # the sealed key, opened in the job
     assert os.stat(secret_file).st_mode & 0o777 == 0o600
