@@ -258,6 +258,19 @@ def test_export_is_checked_dynamic_and_matches_pytorch(pipeline):
     assert path.stat().st_size > 0
 
 
+def test_an_encrypted_training_exports_a_plain_onnx_file_for_tao_when_asked(pipeline):
+    """TAO's own spec sets encryption_key; TAO's tools cannot read this project's encrypted files: the checkpoint
+    is read with the key and export.encrypt=false writes the ONNX file in the clear."""
+    import onnx
+
+    path = pipeline["results"] / "export_plain" / "oi_model.onnx"
+    checkpoint = f"export.checkpoint={pipeline['results']}/train/oi_model_latest.pth"
+    result = run("export", pipeline["spec"], checkpoint, "export.encrypt=false", f"export.onnx_file={path}")
+    assert result["encrypted"] is False and not path.read_bytes().startswith(b"TAO-OI-AESGCM-1")
+    onnx.checker.check_model(onnx.load(path))  # no key needed
+    assert json.loads(path.with_suffix(".json").read_text())["encrypted"] is False
+
+
 def test_export_with_the_decision_in_the_graph(pipeline):
     import onnxruntime as ort
 

@@ -7,6 +7,7 @@ import subprocess
 from pathlib import Path
 
 import pytest
+import yaml
 
 from tao_siamese_oi.config import load_config
 from tao_siamese_oi.config.reference import BEGIN, END
@@ -107,3 +108,14 @@ def test_the_console_is_quiet_in_a_log(tmp_path, tiny_data):
         # Our lines only; the tiny validation set is too small to show 1 % FPR, which training says in one line.
         lines = [line for line in out.stderr.splitlines() if "too few to show an FPR" not in line]
         assert [line.split(":")[0] for line in lines] == ["INFO"] * (len(lines) - 1) + ["next"]
+
+
+def test_each_shipped_spec_says_which_model_it_trains():
+    """A spec's first comment that names a model names the one its model.model_type trains (or the default)."""
+    from tao_siamese_oi.config.schema import ModelConfig
+
+    for spec in sorted((ROOT / "specs").glob("*.yaml")):
+        first = spec.read_text().splitlines()[0]
+        model_type = (yaml.safe_load(spec.read_text()).get("model") or {}).get("model_type") or ModelConfig().model_type
+        named = [name for name in ("Siamese_Grid", "Siamese_3", "Siamese_1") if name in first.split(";")[0]]
+        assert named in ([], [model_type]), f"{spec.name}: '{first}' but model_type {model_type}"
