@@ -4,6 +4,7 @@ Run at the start of every task (and on its own by ``optical_inspection validate`
 instead of mid-epoch. Row numbers are line numbers of the CSV file (the header is line 1).
 """
 
+import json
 import logging
 import os
 import warnings
@@ -12,6 +13,7 @@ from concurrent.futures import ThreadPoolExecutor
 from pathlib import PurePath
 
 from PIL import Image, UnidentifiedImageError
+from tao_launcher.service.walls import ROOTS_ENV
 
 from tao_siamese_oi.config.schema import DatasetConfig
 from tao_siamese_oi.data.goldens import GoldenIndex
@@ -124,7 +126,9 @@ def _image_problems(table: PairTable, images_dir, dataset_cfg: DatasetConfig, se
                 rows_of[image_path(images_dir, side_dir, stem, light, dataset_cfg.image_ext)].append(line(i))
     check = _decode_problem if dataset_cfg.validate_images else _exists_problem
     if not dataset_cfg.allow_absolute_paths:
-        check = _inside(os.path.realpath(images_dir), check)
+        check = _inside([os.path.realpath(images_dir)], check, IMAGES_DIR_ONLY)
+    elif job_roots():  # a job of the job service: absolute paths, but never outside its walls
+        check = _inside(job_roots(), check, JOB_WALLS)
     with ThreadPoolExecutor(max_workers=min(8, (os.cpu_count() or 1) * 2)) as pool:
         checked = progress(pool.map(check, rows_of), len(rows_of), f"checking images of {table.csv_path.name}", "image")
         for path, problem in zip(rows_of, checked):
@@ -136,17 +140,26 @@ def _image_problems(table: PairTable, images_dir, dataset_cfg: DatasetConfig, se
     return problems
 
 
-def _inside(root: str, check):
-    """``check`` after making sure that the file, symlinks resolved, is inside ``root`` (the resolved
-    images_dir): a link in the image tree must not read files from elsewhere."""
+IMAGES_DIR_ONLY = (
+    "outside images_dir (through a symlink); copy the file in, or set dataset.allow_absolute_paths=true"
+)
+JOB_WALLS = "outside this job's folders and its org's data; a job reads only its own org's images"
+
+
+def job_roots() -> list[str]:
+    """The folders a job of the job service may read (``TAO_JOB_ROOTS``, set by the service), resolved; [] outside
+    a job."""
+    return [os.path.realpath(r) for r in json.loads(os.environ.get(ROOTS_ENV) or "[]")]
+
+
+def _inside(roots: list[str], check, where: str):
+    """``check`` after making sure that the file, symlinks resolved, is inside one of ``roots`` (the resolved
+    images_dir, or a job's walls): a path or a link in the image tree must not read files from elsewhere."""
 
     def checked(path: str) -> str | None:
         real = os.path.realpath(path)
-        if os.path.commonpath([root, real]) != root:
-            return (
-                f"resolves to {real}, outside images_dir (through a symlink); copy the file in, or set "
-                "dataset.allow_absolute_paths=true"
-            )
+        if not any(os.path.commonpath([root, real]) == root for root in roots):
+            return f"resolves to {real}, {where}"
         return check(path)
 
     return checked

@@ -73,3 +73,27 @@ def test_outputs_named_in_another_orgs_folder_are_bound_to_the_job(acme):
     assert (own / exported / "results" / "export" / "oi_model.onnx").is_file()
     spec = yaml.safe_load((own / exported / "spec.yaml").read_text())
     assert "onnx_file" not in spec["export"]
+
+
+@pytest.mark.slow
+def test_image_paths_in_a_csv_stay_inside_the_walls_too(acme):
+    """acme's own CSV names evil's images (absolute paths, allowed by dataset.allow_absolute_paths): the job's
+    task refuses them, naming the walls, and reads none of evil's images."""
+    import os
+
+    import pandas as pd
+
+    frame = pd.read_csv(acme.evil.parent / "acme" / "tiny" / "train.csv", dtype=str)
+    frame["input_path"] = [str(acme.evil / "tiny" / "images" / p) for p in frame["input_path"]]
+    frame.to_csv(acme.evil.parent / "acme" / "tiny" / "stolen.csv", index=False)
+    evil_images = sorted((acme.evil / "tiny" / "images").rglob("*.jpg"))
+    for image in evil_images:
+        os.utime(image, (1_000_000_000, 1_000_000_000))  # a read moves the access time
+    specs = {**acme.specs, "dataset": {**acme.specs["dataset"], "allow_absolute_paths": True}}
+    created = acme.create("train", specs, train_datasets=[acme.dataset("tiny/stolen.csv")])
+    assert created.status_code == 201, created.text
+    job = acme.finished(created.json()["id"])
+    log = acme.get(f"/jobs/{job['id']}:logs").text
+    assert job["status"] == "Error" and job["exit_code"] == 3, log[-2000:]
+    assert "outside this job's folders and its org's data; a job reads only its own org's images" in log
+    assert all(image.stat().st_atime == 1_000_000_000 for image in evil_images)

@@ -335,6 +335,7 @@ def _environment(job: Job, sealer, executor) -> dict[str, str]:
     in_image = getattr(executor, "in_image", False)
     env = {} if in_image else {k: v for k, v in os.environ.items() if not k.startswith("TAO_SERVICE_")}
     env.update(job.bindings.get("env", {}))
+    env[walls.ROOTS_ENV] = json.dumps(_roots(job))
     if job.sealed_key:
         job_dir = Path(job.results_dir).parent
         job_dir.mkdir(parents=True, exist_ok=True)
