@@ -29,13 +29,19 @@ PLUGIN = {"protocol": "1.1", "name": "fake_task", "version": "1.0", "summary": "
           "base_experiments": [{"name": "small", "overrides": {"model": {"size": 1}}}],
           "secret_keys": ["encryption_key"], "path_keys": ["results_dir", "*.results_dir", "data.*", "*.model"],
           "output_keys": ["results_dir", "*.results_dir", "*.out"], "named_models": ["builtin:"],
-          "job_env": ["FAKE_MODE"]}
+          "job_env": ["FAKE_MODE"], "inference_server": "fakesvc:predictor"}
 
 def schema(action):
     return {"results_dir": "results", "model": {"size": 8}, action: {"sleep": 0.0, "epochs": 2}}
 
 def job_specs(action, specs, datasets, ancestors, results_dir):
     return {**specs, "results_dir": results_dir, "datasets": datasets, "ancestors": ancestors}
+
+def predictor(model_dir):
+    def predict(request):
+        time.sleep(float(request.get("sleep", 0)))
+        return {"score": len(request.get("input", "")), "model_dir": str(model_dir)}
+    return predict
 
 def handle(argv):
     action, spec = argv[0], yaml.safe_load(Path(argv[argv.index("-e") + 1]).read_text())

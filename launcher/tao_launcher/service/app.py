@@ -6,6 +6,7 @@ inside it. Errors have the TAO API's shape, ``{"error_desc": "...", "error_code"
 this service does not serve (cloud workspaces, GPU types, NGC models): 404 with a line saying so.
 """
 
+import datetime
 import hashlib
 import hmac
 import json
@@ -20,14 +21,17 @@ from pathlib import Path
 from fastapi import Depends, FastAPI, HTTPException, Query, Request
 from fastapi.responses import JSONResponse, PlainTextResponse, Response
 from sqlalchemy import select
+from starlette.concurrency import run_in_threadpool
 from starlette.exceptions import HTTPException as StarletteHTTPException
 
 from tao_launcher.plugins import discover
 from tao_launcher.service import jobs as job_runner
+from tao_launcher.service.microservice import MAX_REQUEST_BYTES as MAX_INFERENCE_BODY
 from tao_launcher.service.secret import Sealer
 from tao_launcher.service.store import Dataset, Job, Published, Store, Token, Workspace
 
 API = "/api/v2"
+MAX_BODY = 2**20  # a request's JSON body: specs and names, never data
 log = logging.getLogger("tao_launcher.service")
 LOCAL_CLOUD_TYPES = ("self_hosted",)
 SELECTED_FILES = Query(default=[])
@@ -44,6 +48,7 @@ class ServiceSettings:
     docker: dict = field(default_factory=dict)  # local-docker jobs: {image (else the plugin's), mounts, env}
     job_users: dict[str, str] = field(default_factory=dict)  # org (or "*") -> system user its jobs run as (root)
     job_python: str = ""  # the interpreter local jobs run with (default: the service's)
+    token_ttl_s: float = 24 * 3600  # a login token's life
 
     def run_as(self, org: str) -> dict:
         """How an org's local jobs run: {user, python} (empty values: as the service, with its interpreter)."""
@@ -71,14 +76,24 @@ def create_app(settings: ServiceSettings) -> FastAPI:
                       "cloud workspaces, GPU types, NGC models or AutoML); see docs/job_service.md")  # fmt: skip
         return JSONResponse({"error_desc": detail, "error_code": exc.status_code}, status_code=exc.status_code)
 
+    @app.exception_handler(Exception)
+    async def crashed(request: Request, exc: Exception):
+        """A bug: its traceback in the service's log (with the request it came from), one line to the client."""
+        log.error("500 on %s %s", request.method, request.url.path, exc_info=exc)
+        detail = f"internal error ({type(exc).__name__}); the service's log has the cause"
+        return JSONResponse({"error_desc": detail, "error_code": 500}, status_code=500)
+
     def org_access(org: str, request: Request) -> str:
         _check_org(org)
         if settings.airgapped:
             return org
         header = request.headers.get("Authorization", "")
         token = header.removeprefix("Bearer ").strip()
-        with store.session() as session:
+        with store.session() as session, session.begin():
             row = session.get(Token, _digest(token)) if token else None
+            if row is not None and _age(row.created) > settings.token_ttl_s:
+                session.delete(row)
+                raise ApiError(401, "token expired; log in again with tao login")
         if row is None or row.org != org:
             raise ApiError(401, "missing or invalid token for this org; log in with tao login")
         return org
@@ -280,13 +295,13 @@ def create_app(settings: ServiceSettings) -> FastAPI:
 
     @app.post(API + "/orgs/{org}/inference_microservices/{ms_id}:inference")
     async def microservice_inference(ms_id: str, request: Request, org: str = Depends(org_access)):
-        body = await _json(request)
+        body = await _json(request, MAX_INFERENCE_BODY)
         with store.session() as session, session.begin():
             job = job_runner.refresh(_microservice(session, org, ms_id))
             port = job_runner.microservice_port(job)
         if port is None:
             raise ApiError(409, f"microservice {ms_id} is not ready ({job.status}); ask its status first")
-        return _forward(port, body)
+        return await run_in_threadpool(_forward, port, body)  # a slow model never holds up other requests
 
     @app.delete(API + "/orgs/{org}/inference_microservices/{ms_id}:stop")
     def stop_microservice(ms_id: str, org: str = Depends(org_access)):
@@ -324,9 +339,18 @@ def reattach(store: Store) -> None:
             log.log(level, "job %s (%s %s): %s after the restart", job.id, job.network_arch, job.action, job.status)
 
 
-async def _json(request: Request) -> dict:
+async def _json(request: Request, limit: int = MAX_BODY) -> dict:
+    """The request's JSON object, read up to ``limit`` bytes: a larger body is a 413 before it is all read."""
+    declared = request.headers.get("Content-Length", "")
+    if declared.isdigit() and int(declared) > limit:
+        raise ApiError(413, f"the request body is over {limit} bytes")
+    received = bytearray()
+    async for chunk in request.stream():
+        received += chunk
+        if len(received) > limit:
+            raise ApiError(413, f"the request body is over {limit} bytes")
     try:
-        body = await request.json()
+        body = json.loads(received)
     except ValueError:
         raise ApiError(400, "the request body is not JSON") from None
     if not isinstance(body, dict):
@@ -350,7 +374,15 @@ def _forward(port: int, body: dict) -> JSONResponse:
 def _check_org(org: str) -> None:
     """Org names become folder names (data and job folders): letters, digits, '_', '-', '.', never '.' or '..'."""
     if not ORG_NAME.fullmatch(org) or set(org) == {"."}:
-        raise ApiError(400, f"org name '{org}' is not allowed; use letters, digits, '_', '-' and '.'")
+        shown = org if len(org) <= 64 else org[:64] + "..."  # a hostile name is not echoed whole
+        raise ApiError(400, f"org name '{shown}' is not allowed; use letters, digits, '_', '-' and '.' (at most 128)")
+
+
+def _age(created: datetime.datetime) -> float:
+    """Seconds since ``created`` (SQLite gives naive UTC times back)."""
+    if created.tzinfo is None:
+        created = created.replace(tzinfo=datetime.timezone.utc)
+    return (datetime.datetime.now(datetime.timezone.utc) - created).total_seconds()
 
 
 def _digest(token: str) -> str:

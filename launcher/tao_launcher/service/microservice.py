@@ -13,7 +13,7 @@ import sys
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from pathlib import Path
 
-MAX_REQUEST_BYTES = 64 * 2**20
+MAX_REQUEST_BYTES = 64 * 2**20  # an inference request's images; the job service forwards no larger one
 
 
 def serve(plugin_name: str, model_dir: Path, port_file: Path) -> None:

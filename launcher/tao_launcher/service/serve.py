@@ -35,6 +35,7 @@ def parse(argv: list[str]) -> argparse.Namespace:
     parser.add_argument("--run-jobs-as", action="append", default=[], metavar="ORG=USER",
                         help="run ORG's local and container jobs as this system user (the service runs as root); "
                         "ORG * for every org without its own")  # fmt: skip
+    parser.add_argument("--token-hours", type=float, default=24.0, help="how long a login token lasts (24)")
     parser.add_argument("--job-python", default="", help="the Python local jobs run with (default: this one); "
                         "with --run-jobs-as, one those users can run, with tao_launcher and the plugins")  # fmt: skip
     return parser.parse_args(argv)
@@ -63,6 +64,7 @@ def settings_from(args: argparse.Namespace):
     return ServiceSettings(
         job_users=_job_users(args.run_jobs_as),
         job_python=args.job_python,
+        token_ttl_s=args.token_hours * 3600,
         data_root=args.data_root.resolve(),
         state_dir=args.state_dir.expanduser().resolve(),
         database_url=args.database_url,
