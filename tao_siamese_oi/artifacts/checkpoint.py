@@ -6,6 +6,7 @@ with :func:`load_network`.
 """
 
 import io
+import math
 import os
 from pathlib import Path
 from typing import TypedDict
@@ -34,6 +35,51 @@ class CalibrationRecord(TypedDict, total=False):
     num_fail: int
     epoch: int
     split: str
+
+
+MAX_RECORD_NODES = 100_000  # a calibration record holds a few dozen values; per-group ones a few per group
+
+
+def checked_calibration(record, where) -> CalibrationRecord | None:
+    """A stored calibration record as plain, finite data, or a one-line error (exit 4). Its threshold decides
+    every pair, so a NaN one (which passes every defect) is refused, and so is a structure that is not plain data
+    or references itself (a pickle's shared references can make a small file expand without end when written)."""
+    if record is None:
+        return None
+    if not isinstance(record, dict):
+        raise CheckpointError(f"{where}: its calibration record is not a mapping; it is not a file this project made")
+    _plain(record, where)
+    by_group = record.get("by_group") or {}
+    entries = {"global": record}
+    if isinstance(by_group, dict):
+        entries.update({f"{by_group.get('column')}={k}": v for k, v in (by_group.get("thresholds") or {}).items()})
+    for name, entry in entries.items():
+        value = entry.get("threshold") if isinstance(entry, dict) else None
+        if isinstance(value, bool) or not isinstance(value, (int, float)) or not math.isfinite(value) or value < 0:
+            raise CheckpointError(
+                f"{where}: its {name} threshold is {value!r}, not a finite distance; the file is damaged or was "
+                "not made by this project (set the task's threshold to decide anyway)"
+            )
+    return record  # type: ignore[return-value]
+
+
+def _plain(record, where) -> None:
+    """Plain data (dicts with string keys, lists, strings, numbers, booleans, None), visited within a budget:
+    shared references are visited each time they occur, as writing the record out would."""
+    stack, visited = [record], 0
+    while stack:
+        item = stack.pop()
+        visited += 1
+        if visited > MAX_RECORD_NODES:
+            raise CheckpointError(f"{where}: its calibration record is far too large or refers to itself; refused")
+        if isinstance(item, dict):
+            if not all(isinstance(k, str) for k in item):
+                raise CheckpointError(f"{where}: its calibration record has keys that are not text; refused")
+            stack.extend(item.values())
+        elif isinstance(item, (list, tuple)):
+            stack.extend(item)
+        elif not (item is None or isinstance(item, (str, int, float, bool))):
+            raise CheckpointError(f"{where}: its calibration record holds a {type(item).__name__}; refused")
 
 
 def check_model_file(path: str | os.PathLike, what: str) -> Path:
@@ -125,6 +171,7 @@ def read_fitting_checkpoint(cfg: ExperimentConfig, path) -> dict:
     checkpoint = read_checkpoint(path, cfg.encryption_key)
     check_alignment(checkpoint.get("alignment"), cfg.dataset, path)
     _check_grid_pool(checkpoint, cfg, path)
+    checked_calibration(checkpoint.get("calibration"), f"checkpoint {path}")
     return checkpoint
 
 
@@ -170,5 +217,4 @@ def load_network(cfg: ExperimentConfig, path):
             f"shape {shape}, embedding {cfg.model.embedding_vectors}): {detail}; use the "
             "spec it was trained with"
         ) from None
-    calibration: CalibrationRecord | None = checkpoint.get("calibration")
-    return network.eval(), calibration
+    return network.eval(), checked_calibration(checkpoint.get("calibration"), f"checkpoint {path}")

@@ -4,6 +4,7 @@ runs), decrypted when encrypted; foreign or broken files are one-line errors.
 """
 
 import json
+import math
 from pathlib import Path
 from typing import TypedDict
 
@@ -93,8 +94,9 @@ def read_sidecar(model_file) -> SidecarRecord | None:
         return None
     try:
         data = json.loads(sidecar.read_text())
-        if not isinstance(data, dict) or not isinstance(data.get("threshold", 0.0), (int, float)):
-            raise ValueError("not a sidecar object")
+        threshold = data.get("threshold", 0.0) if isinstance(data, dict) else None
+        if not isinstance(threshold, (int, float)) or isinstance(threshold, bool) or not math.isfinite(threshold):
+            raise ValueError("not a sidecar object with a finite threshold")
     except (ValueError, UnicodeDecodeError) as exc:
         raise CheckpointError(
             f"sidecar {sidecar} is not a valid export sidecar ({str(exc).splitlines()[0]}); restore the file "
@@ -107,10 +109,40 @@ def sidecar_calibration(model_file) -> CalibrationRecord | None:
     """The decision threshold of the sidecar beside an ONNX file or engine (<model>.json) as a calibration
     record; None without a sidecar or when the export itself fell back to the margin."""
 
+    from tao_siamese_oi.artifacts.checkpoint import checked_calibration
+
     data = read_sidecar(model_file)
     if data is None or data.get("threshold_source") not in ("calibrated", "spec"):
         return None
-    return {**(data.get("calibration") or {}), "threshold": data["threshold"]}
+    record = {**(data.get("calibration") or {}), "threshold": data["threshold"]}
+    return checked_calibration(record, f"sidecar {sidecar_path(model_file)}")
+
+
+def check_sidecar_fits(sidecar: SidecarRecord | None, cfg: ExperimentConfig, model_file) -> None:
+    """The spec must feed the model as the export did: the same lights in order, image size, layout and
+    normalisation; a difference is a one-line error (exit 4) naming the spec key to set."""
+    from tao_siamese_oi.data.transforms import layout_from_config
+
+    if sidecar is None:
+        return
+    data = cfg.dataset
+    aug = data.augmentation_config
+    wanted = {
+        "lights": ("dataset.input_map", list(layout_from_config(data).lights)),
+        "concat_type": ("dataset.concat_type", data.concat_type),
+        "image_height": ("dataset.image_height", data.image_height),
+        "image_width": ("dataset.image_width", data.image_width),
+    }
+    preprocessing = sidecar.get("preprocessing") or {}
+    found = {**{k: sidecar.get(k) for k in wanted}, "mean": preprocessing.get("mean"), "std": preprocessing.get("std")}
+    wanted["mean"] = ("dataset.augmentation_config.rgb_input_mean", list(aug.rgb_input_mean))
+    wanted["std"] = ("dataset.augmentation_config.rgb_input_std", list(aug.rgb_input_std))
+    for name, (key, value) in wanted.items():
+        if found.get(name) is not None and found[name] != value:
+            raise CheckpointError(
+                f"{model_file} was exported for {name} {found[name]} but the spec gives {value}; set {key} as the "
+                f"export did (its sidecar {sidecar_path(model_file).name} says how)"
+            )
 
 
 def deployment_sidecar(

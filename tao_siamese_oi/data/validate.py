@@ -140,9 +140,7 @@ def _image_problems(table: PairTable, images_dir, dataset_cfg: DatasetConfig, se
     return problems
 
 
-IMAGES_DIR_ONLY = (
-    "outside images_dir (through a symlink); copy the file in, or set dataset.allow_absolute_paths=true"
-)
+IMAGES_DIR_ONLY = "outside images_dir (through a symlink); copy the file in, or set dataset.allow_absolute_paths=true"
 JOB_WALLS = "outside this job's folders and its org's data; a job reads only its own org's images"
 
 

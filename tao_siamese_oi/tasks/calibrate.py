@@ -79,7 +79,7 @@ def run(cfg: ExperimentConfig, out: Path, status) -> dict | None:
             "split": "pass_only",
             "data_csv": str(table.csv_path),
         }
-    checkpoint = copy.copy(read_checkpoint(task.checkpoint, cfg.encryption_key))
+    checkpoint = copy.copy(read_checkpoint(str(task.checkpoint), cfg.encryption_key))
     checkpoint["calibration"] = calibration = _merged(checkpoint.get("calibration"), records, task, needed)
     target = output_checkpoint(cfg, out)
     target.parent.mkdir(parents=True, exist_ok=True)

@@ -94,7 +94,7 @@ def run(cfg: ExperimentConfig, out: Path, status) -> dict:
                 f"ONNX output differs from PyTorch by {diffs[-1]:.2e} (limit {PARITY_TOLERANCE:.0e});"
                 " nothing was written. Try another export.opset_version"
             )
-        if encrypted:  # verified in the clear, stored encrypted
+        if cfg.encryption_key and encrypted:  # verified in the clear, stored encrypted
             Path(tmp).write_bytes(encrypt(Path(tmp).read_bytes(), cfg.encryption_key))
 
     atomic_write(onnx_file, write_verified)

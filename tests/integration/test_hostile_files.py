@@ -1,5 +1,6 @@
 """Hostile and broken files: no code runs, one line with the documented exit code, nothing changes on disk."""
 
+import json
 import os
 import shutil
 import subprocess
@@ -152,6 +153,68 @@ def _case_foreign_onnx(tmp_path, tiny_data, model):
     )
 
 
+def _calibration_changed(tmp_path, model, **calibration) -> Path:
+    from tao_siamese_oi.artifacts.checkpoint import save_checkpoint
+
+    checkpoint = load_tiny_checkpoint(model["checkpoint"])
+    checkpoint["calibration"] = {**checkpoint["calibration"], **calibration}
+    path = tmp_path / "changed.pth"
+    save_checkpoint(checkpoint, path, TINY_KEY)
+    return path
+
+
+def _case_nan_threshold(tmp_path, tiny_data, model):
+    path = _calibration_changed(tmp_path, model, threshold=float("nan"))
+    return ["evaluate", "-e", "{spec}", f"evaluate.checkpoint={path}"], (
+        f"checkpoint {path}: its global threshold is nan, not a finite distance"
+    )
+
+
+def _case_self_referencing_calibration(tmp_path, tiny_data, model):
+    """A few hundred bytes that expand to 2**60 values when written out (shared references in the pickle)."""
+    nested: list = []
+    for _ in range(60):
+        nested = [nested, nested]
+    path = _calibration_changed(tmp_path, model, notes=nested)
+    return ["evaluate", "-e", "{spec}", f"evaluate.checkpoint={path}"], (
+        f"checkpoint {path}: its calibration record is far too large or refers to itself; refused"
+    )
+
+
+def _case_nan_threshold_in_a_sidecar(tmp_path, tiny_data, model):
+    onnx_file = tmp_path / "model.onnx"
+    shutil.copy(model["onnx"], onnx_file)
+    sidecar = model["sidecar"].read_text().replace('"threshold": ', '"threshold": NaN, "was": ', 1)
+    onnx_file.with_suffix(".json").write_text(sidecar)
+    return ["inference", "-e", "{spec}", "inference.backend=onnxruntime", f"inference.onnx_file={onnx_file}"], (
+        f"sidecar {onnx_file.with_suffix('.json')} is not a valid export sidecar (not a sidecar object with a "
+        "finite threshold)"
+    )
+
+
+def _case_sidecar_for_other_lights(tmp_path, tiny_data, model):
+    onnx_file = tmp_path / "model.onnx"
+    shutil.copy(model["onnx"], onnx_file)
+    sidecar = json.loads(model["sidecar"].read_text())
+    sidecar["lights"] = sidecar["lights"][::-1]
+    onnx_file.with_suffix(".json").write_text(json.dumps(sidecar))
+    return ["inference", "-e", "{spec}", "inference.backend=onnxruntime", f"inference.onnx_file={onnx_file}"], (
+        f"{onnx_file} was exported for lights {sidecar['lights']} but the spec gives {sidecar['lights'][::-1]}; set "
+        "dataset.input_map as the export did"
+    )
+
+
+def _case_sidecar_for_another_mean(tmp_path, tiny_data, model):
+    onnx_file = tmp_path / "model.onnx"
+    shutil.copy(model["onnx"], onnx_file)
+    sidecar = json.loads(model["sidecar"].read_text())
+    sidecar["preprocessing"]["mean"] = [0.5, 0.5, 0.5]
+    onnx_file.with_suffix(".json").write_text(json.dumps(sidecar))
+    return ["inference", "-e", "{spec}", "inference.backend=onnxruntime", f"inference.onnx_file={onnx_file}"], (
+        "set dataset.augmentation_config.rgb_input_mean as the export did"
+    )
+
+
 def _case_broken_sidecar(tmp_path, tiny_data, model):
     onnx_file = tmp_path / "model.onnx"
     shutil.copy(model["onnx"], onnx_file)
@@ -247,6 +310,11 @@ BAD_FILES = {
     "decompression bomb": (_case_decompression_bomb, 3),
     "symlinked folder inside images_dir": (_case_symlinked_folder, 3),
     "random bytes as ONNX": (_case_random_onnx, 4),
+    "NaN threshold in a checkpoint": (_case_nan_threshold, 4),
+    "self-referencing calibration record": (_case_self_referencing_calibration, 4),
+    "NaN threshold in a sidecar": (_case_nan_threshold_in_a_sidecar, 4),
+    "sidecar for other lights": (_case_sidecar_for_other_lights, 4),
+    "sidecar for another mean": (_case_sidecar_for_another_mean, 4),
     "ONNX with other inputs": (_case_foreign_onnx, 4),
     "broken sidecar": (_case_broken_sidecar, 4),
     "ONNX without its sidecar": (_case_missing_sidecar, 4),
