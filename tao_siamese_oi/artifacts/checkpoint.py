@@ -14,7 +14,7 @@ from typing import TypedDict
 from tao_siamese_oi.artifacts.crypto import MAGIC, decrypt, encrypt, is_encrypted
 from tao_siamese_oi.artifacts.safe_load import safe_torch_load
 from tao_siamese_oi.config.schema import ExperimentConfig
-from tao_siamese_oi.errors import CheckpointError, ConfigError
+from tao_siamese_oi.errors import CheckpointError, ConfigError, FolderBusyError
 from tao_siamese_oi.utils.files import atomic_write
 
 HPARAMS_KEY = "siamese_oi_hparams"
@@ -86,12 +86,19 @@ def check_model_file(path: str | os.PathLike, what: str) -> Path:
     """A model file that exists and is a file (not a folder), with a one-line error otherwise; ``builtin:<name>``
     is a pretrained model shipped in the package (tao_siamese_oi/pretrained)."""
     from tao_siamese_oi.pretrained import builtin_path, is_builtin
+    from tao_siamese_oi.utils.run_lock import holder_now
 
     path = builtin_path(path) if is_builtin(path) else Path(path)
     if path.is_dir():
         raise CheckpointError(f"{what} {path} is a folder; name the model file inside it")
     if not path.is_file():
         raise CheckpointError(f"{what} {path} not found; train (or export) first, or fix the path")
+    holder = holder_now(path.parent)
+    if holder is not None and f" pid {os.getpid()} " not in holder:  # a training still running (not this one)
+        raise FolderBusyError(
+            f"{what} {path} is in a folder that a running {holder} is still writing; wait for it to finish, or copy "
+            "the file elsewhere to use it as it is now"
+        )
     return path
 
 

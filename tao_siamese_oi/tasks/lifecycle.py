@@ -17,6 +17,7 @@ Then stale temp files of killed writes are removed, experiment.yaml is written, 
 
 import contextlib
 import functools
+import json
 import logging
 import warnings
 from collections.abc import Callable
@@ -104,7 +105,7 @@ def tracked_task(
 def _run_recorded(run, cfg: ExperimentConfig, task: str, out: Path):
     status = StatusLogger(out)
     with run_log(out, task) as file_log:
-        status.write(STARTED, f"Starting Optical Inspection {ACTIONS[task].status_title}.")
+        status.write(STARTED, started_message(task))
         try:
             result = run(cfg, out=out, status=status)
         except BaseException as exc:
@@ -124,9 +125,16 @@ def _run_recorded(run, cfg: ExperimentConfig, task: str, out: Path):
 def check_outputs(
     cfg: ExperimentConfig, task: str, out: Path, outputs: Outputs | None, elsewhere: str = "results_dir"
 ) -> None:
-    """Refuse to start when the results folder is unusable or the run would replace an earlier run's files."""
+    """Refuse to start when the results folder is unusable, another task's, or the run would replace an earlier
+    run's files."""
     if out.exists() and not out.is_dir():
         raise ConfigError(f"{task}.results_dir {out} is a file, not a folder; choose another results_dir")
+    owner = folder_task(out)
+    if owner not in (None, task):
+        raise OutputExistsError(
+            f"{task}.results_dir {out} holds a {owner} run (its status.json); a task writes only into its own "
+            f"folder: choose another {task}.results_dir"
+        )
     existing = [path for path in (outputs(cfg, out) if outputs else []) if path.exists()]
     if not existing or getattr(getattr(cfg, task), "overwrite", False):
         return
@@ -139,6 +147,20 @@ def check_outputs(
         else "remove them first"
     )
     raise OutputExistsError(f"{task} would replace {named} from an earlier run; {how}, or choose another {elsewhere}")
+
+
+def folder_task(out: Path) -> str | None:
+    """The task whose runs a results folder holds, from the first line of its status.json (None: no run yet)."""
+    try:
+        with (out / "status.json").open() as handle:
+            message = json.loads(handle.readline()).get("message", "")
+    except (OSError, ValueError, AttributeError):
+        return None
+    return next((name for name, info in ACTIONS.items() if message == started_message(name)), None)
+
+
+def started_message(task: str) -> str:
+    return f"Starting Optical Inspection {ACTIONS[task].status_title}."
 
 
 @contextlib.contextmanager

@@ -38,16 +38,24 @@ def refuse_if_busy(folder: Path) -> None:
     """Refuse (FolderBusyError, naming the holder) when another run holds ``folder`` now, without creating or
     locking anything: checked before a task decides anything from the folder's files (a training that has
     finished, outputs that would be replaced), which a running task is still writing."""
+    holder = holder_now(folder)
+    if holder is not None:
+        raise _busy(folder, holder)
+
+
+def holder_now(folder: Path) -> str | None:
+    """Who holds ``folder`` now ("train pid 12 on host h"), or None when no run does."""
     try:
         handle = open(folder / LOCK_NAME)  # noqa: SIM115 - closed below
     except OSError:  # no lock file (or no folder): nobody holds it
-        return
+        return None
     with handle:
         try:
             fcntl.flock(handle, fcntl.LOCK_SH | fcntl.LOCK_NB)
         except BlockingIOError:
-            raise _busy(folder, _holder(handle)) from None
+            return _holder(handle)
         fcntl.flock(handle, fcntl.LOCK_UN)
+    return None
 
 
 def _busy(folder: Path, holder: str) -> FolderBusyError:

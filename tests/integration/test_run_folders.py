@@ -135,6 +135,50 @@ def test_a_second_run_into_a_busy_folder_is_refused_naming_the_holder(capsys, tm
     assert (status.parent / "experiment.yaml").read_bytes() == experiment
 
 
+@pytest.mark.parametrize("action", ["evaluate", "inference", "export", "validate"])
+def test_a_task_never_writes_into_another_tasks_folder(capsys, finished, action):
+    """The report: evaluate.results_dir pointed at a training folder replaced its experiment.yaml and appended to
+    its status.json (exit 0)."""
+    train_dir = finished["results"] / "train"
+    name, *overrides = finished["runs"].get(action, [action])
+    before = snapshot(finished["tmp"])
+    code, err = run_oi(capsys, name, "-e", finished["spec"], *overrides, f"{action}.results_dir={train_dir}")
+    assert code == 5
+    assert one_error_line(err) == (
+        f"error: {action}.results_dir {train_dir} holds a train run (its status.json); a task writes only into its "
+        f"own folder: choose another {action}.results_dir"
+    )
+    assert snapshot(finished["tmp"]) == before
+
+
+def test_a_model_that_a_running_training_is_still_writing_is_refused(capsys, tmp_path, tiny_data):
+    """The report: evaluating a training that is still running used an intermediate checkpoint silently."""
+    spec = write_tiny_spec(tmp_path, tiny_data, tmp_path / "results", train={"num_epochs": 5000})
+    status = tmp_path / "results" / "train" / "status.json"
+    first = subprocess.Popen(oi_command("train", "-e", spec), stderr=subprocess.PIPE, text=True, env=cli_env())
+    checkpoint = tmp_path / "results" / "train" / "oi_model_latest.pth"
+    try:
+        deadline = time.time() + 120
+        while not (status.exists() and '"epoch"' in status.read_text()) and time.time() < deadline:
+            assert first.poll() is None, first.communicate()[1]
+            time.sleep(0.2)
+        runs = [
+            ["evaluate", f"evaluate.checkpoint={checkpoint}", f"evaluate.results_dir={tmp_path}/e"],
+            ["export", f"export.checkpoint={checkpoint}", f"export.results_dir={tmp_path}/x"],
+        ]
+        answers = [run_oi(capsys, name, "-e", spec, *overrides) for name, *overrides in runs]
+    finally:
+        first.send_signal(signal.SIGTERM)
+        first.communicate(timeout=60)
+    holder = f"train pid {first.pid} on host {socket.gethostname()}"
+    for (name, *_), (code, err) in zip(runs, answers):
+        assert code == 5 and one_error_line(err) == (
+            f"error: {name}.checkpoint {checkpoint} is in a folder that a running {holder} is still writing; wait "
+            "for it to finish, or copy the file elsewhere to use it as it is now"
+        )
+    assert not (tmp_path / "e").exists() and not (tmp_path / "x").exists()
+
+
 @pytest.mark.parametrize("action", ["train", "evaluate", "inference", "export", "dataset_convert", "validate"])
 def test_every_task_refuses_a_folder_another_run_holds_before_reading_it(capsys, finished, action):
     """Whatever the folder holds (a finished training, outputs a rerun would replace), a run that holds it now is
