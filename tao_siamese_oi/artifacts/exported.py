@@ -78,13 +78,22 @@ def read_onnx(path, encryption_key: str | None):
     import onnx
 
     try:
-        return onnx.load_from_string(read_model_bytes(path, encryption_key))
+        model = onnx.load_from_string(read_model_bytes(path, encryption_key))
     except CheckpointError:
         raise
     except Exception as exc:  # noqa: BLE001 - protobuf raises several kinds for foreign bytes
         raise CheckpointError(
             f"{path} is not an ONNX file ({type(exc).__name__}); give the .onnx file written by export"
         ) from None
+    # Weights in external files would be read from wherever their location points (relative: the current
+    # folder), and onnxruntime refuses them from memory with a raw error: one file, or a one-line refusal.
+    external = [t.name for t in model.graph.initializer if t.data_location == onnx.TensorProto.EXTERNAL]
+    if external:
+        raise CheckpointError(
+            f"{path} keeps {len(external)} weight(s) in external data files ({external[0]}, ...); give a single-file "
+            "ONNX model (optical_inspection export writes one)"
+        )
+    return model
 
 
 def read_sidecar(model_file) -> SidecarRecord | None:

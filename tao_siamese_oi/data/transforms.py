@@ -9,6 +9,7 @@ the float work vectorised.
 
 import io
 import os
+import stat
 import warnings
 from collections import OrderedDict
 from dataclasses import dataclass
@@ -76,6 +77,7 @@ def light_views(chw: np.ndarray, layout: Layout) -> list[np.ndarray]:
 JPEG_SUFFIXES = {".jpg", ".jpeg", ".jpe", ".jfif"}
 # Larger than any component crop by far; refused before decoding (Pillow only warns below 89 MP).
 MAX_PIXELS = 64 * 2**20
+MAX_FILE_BYTES = 256 * 2**20
 WIDE_GREY_MODES = ("I;16", "I;16B", "I;16L", "I;16N", "I")
 
 
@@ -109,15 +111,39 @@ def decode_resized(path, width: int, height: int) -> np.ndarray:
     Anything simplejpeg cannot read (other formats, CMYK, damaged files) goes through Pillow.
     """
     path = os.fspath(path)
-    rgb = _decode_jpeg(path, 2 * width, 2 * height) if os.path.splitext(path)[1].lower() in JPEG_SUFFIXES else None
+    data = read_image_file(path)
+    jpeg = os.path.splitext(path)[1].lower() in JPEG_SUFFIXES
+    rgb = _decode_jpeg(data, path, 2 * width, 2 * height) if jpeg else None
     if rgb is None:
-        rgb = _decode_pillow(path, 2 * width, 2 * height, path)
+        rgb = _decode_pillow(io.BytesIO(data), 2 * width, 2 * height, path)
     return _fit(rgb, width, height)
 
 
-def decode_bytes_resized(data: bytes, width: int, height: int, name: str) -> np.ndarray:
-    """``decode_resized`` of an image held in memory (a request's upload); ``name`` says which one in errors."""
-    return _fit(_decode_pillow(io.BytesIO(data), 2 * width, 2 * height, name), width, height)
+def read_image_file(path: str) -> bytes:
+    """The bytes of an image file, or a one-line DataError: opened without blocking and read only when it is a
+    regular file of at most MAX_FILE_BYTES (a named pipe in the image tree would otherwise block forever, a
+    device read without end)."""
+    try:
+        descriptor = os.open(path, os.O_RDONLY | os.O_NONBLOCK)
+    except FileNotFoundError:
+        raise DataError(f"image {path} not found; check images_dir, the CSV paths and dataset.image_ext") from None
+    except IsADirectoryError:
+        raise DataError(f"image {path} is a folder, not an image file") from None
+    except OSError as exc:
+        raise DataError(f"image {path} cannot be read ({exc.strerror})") from None
+    with os.fdopen(descriptor, "rb") as handle:
+        info = os.fstat(handle.fileno())
+        if not stat.S_ISREG(info.st_mode):
+            raise DataError(f"image {path} is not a regular file (a pipe, a device or a socket); replace it")
+        if info.st_size > MAX_FILE_BYTES:
+            raise DataError(f"image {path} is {info.st_size} bytes, far too large for a component crop")
+        return handle.read(MAX_FILE_BYTES + 1)
+
+
+def decode_bytes_resized(data: bytes, width: int, height: int, name: str, max_pixels: int = MAX_PIXELS) -> np.ndarray:
+    """``decode_resized`` of an image held in memory (a request's upload); ``name`` says which one in errors.
+    The size is checked from the header, before any pixel is decoded (``max_pixels``)."""
+    return _fit(_decode_pillow(io.BytesIO(data), 2 * width, 2 * height, name, max_pixels), width, height)
 
 
 def _fit(rgb: np.ndarray, width: int, height: int) -> np.ndarray:
@@ -126,12 +152,7 @@ def _fit(rgb: np.ndarray, width: int, height: int) -> np.ndarray:
     return rgb
 
 
-def _decode_jpeg(path: str, min_width: int, min_height: int) -> np.ndarray | None:
-    try:
-        with open(path, "rb") as f:
-            data = f.read()
-    except FileNotFoundError:
-        raise DataError(f"image {path} not found; check images_dir, the CSV paths and dataset.image_ext") from None
+def _decode_jpeg(data: bytes, path: str, min_width: int, min_height: int) -> np.ndarray | None:
     try:
         height, width, _, _ = simplejpeg.decode_jpeg_header(data)
     except ValueError:
@@ -144,13 +165,13 @@ def _decode_jpeg(path: str, min_width: int, min_height: int) -> np.ndarray | Non
         return None
 
 
-def _decode_pillow(source, min_width: int, min_height: int, name) -> np.ndarray:
+def _decode_pillow(source, min_width: int, min_height: int, name, max_pixels: int = MAX_PIXELS) -> np.ndarray:
     """``source``: a path or a file-like object; ``name`` is what errors call it."""
     try:
         with warnings.catch_warnings():
             warnings.simplefilter("error", Image.DecompressionBombWarning)
             with Image.open(source) as img:
-                if img.width * img.height > MAX_PIXELS:
+                if img.width * img.height > max_pixels:
                     raise DataError(f"image {name} is {img.width}x{img.height} px, far too large for a component crop")
                 img.draft("RGB", (min_width, min_height))  # JPEG only; a no-op for other formats
                 return to_rgb(img, name)

@@ -4,6 +4,7 @@ Run at the start of every task (and on its own by ``optical_inspection validate`
 instead of mid-epoch. Row numbers are line numbers of the CSV file (the header is line 1).
 """
 
+import io
 import json
 import logging
 import os
@@ -18,7 +19,7 @@ from tao_launcher.service.walls import ROOTS_ENV
 from tao_siamese_oi.config.schema import DatasetConfig
 from tao_siamese_oi.data.goldens import GoldenIndex
 from tao_siamese_oi.data.pairs import PATH_COLUMNS, PairTable, image_path, read_pairs
-from tao_siamese_oi.data.transforms import MAX_PIXELS, image_mode_problem, layout_from_config
+from tao_siamese_oi.data.transforms import MAX_PIXELS, image_mode_problem, layout_from_config, read_image_file
 from tao_siamese_oi.errors import DataError
 from tao_siamese_oi.utils.progress import progress
 
@@ -112,8 +113,9 @@ def _image_problems(table: PairTable, images_dir, dataset_cfg: DatasetConfig, se
     rows_of: dict[str, list[int]] = defaultdict(list)
     problems = []
     frame = table.frame
+    listed = zip(frame["input_path"], frame["golden_path"], frame["object_name"])
     for i, (input_dir, golden_dir, name) in enumerate(
-        zip(frame["input_path"], frame["golden_path"], frame["object_name"])
+        progress(listed, len(frame), f"listing images of {table.csv_path.name}", "row")
     ):
         try:
             stems = goldens.for_row(i, golden_dir, name)
@@ -178,21 +180,26 @@ def _warn_duplicates(table: PairTable) -> None:
 
 
 def _exists_problem(path: str) -> str | None:
-    return None if os.path.isfile(path) else "not found"
+    if os.path.isfile(path):
+        return None
+    return "is not a regular file (a pipe, a device, a socket or a folder)" if os.path.exists(path) else "not found"
 
 
 def _decode_problem(path: str) -> str | None:
+    problem = _exists_problem(path)  # never opened otherwise: a named pipe would block the run forever
+    if problem:
+        return problem
     try:
         with warnings.catch_warnings():
             warnings.simplefilter("error", Image.DecompressionBombWarning)
-            with Image.open(path) as img:
+            with Image.open(io.BytesIO(read_image_file(path))) as img:
                 if img.width * img.height > MAX_PIXELS:
                     return f"is {img.width}x{img.height} px, far too large for a component crop"
                 img.load()  # a full decode: truncated JPEGs fail here, not at open
                 width, height = img.size
                 mode = image_mode_problem(img.mode)
-    except FileNotFoundError:
-        return "not found"
+    except DataError as exc:  # read_image_file's line names the file; the report names it already
+        return str(exc).split(f"{path} ", 1)[-1]
     except (Image.DecompressionBombError, Image.DecompressionBombWarning):
         return "is far too large for a component crop (a decompression bomb?)"
     except (UnidentifiedImageError, OSError, SyntaxError, ValueError) as exc:

@@ -21,6 +21,9 @@ from pathlib import Path
 import numpy as np
 
 MAX_CACHED_GOLDENS = 4096
+# A request's image is a component crop: a larger one is refused from its header, before its pixels are decoded
+# (an 8192 x 8192 16-bit PNG of 130 KB would take 10 s and 1.3 GB).
+MAX_UPLOAD_PIXELS = 2048 * 2048
 
 
 def predictor(model_dir: Path):
@@ -117,6 +120,6 @@ def _decode(data: bytes, layout, index: int) -> np.ndarray:
     from tao_siamese_oi.errors import DataError
 
     try:
-        return decode_bytes_resized(data, layout.width, layout.height, f"input[{index}]")
+        return decode_bytes_resized(data, layout.width, layout.height, f"input[{index}]", MAX_UPLOAD_PIXELS)
     except DataError as exc:  # the microservice answers a bad request (400) with this line
         raise ValueError(str(exc)) from None

@@ -109,6 +109,18 @@ def _case_truncated_jpeg(tmp_path, tiny_data, model):
     ], f"image {victim} cannot be decoded"
 
 
+def _case_named_pipe_as_an_image(tmp_path, tiny_data, model):
+    """The report: a named pipe in the image tree blocked inference forever (opening it waits for a writer)."""
+    images = _copy_images(tiny_data, tmp_path)
+    victim = next(p for p in sorted(images.rglob("*.jpg")) if p.parent.name.startswith("test_"))
+    victim.unlink()
+    os.mkfifo(victim)
+    argv = ["inference", "-e", "{spec}", f"inference.checkpoint={model['checkpoint']}"]
+    return [*argv, f"dataset.infer_dataset.images_dir={images}"], (
+        f"image {victim} is not a regular file (a pipe, a device, a socket or a folder)"
+    )
+
+
 def _case_decompression_bomb(tmp_path, tiny_data, model):
     images = _copy_images(tiny_data, tmp_path)
     victim = _first_image(images)
@@ -215,6 +227,22 @@ def _case_sidecar_for_another_mean(tmp_path, tiny_data, model):
     )
 
 
+def _case_onnx_with_external_data(tmp_path, tiny_data, model):
+    """The report: refused by onnxruntime with a raw error and exit 1; a relative location read from the current
+    folder."""
+    import onnx
+
+    from tao_siamese_oi.artifacts.exported import read_onnx
+
+    onnx_file = tmp_path / "model.onnx"
+    external = {"save_as_external_data": True, "location": "weights.bin", "size_threshold": 0}
+    onnx.save_model(read_onnx(model["onnx"], TINY_KEY), onnx_file, **external)
+    shutil.copy(model["sidecar"], onnx_file.with_suffix(".json"))
+    return ["inference", "-e", "{spec}", "inference.backend=onnxruntime", f"inference.onnx_file={onnx_file}"], (
+        f"{onnx_file} keeps"
+    )
+
+
 def _case_broken_sidecar(tmp_path, tiny_data, model):
     onnx_file = tmp_path / "model.onnx"
     shutil.copy(model["onnx"], onnx_file)
@@ -308,8 +336,10 @@ BAD_FILES = {
     # name: (case, exit code); a case writes its hostile file and returns (argv, text of the error report)
     "truncated JPEG": (_case_truncated_jpeg, 3),
     "decompression bomb": (_case_decompression_bomb, 3),
+    "named pipe as an image": (_case_named_pipe_as_an_image, 3),
     "symlinked folder inside images_dir": (_case_symlinked_folder, 3),
     "random bytes as ONNX": (_case_random_onnx, 4),
+    "ONNX with external data": (_case_onnx_with_external_data, 4),
     "NaN threshold in a checkpoint": (_case_nan_threshold, 4),
     "self-referencing calibration record": (_case_self_referencing_calibration, 4),
     "NaN threshold in a sidecar": (_case_nan_threshold_in_a_sidecar, 4),

@@ -122,8 +122,25 @@ def test_long_loops_show_a_progress_bar_on_a_terminal_only(capsys, monkeypatch):
 
     monkeypatch.setattr(progress_module, "bars_wanted", lambda: False)  # a log file: no bar stuck at 0 %
     long = list(range(MIN_ITEMS))
-    assert progress(long, len(long), "long work") is long
+    assert list(progress(long, len(long), "long work")) == long
     assert capsys.readouterr().err == ""
+
+
+def test_in_a_log_long_work_says_how_far_it_is_now_and_then(monkeypatch, caplog):
+    """The report: 1 M rows of missing images printed nothing for minutes. In a log (no terminal), a line every
+    LOG_EVERY_S seconds while the work lasts."""
+    import logging
+
+    from tao_siamese_oi.utils import progress as progress_module
+
+    monkeypatch.setattr(progress_module, "bars_wanted", lambda: False)
+    clock = iter(float(t) for t in range(10_000))  # one second per item
+    monkeypatch.setattr(progress_module.time, "monotonic", lambda: next(clock))
+    with caplog.at_level(logging.INFO, logger="tao_siamese_oi"):
+        assert sum(progress_module.progress(range(300), 300, "checking images of big.csv", "image")) == sum(range(300))
+    lines = [r.getMessage() for r in caplog.records]
+    assert len(lines) == 9  # every 30 s of 300
+    assert lines[0] == "checking images of big.csv: 30 of 300 images (10 %), about 270 s left"
 
 
 def test_bars_are_wanted_only_when_stderr_is_a_terminal(monkeypatch):
@@ -133,3 +150,23 @@ def test_bars_are_wanted_only_when_stderr_is_a_terminal(monkeypatch):
 
     monkeypatch.setattr("sys.stderr", io.StringIO())
     assert not bars_wanted()
+
+
+def test_an_upload_too_large_for_a_component_is_refused_from_its_header():
+    """The report: one 130 KB 8192 x 8192 16-bit PNG cost the microservice 10 s and 1.3 GB. Its header says its
+    size: refused before a pixel is decoded."""
+    import time
+    import tracemalloc
+
+    from tao_siamese_oi.data.transforms import Layout
+    from tao_siamese_oi.deploy.microservice import MAX_UPLOAD_PIXELS, _decode
+    from tests.integration.hardening_helpers import png_claiming
+
+    data = png_claiming(8192, 8192)
+    tracemalloc.start()
+    started = time.perf_counter()
+    with pytest.raises(ValueError, match=r"input\[0\] is 8192x8192 px, far too large for a component crop"):
+        _decode(data, Layout(("a",), 24, 24, 1, 1), 0)
+    elapsed, (_, peak) = time.perf_counter() - started, tracemalloc.get_traced_memory()
+    tracemalloc.stop()
+    assert elapsed < 1.0 and peak < 50 * 2**20 and MAX_UPLOAD_PIXELS < 8192 * 8192
