@@ -9,6 +9,7 @@ No custom resolver is registered: spec text is never evaluated.
 import dataclasses
 import difflib
 import logging
+import math
 import os
 import typing
 from pathlib import Path
@@ -174,6 +175,8 @@ def _validate_node(node: DictConfig, schema, prefix: str) -> None:
             log.info("%s is set to %s, which changes nothing here: %s", key, value, meta["help"])
         if value is None:
             continue
+        if isinstance(value, float) and not math.isfinite(value):  # a NaN threshold would pass every defect
+            raise ConfigError(f"{key}: {value} is not a finite number; give a number")
         if meta.get("choices") and value not in meta["choices"]:
             near = difflib.get_close_matches(str(value), [str(c) for c in meta["choices"]], n=1)
             hint = f"; did you mean {near[0]}?" if near else ""

@@ -381,6 +381,8 @@ def test_bad_files_get_one_line_the_documented_code_and_change_nothing(capsys, t
         ("encryption_key=[hunter2, x]", "error: command-line overrides: encryption_key must be a string"),
         ("encryption_key={k: hunter2}", "error: command-line overrides: encryption_key must be a string"),
         ("train.num_epochs", "error: override 'train.num_epochs' is not key=value"),
+        ("evaluate.threshold=.nan", "error: evaluate.threshold: nan is not a finite number"),
+        ("evaluate.target_fpr=.inf", "error: evaluate.target_fpr: inf is not a finite number"),
     ],
 )
 def test_bad_overrides_are_exit_2_naming_the_override_and_never_echo_a_secret(
