@@ -229,6 +229,8 @@ def test_a_job_gets_its_own_key_never_the_services_secret(client, settings, wall
     log = client.get(f"{API}/orgs/{ACME}/jobs/{job}:logs", headers=acme).text
     assert "key sha256 " in log and "key sha256 None" not in log  # the task got its key
     assert "env TAO_JOB_SECRET_FILE=\n" in log and str(secret_file) not in log
+    # the wrapper's environment (readable by code in the job) names the job's own secret, removed by now
+    assert f"wrapper secret file {settings.state_dir / ACME / job / '.job_secret'}" in log
     job_dir = settings.state_dir / ACME / job
     assert not (job_dir / ".job_secret").exists()  # read once, removed
     assert secret_file.read_bytes() not in b"".join(p.read_bytes() for p in job_dir.rglob("*") if p.is_file())
