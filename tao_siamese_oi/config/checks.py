@@ -25,6 +25,12 @@ def check_config(cfg: ExperimentConfig) -> None:
 
 
 def _check_training(cfg: ExperimentConfig) -> None:
+    filename = cfg.train.checkpointer.filename
+    if "/" in filename or "\\" in filename or filename.strip(".") == "":
+        raise ConfigError(
+            f"train.checkpointer.filename '{filename}' must be a file name, not a path; the folder is "
+            "train.checkpointer.dirpath"
+        )
     if cfg.train.validation_interval > cfg.train.num_epochs:
         raise ConfigError(
             f"train.validation_interval ({cfg.train.validation_interval}) exceeds "

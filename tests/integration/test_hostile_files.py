@@ -382,6 +382,10 @@ def test_bad_files_get_one_line_the_documented_code_and_change_nothing(capsys, t
         ("encryption_key={k: hunter2}", "error: command-line overrides: encryption_key must be a string"),
         ("train.num_epochs", "error: override 'train.num_epochs' is not key=value"),
         ("evaluate.threshold=.nan", "error: evaluate.threshold: nan is not a finite number"),
+        (
+            "train.checkpointer.filename=../../elsewhere/x",
+            "error: train.checkpointer.filename '../../elsewhere/x' must",
+        ),
         ("evaluate.target_fpr=.inf", "error: evaluate.target_fpr: inf is not a finite number"),
     ],
 )
