@@ -77,6 +77,7 @@ def test_every_action_reads_only_the_sections_its_schema_holds(capsys, monkeypat
         "train": ["train.num_epochs=1"],
         "evaluate": [f"evaluate.checkpoint={checkpoint}"],
         "inference": [f"inference.checkpoint={checkpoint}"],
+        "calibrate": [f"calibrate.checkpoint={checkpoint}", "calibrate.target_fpr=50"],  # the tiny split: 8 good parts
         "export": [f"export.checkpoint={checkpoint}"],
         "gen_trt_engine": [f"gen_trt_engine.onnx_file={onnx_file}"],
         "dataset_convert": [
