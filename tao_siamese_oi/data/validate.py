@@ -26,6 +26,7 @@ from tao_siamese_oi.utils.progress import progress
 log = logging.getLogger("tao_siamese_oi")
 
 MAX_LISTED = 20
+STOP_AFTER = 1000  # problems with images: more says nothing new (images_dir or image_ext is wrong)
 MIN_SIDE = 4  # px; anything smaller is a broken crop, not a component
 
 
@@ -139,6 +140,10 @@ def _image_problems(table: PairTable, images_dir, dataset_cfg: DatasetConfig, se
                 problems += [
                     (rows[0], f"image {path} {problem}" + (f" (also rows {_span(rows[1:])})" if len(rows) > 1 else ""))
                 ]
+            if len(problems) >= STOP_AFTER:  # a wrong images_dir: say so now, not after a million checks
+                pool.shutdown(cancel_futures=True)
+                problems.append((0, f"stopped after {STOP_AFTER} missing or broken images; fix these first"))
+                break
     return problems
 
 

@@ -170,3 +170,23 @@ def test_an_upload_too_large_for_a_component_is_refused_from_its_header():
     elapsed, (_, peak) = time.perf_counter() - started, tracemalloc.get_traced_memory()
     tracemalloc.stop()
     assert elapsed < 1.0 and peak < 50 * 2**20 and MAX_UPLOAD_PIXELS < 8192 * 8192
+
+
+def test_a_split_of_missing_images_stops_early_with_one_report(tmp_path, monkeypatch):
+    """The report: 1 M rows of missing images printed nothing for minutes. After STOP_AFTER problems the check
+    stops: the images_dir or image_ext is wrong, and more rows would say nothing new."""
+    import time
+
+    from tao_siamese_oi.data import validate
+
+    monkeypatch.setattr(validate, "STOP_AFTER", 100)
+    rows = "".join(f"in,gold,X{i},PASS\n" for i in range(20_000))  # 40,000 missing images
+    started = time.perf_counter()
+    lines = problems(make(tmp_path, rows))
+    assert time.perf_counter() - started < 10
+    assert lines[0].startswith(f"pair CSV {tmp_path}/pairs.csv: 101 problem(s)")
+    assert lines[-1] == f"  ... and {101 - MAX_LISTED} more"
+    report = validate._report(
+        tmp_path / "pairs.csv", [(0, "stopped after 100 missing or broken images; fix these first")]
+    )
+    assert "stopped after 100 missing or broken images" in report
