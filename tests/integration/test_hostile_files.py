@@ -193,38 +193,38 @@ def _case_self_referencing_calibration(tmp_path, tiny_data, model):
     )
 
 
-def _case_nan_threshold_in_a_sidecar(tmp_path, tiny_data, model):
+def _inference_with_sidecar(tmp_path, model, sidecar_text: str) -> tuple[Path, list[str]]:
+    """A copy of the tiny export with ``sidecar_text`` as its sidecar, and the inference command that scores it."""
     onnx_file = tmp_path / "model.onnx"
     shutil.copy(model["onnx"], onnx_file)
+    onnx_file.with_suffix(".json").write_text(sidecar_text)
+    return onnx_file, ["inference", "-e", "{spec}", "inference.backend=onnxruntime", f"inference.onnx_file={onnx_file}"]
+
+
+def _case_nan_threshold_in_a_sidecar(tmp_path, tiny_data, model):
     sidecar = model["sidecar"].read_text().replace('"threshold": ', '"threshold": NaN, "was": ', 1)
-    onnx_file.with_suffix(".json").write_text(sidecar)
-    return ["inference", "-e", "{spec}", "inference.backend=onnxruntime", f"inference.onnx_file={onnx_file}"], (
+    onnx_file, argv = _inference_with_sidecar(tmp_path, model, sidecar)
+    return argv, (
         f"sidecar {onnx_file.with_suffix('.json')} is not a valid export sidecar (not a sidecar object with a "
         "finite threshold)"
     )
 
 
 def _case_sidecar_for_other_lights(tmp_path, tiny_data, model):
-    onnx_file = tmp_path / "model.onnx"
-    shutil.copy(model["onnx"], onnx_file)
     sidecar = json.loads(model["sidecar"].read_text())
-    sidecar["lights"] = sidecar["lights"][::-1]
-    onnx_file.with_suffix(".json").write_text(json.dumps(sidecar))
-    return ["inference", "-e", "{spec}", "inference.backend=onnxruntime", f"inference.onnx_file={onnx_file}"], (
-        f"{onnx_file} was exported for lights {sidecar['lights']} but the spec gives {sidecar['lights'][::-1]}; set "
-        "dataset.input_map as the export did"
+    lights = sidecar["lights"]
+    onnx_file, argv = _inference_with_sidecar(tmp_path, model, json.dumps({**sidecar, "lights": lights[::-1]}))
+    return argv, (
+        f"{onnx_file} was exported for lights {lights[::-1]} but the spec gives {lights}; set dataset.input_map as "
+        "the export did"
     )
 
 
 def _case_sidecar_for_another_mean(tmp_path, tiny_data, model):
-    onnx_file = tmp_path / "model.onnx"
-    shutil.copy(model["onnx"], onnx_file)
     sidecar = json.loads(model["sidecar"].read_text())
     sidecar["preprocessing"]["mean"] = [0.5, 0.5, 0.5]
-    onnx_file.with_suffix(".json").write_text(json.dumps(sidecar))
-    return ["inference", "-e", "{spec}", "inference.backend=onnxruntime", f"inference.onnx_file={onnx_file}"], (
-        "set dataset.augmentation_config.rgb_input_mean as the export did"
-    )
+    _, argv = _inference_with_sidecar(tmp_path, model, json.dumps(sidecar))
+    return argv, "set dataset.augmentation_config.rgb_input_mean as the export did"
 
 
 def _case_onnx_with_external_data(tmp_path, tiny_data, model):
