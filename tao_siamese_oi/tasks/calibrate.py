@@ -49,9 +49,12 @@ def preflight(cfg: ExperimentConfig) -> None:
     check_scoring_inputs(cfg, "calibrate", "infer")
     from tao_siamese_oi.data.splits import build_dataset
 
+    # refused before anything is written: a model whose groups cannot take these, too few good parts
+    existing = read_checkpoint(str(cfg.calibrate.checkpoint), cfg.encryption_key).get("calibration")
+    _check_mergeable(existing, cfg.calibrate.calibrate_by)
     table = build_dataset(cfg.dataset, "infer", cfg.train.seed).table
     _groups(table.frame, cfg.calibrate.calibrate_by, _good(table), pairs_to_show(cfg.calibrate.target_fpr),
-            table.csv_path, quiet=True)  # fmt: skip  # too few good parts: refused before anything is written
+            table.csv_path, quiet=True)  # fmt: skip
 
 
 @tracked_task("calibrate", outputs=outputs, preflight=preflight, elsewhere="calibrate.output_checkpoint")
@@ -137,6 +140,24 @@ def _too_few(csv_path, have: int, needed: int, what: str = "it") -> str:
     )
 
 
+def _check_mergeable(existing: dict | None, column: str | None) -> None:
+    """Per-group thresholds go beside a model's global threshold, and beside its groups of the same column."""
+    if column is None:
+        return
+    calibration = existing or {}
+    if "threshold" not in calibration:
+        raise ConfigError(
+            "the model has no calibrated global threshold (a TAO model, or trained without validation); calibrate "
+            "it without calibrate.calibrate_by first"
+        )
+    by_group = calibration.get("by_group") or {}
+    if by_group.get("column") not in (None, column) and by_group.get("thresholds"):
+        raise ConfigError(
+            f"the model's thresholds are per {by_group['column']}, not per {column}; set "
+            f"calibrate.calibrate_by={by_group['column']}, or leave it unset to replace the global threshold"
+        )
+
+
 def _merged(existing: dict | None, records: dict, task, needed: int) -> dict:
     """The model's calibration with the new thresholds: the global one replaced, or per-group ones added to the
     model's groups of the same column."""
@@ -144,17 +165,7 @@ def _merged(existing: dict | None, records: dict, task, needed: int) -> dict:
     if "global" in records:
         kept = {k: v for k, v in calibration.items() if k == "by_group"}
         return {**records["global"], **kept}
-    if "threshold" not in calibration:
-        raise ConfigError(
-            "the model has no calibrated global threshold (a TAO model, or trained without validation); calibrate "
-            "it without calibrate.calibrate_by first"
-        )
     by_group = dict(calibration.get("by_group") or {})
-    if by_group.get("column") not in (None, task.calibrate_by) and by_group.get("thresholds"):
-        raise ConfigError(
-            f"the model's thresholds are per {by_group['column']}, not per {task.calibrate_by}; set "
-            f"calibrate.calibrate_by={by_group['column']}, or leave it unset to replace the global threshold"
-        )
     thresholds = {**(by_group.get("thresholds") or {}), **records}
     global_for = {k: v for k, v in (by_group.get("global_for") or {}).items() if k not in records}
     calibration["by_group"] = {"column": task.calibrate_by, "needed": {"num_pass": needed}, "thresholds": thresholds,

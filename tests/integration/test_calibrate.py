@@ -94,6 +94,19 @@ def test_per_group_thresholds_go_beside_the_models_others(capsys, tmp_path, tiny
             assert f"component_type={family}: " in err and f"{n} good parts" in err
     assert calibration["threshold"] == load_tiny_checkpoint(tiny_model["checkpoint"])["calibration"]["threshold"]
 
+    # thresholds per another column cannot go beside these: refused before anything is written
+    calibrated = tmp_path / "results" / "calibrate" / "oi_model_calibrated.pth"
+    before = snapshot(tmp_path)
+    code, err = run_oi(capsys, "calibrate", "-e", spec, f"calibrate.checkpoint={calibrated}",
+                       "calibrate.target_fpr=10", "calibrate.calibrate_by=object_name",
+                       f"calibrate.results_dir={tmp_path}/again",
+                       f"dataset.infer_dataset.csv_path={new_design['good']}",
+                       f"dataset.infer_dataset.images_dir={new_design['root'] / 'images'}")  # fmt: skip
+    assert code == 2 and one_error_line(err).startswith(
+        "error: the model's thresholds are per component_type, not per object_name"
+    )
+    assert snapshot(tmp_path) == before
+
 
 def test_evaluate_warns_on_a_shifted_set_and_not_on_the_calibration_design(
     capsys, tmp_path, tiny_data, tiny_model, new_design
