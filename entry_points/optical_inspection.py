@@ -214,11 +214,9 @@ def make_sample_data(out, size):
 
 def spec_option_split(argv: list[str]) -> list[str]:
     """``-e=spec.yaml`` as ``-e spec.yaml``, as TAO's argparse reads it (click would take ``=spec.yaml``)."""
-    split = []
-    for arg in argv:
-        option, sep, value = arg.partition("=")
-        split += [option, value] if sep and option in SPEC_OPTIONS else [arg]
-    return split
+    from tao_launcher.launch import split_option_values
+
+    return split_option_values(argv, SPEC_OPTIONS)
 
 
 def main(argv=None):
