@@ -175,9 +175,8 @@ def _print_dry_run(plugin: Plugin, argv: list[str], config: MountsConfig, image:
     shown = dict(spec, command=redact_argv(spec["command"], plugin.spec.secret_keys))
     # A secret-looking variable is printed as `--env NAME`: docker takes its value from the caller's environment.
     shown["environment"] = {k: None if SECRET_ENV_NAME.search(k) else v for k, v in spec["environment"].items()}
-    printed = docker_command_line(shown)
-    print(printed)
-    if printed != docker_command_line(spec) or any(REDACTED in p.read_text() for p in workdir.glob("*")):
+    print(docker_command_line(shown))
+    if shown != spec or any(REDACTED in p.read_text() for p in workdir.glob("*")):
         print(
             "tao: secrets are shown as ***** (and secret-looking variables as --env NAME, read from your "
             "environment); put them back before running the command",

@@ -26,7 +26,7 @@ def is_secret_key(dotted: str, secret_keys: Iterable[str]) -> bool:
     return any(dotted == key or dotted.endswith("." + key) for key in secret_keys)
 
 
-REFERENCE = re.compile(r"\$\{[^{}]*\}")
+REFERENCE = re.compile(r"\$\{([^{}]*)\}")  # an interpolation, ${...}; its text in group 1
 
 
 def literal(value) -> bool:

@@ -323,3 +323,16 @@ def test_with_a_user_per_org_a_tenants_own_code_cannot_read_another_orgs_files(o
         assert owner.st_uid == __import__("pwd").getpwnam(users[ACME]).pw_uid and owner.st_mode & 0o777 == 0o700
     finally:
         shutil.rmtree(base, ignore_errors=True)
+
+
+def test_how_a_local_job_runs_is_not_the_clients_to_say(client, settings, walls, tmp_path):  # noqa: F811
+    """backend_details naming an interpreter or a user of the client's choosing changes nothing."""
+    marker = tmp_path / "ran"
+    fake_python = tmp_path / "python"
+    fake_python.write_text(f"#!/bin/sh\ntouch {marker}\n")
+    fake_python.chmod(0o755)
+    backend = {"backend_type": "local", "python": str(fake_python), "user": "root"}
+    job = create_job(client, walls["acme"], org=ACME, specs={"train": {"sleep": 0.0, "epochs": 1}},
+                     backend_details=backend)  # fmt: skip
+    assert wait_for(client, ACME, walls["acme"], job, ("Done", "Error"))["status"] == "Done"
+    assert not marker.exists()

@@ -129,8 +129,8 @@ def _executor(backend: dict, plugin, job: Job, docker: dict, run_as: dict | None
         backend = {"backend_type": "local-docker", "docker": {
             "image": docker.get("image") or plugin.spec.image, "mounts": mounts,
             "env": docker.get("env", {}), "options": options, "python": docker.get("python", "python3")}}  # fmt: skip
-    elif backend.get("backend_type", "local") == "local":
-        backend = {**backend, **(run_as or {})}
+    elif backend.get("backend_type", "local") == "local":  # how it runs is the service's to say, not the client's
+        backend = {"backend_type": "local", **(run_as or {})}
     try:
         return executor_for(backend)
     except ValueError as exc:

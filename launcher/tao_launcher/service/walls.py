@@ -22,11 +22,12 @@ import json
 import re
 from pathlib import Path
 
+from tao_launcher.redaction import REFERENCE
+
 WALLS_FILE = "walls.json"
 # A job's walls, as a JSON list of folders, in its task's environment: what a plugin must confine the files its
 # data names (a CSV's image paths) to, when it reads them (docs/plugin_protocol.md).
 ROOTS_ENV = "TAO_JOB_ROOTS"
-REFERENCE = re.compile(r"\$\{([^{}]*)\}")
 SIMPLE_KEY = re.compile(r"[A-Za-z_][A-Za-z0-9_]*(\.[A-Za-z_][A-Za-z0-9_]*)*")
 MAX_DEPTH = 16
 
