@@ -58,7 +58,7 @@ def checked_calibration(record, where) -> CalibrationRecord | None:
         if isinstance(value, bool) or not isinstance(value, (int, float)) or not math.isfinite(value) or value < 0:
             raise CheckpointError(
                 f"{where}: its {name} threshold is {value!r}, not a finite distance; the file is damaged or was "
-                "not made by this project (set the task's threshold to decide anyway)"
+                "not made by this project"
             )
     return record  # type: ignore[return-value]
 

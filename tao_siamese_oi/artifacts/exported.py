@@ -118,9 +118,13 @@ def sidecar_calibration(model_file) -> CalibrationRecord | None:
     """The decision threshold of the sidecar beside an ONNX file or engine (<model>.json) as a calibration
     record; None without a sidecar or when the export itself fell back to the margin."""
 
+    return calibration_in(read_sidecar(model_file), model_file)
+
+
+def calibration_in(data: SidecarRecord | None, model_file) -> CalibrationRecord | None:
+    """:func:`sidecar_calibration` of a sidecar already read."""
     from tao_siamese_oi.artifacts.checkpoint import checked_calibration
 
-    data = read_sidecar(model_file)
     if data is None or data.get("threshold_source") not in ("calibrated", "spec"):
         return None
     record = {**(data.get("calibration") or {}), "threshold": data["threshold"]}
@@ -136,20 +140,19 @@ def check_sidecar_fits(sidecar: SidecarRecord | None, cfg: ExperimentConfig, mod
         return
     data = cfg.dataset
     aug = data.augmentation_config
-    wanted = {
-        "lights": ("dataset.input_map", list(layout_from_config(data).lights)),
-        "concat_type": ("dataset.concat_type", data.concat_type),
-        "image_height": ("dataset.image_height", data.image_height),
-        "image_width": ("dataset.image_width", data.image_width),
-    }
     preprocessing = sidecar.get("preprocessing") or {}
-    found = {**{k: sidecar.get(k) for k in wanted}, "mean": preprocessing.get("mean"), "std": preprocessing.get("std")}
-    wanted["mean"] = ("dataset.augmentation_config.rgb_input_mean", list(aug.rgb_input_mean))
-    wanted["std"] = ("dataset.augmentation_config.rgb_input_std", list(aug.rgb_input_std))
-    for name, (key, value) in wanted.items():
-        if found.get(name) is not None and found[name] != value:
+    compared = [  # (what, as exported, the spec key that says it, as the spec says it)
+        ("lights", sidecar.get("lights"), "dataset.input_map", list(layout_from_config(data).lights)),
+        ("concat_type", sidecar.get("concat_type"), "dataset.concat_type", data.concat_type),
+        ("image_height", sidecar.get("image_height"), "dataset.image_height", data.image_height),
+        ("image_width", sidecar.get("image_width"), "dataset.image_width", data.image_width),
+        ("mean", preprocessing.get("mean"), "dataset.augmentation_config.rgb_input_mean", list(aug.rgb_input_mean)),
+        ("std", preprocessing.get("std"), "dataset.augmentation_config.rgb_input_std", list(aug.rgb_input_std)),
+    ]
+    for name, exported, key, value in compared:
+        if exported is not None and exported != value:  # an older sidecar may not say: nothing to compare
             raise CheckpointError(
-                f"{model_file} was exported for {name} {found[name]} but the spec gives {value}; set {key} as the "
+                f"{model_file} was exported for {name} {exported} but the spec gives {value}; set {key} as the "
                 f"export did (its sidecar {sidecar_path(model_file).name} says how)"
             )
 

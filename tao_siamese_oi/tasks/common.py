@@ -35,10 +35,10 @@ WRITTEN_COLUMNS = {
 def check_scoring_inputs(cfg: ExperimentConfig, task: str, split: str) -> None:
     """Preflight of evaluate and inference: the backend's model file and the split, before anything is written."""
     from tao_siamese_oi.artifacts.exported import (
+        calibration_in,
         check_sidecar_fits,
         read_siamese_onnx,
         read_sidecar,
-        sidecar_calibration,
         sidecar_path,
     )
     from tao_siamese_oi.data.align import check_alignment
@@ -57,7 +57,7 @@ def check_scoring_inputs(cfg: ExperimentConfig, task: str, split: str) -> None:
             read_siamese_onnx(path, cfg.encryption_key)
         check_alignment(((sidecar or {}).get("preprocessing") or {}).get("alignment"), cfg.dataset, path)
         check_sidecar_fits(sidecar, cfg, path)
-        calibrated = sidecar_calibration(path) is not None
+        calibrated = calibration_in(sidecar, path) is not None
     if task_cfg.strict_threshold and task_cfg.threshold is None and not calibrated:
         where = "checkpoint" if key == "checkpoint" else f"sidecar {sidecar_path(path).name}"
         raise CheckpointError(
