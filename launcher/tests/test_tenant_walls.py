@@ -129,6 +129,10 @@ def test_a_spec_changed_on_disk_after_creation_is_checked_again_before_the_task_
     code = wrapper([str(job_dir / "exit_code"), "sh", "-c", f"cat {target / 'file.txt'}"])
     assert code == 2 and (job_dir / "exit_code").read_text() == "2\n"
     assert snapshot(settings.data_root / EVIL) == before
+    # walls.json itself damaged (code in an earlier run of the job could write it): refused the same way
+    for damaged in ('{"spec": 3}', "[]", "{not json"):
+        (job_dir / "walls.json").write_text(damaged)
+        assert wrapper([str(job_dir / "exit_code"), "sh", "-c", f"cat {target / 'file.txt'}"]) == 2
 
 
 REFUSED_ENV = [

@@ -41,7 +41,7 @@ def _walls_hold(job_dir: Path) -> int:
         return 0
     try:
         check_written(walls)
-    except (WallError, OSError, ValueError) as exc:
+    except (WallError, OSError, ValueError, KeyError, TypeError, AttributeError) as exc:  # a damaged walls.json too
         print(f"error: the job's spec leaves its walls: {exc}", file=sys.stderr, flush=True)
         return SPEC_ERROR_CODE
     return 0
