@@ -29,8 +29,9 @@ def shifted(scores, profile: dict | None, pass_rows: bool) -> str | None:
     """Why ``scores`` do not look like the calibration set's PASS scores (``profile``), or None when they do or
     when there are too few to tell."""
     scores = np.asarray(scores, dtype=np.float64)
-    if not profile or scores.size < MIN_ROWS or not {"q25", "q75", TAIL_QUANTILE} <= set(profile):
-        return None
+    needed = ("q25", "q75", TAIL_QUANTILE)
+    if not isinstance(profile, dict) or scores.size < MIN_ROWS or not all(_finite(profile.get(q)) for q in needed):
+        return None  # too few rows, or no usable profile (an older model, a damaged record): nothing to compare
     median = float(np.median(scores))
     if not profile["q25"] <= median <= profile["q75"]:
         return (
@@ -45,6 +46,10 @@ def shifted(scores, profile: dict | None, pass_rows: bool) -> str | None:
                 f"percentile ({profile[TAIL_QUANTILE]:.4f}), where 10 % would"
             )
     return None
+
+
+def _finite(value) -> bool:
+    return isinstance(value, (int, float)) and not isinstance(value, bool) and np.isfinite(value)
 
 
 def drift_warnings(frame, scores, labels, labelled: bool, calibration: dict | None, where: str) -> list[str]:

@@ -42,9 +42,11 @@ def test_a_heavier_tail_of_good_parts_is_caught_on_labelled_rows():
     assert shifted(run, profile, pass_rows=False) is None  # unlabelled: defects could be that tail
 
 
-def test_too_few_rows_say_nothing():
+def test_too_few_rows_or_no_usable_profile_say_nothing():
     profile = pass_profile(good_parts(2000, 0))
     assert shifted(good_parts(MIN_ROWS - 1, 1, shift=1.0), profile, pass_rows=True) is None
+    for damaged in ({**profile, "q25": "low"}, {**profile, "q75": float("nan")}, [1, 2], None):
+        assert shifted(good_parts(400, 1, shift=1.0), damaged, pass_rows=True) is None
 
 
 def test_warnings_name_the_group_that_drifted():
