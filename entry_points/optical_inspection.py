@@ -214,7 +214,7 @@ def make_sample_data(out, size):
 
 def spec_option_split(argv: list[str]) -> list[str]:
     """``-e=spec.yaml`` as ``-e spec.yaml``, as TAO's argparse reads it (click would take ``=spec.yaml``)."""
-    from tao_launcher.launch import split_option_values
+    from tao_launcher.protocol import split_option_values
 
     return split_option_values(argv, SPEC_OPTIONS)
 

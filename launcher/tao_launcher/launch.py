@@ -12,6 +12,7 @@ from tao_launcher import LauncherError
 from tao_launcher.mounts import Mount, MountsConfig, check_unique_destinations, load_mounts, volume_mount
 from tao_launcher.paths import HostPaths, PathMapper, override_keys, translate_override, translate_spec
 from tao_launcher.plugins import Plugin
+from tao_launcher.protocol import split_option_values
 from tao_launcher.redaction import REDACTED, SECRET_ENV_NAME, redact_argv, redact_spec
 from tao_launcher.safe_yaml import YamlRefused, load_yaml_file
 
@@ -45,15 +46,6 @@ def run_local(plugin: Plugin, argv: list[str]) -> int:
             os.environ.pop(COMMAND_ENV, None)
         else:
             os.environ[COMMAND_ENV] = before
-
-
-def split_option_values(argv: list[str], options) -> list[str]:
-    """``-e=spec.yaml`` as ``-e spec.yaml`` for the plugin's spec options (TAO's argparse takes both forms)."""
-    split = []
-    for arg in argv:
-        option, sep, value = arg.partition("=")
-        split += [option, value] if sep and option in options else [arg]
-    return split
 
 
 def container_argv(plugin: Plugin, argv: list[str], config: MountsConfig, workdir: Path, hide_secrets=False):

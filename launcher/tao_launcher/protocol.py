@@ -69,6 +69,17 @@ class PluginSpec:
         return [a.name for a in self.actions]
 
 
+def split_option_values(argv: list[str], options) -> list[str]:
+    """``-e=spec.yaml`` as ``-e spec.yaml`` for a plugin's spec options (``path_options``): TAO's argparse takes
+    both forms, so the launcher and a plugin's own command line accept both. Here, in the protocol module, because
+    a plugin's command line may import nothing else of the launcher (inside an image it may be a bare copy)."""
+    split = []
+    for arg in argv:
+        option, sep, value = arg.partition("=")
+        split += [option, value] if sep and option in options else [arg]
+    return split
+
+
 def major(version: str) -> int:
     try:
         return int(str(version).split(".", 1)[0])
