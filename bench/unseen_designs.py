@@ -83,6 +83,16 @@ VARIANTS: dict[str, tuple[str, list[str], str]] = {
         "registered, max-pooled cells, inputs bent by a smooth field of <= 1.5 px",
     ),
     "grid_max": (GRID_SPEC, [*GRID_0_1, "model.grid_pool=max"], "max-pooled cells alone"),
+    "grid_tolerance_1": (
+        GRID_SPEC,
+        ["dataset.alignment.tolerance=1"],
+        "the shipped spec, then each input pixel compared with its golden's range within 1 px",
+    ),
+    "grid_tolerance_2": (
+        GRID_SPEC,
+        ["dataset.alignment.tolerance=2"],
+        "the shipped spec, then each input pixel compared with its golden's range within 2 px",
+    ),
 }
 
 

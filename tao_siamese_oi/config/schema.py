@@ -143,10 +143,13 @@ class AugmentationConfig(Sealed):
 
 @dataclass
 class AlignmentConfig(Sealed):
-    enable: bool = opt(False, help="register each input to its golden (phase correlation) before comparing")
+    enable: bool = opt(False, help="register each input to its golden (least squares) before comparing")
     max_shift: int = opt(8, min=0, help="largest offset searched, px of the resized image")
     tiles: int = opt(1, min=1, help="then each of tiles x tiles parts is registered again (1 = one offset)")
     tile_shift: int = opt(3, min=0, help="largest further offset of a part, px")
+    tolerance: int = opt(
+        0, min=0, max=3, help="then input pixels are clipped to their golden's range within this many px (0 = off)"
+    )
 
 
 @dataclass

@@ -11,6 +11,7 @@ the edge it uncovers takes the golden's pixels, so that strip shows no differenc
 """
 
 import numpy as np
+from scipy.ndimage import maximum_filter, minimum_filter
 
 from tao_siamese_oi.errors import ConfigError
 
@@ -85,14 +86,37 @@ def _spans(shift: int, size: int) -> tuple[slice, slice]:
     return slice(0, size + shift), slice(-shift, size)
 
 
-def align_to_golden(
-    image_chw: np.ndarray, golden_chw: np.ndarray, blocks, max_shift: int, tiles: int = 1, tile_shift: int = 0
-) -> tuple[int, int]:
-    """Register the input (3, H, W, uint8, in place) to its golden; ``blocks`` maps each to its light views
-    (transforms.light_views). One shift for every light, returned; then, with ``tiles`` > 1, each of tiles x tiles
-    parts of the crop is moved again by up to ``tile_shift`` px (boards stretch: one offset rarely fits a whole
-    crop)."""
+def align_to_golden(image_chw: np.ndarray, golden_chw: np.ndarray, blocks, alignment) -> tuple[int, int]:
+    """Register the input (3, H, W, uint8, in place) to its golden as ``alignment`` (dataset.alignment) says;
+    ``blocks`` maps each to its light views (transforms.light_views). One shift for every light, returned; then,
+    with ``tiles`` > 1, each of tiles x tiles parts of the crop is moved again by up to ``tile_shift`` px (boards
+    stretch: one offset rarely fits a whole crop); then, with ``tolerance``, what a smaller misfit leaves is
+    forgiven (tolerate_misfit)."""
     image_lights, golden_lights = blocks(image_chw), blocks(golden_chw)
+    dy, dx = _register(image_lights, golden_lights, alignment.max_shift, alignment.tiles, alignment.tile_shift)
+    if alignment.tolerance > 0:
+        for view, golden_view in zip(image_lights, golden_lights):  # a light's neighbourhood is its own
+            tolerate_misfit(view, golden_view, alignment.tolerance)
+    return dy, dx
+
+
+def tolerate_misfit(image_chw: np.ndarray, golden_chw: np.ndarray, reach: int) -> None:
+    """Keep only what of each input pixel lies outside the range of its golden's pixels within ``reach`` px, per
+    channel (in place): input := golden + (input - clip(input, that range)).
+
+    The classical AOI tolerance: a track edge up to ``reach`` px off its golden (a stretched board, another track
+    width) has a value the golden has nearby, so it leaves no difference, while a speck, a spur or a hole in copper
+    has nothing of its brightness near it on the golden and stays whole. Defects no deeper than ``reach`` px along
+    an edge are forgiven with the misfit."""
+    size = (1, 2 * reach + 1, 2 * reach + 1)
+    golden = golden_chw.astype(np.int16)
+    low = minimum_filter(golden, size=size, mode="nearest")
+    high = maximum_filter(golden, size=size, mode="nearest")
+    image = image_chw.astype(np.int16)
+    image_chw[...] = golden + image - np.clip(image, low, high)
+
+
+def _register(image_lights, golden_lights, max_shift: int, tiles: int, tile_shift: int) -> tuple[int, int]:
     grey = np.stack([_grey(view) for view in image_lights])
     grey_golden = np.stack([_grey(view) for view in golden_lights])
     dy, dx = estimate_shift(grey, grey_golden, max_shift)
@@ -135,7 +159,11 @@ def _window(source: np.ndarray, reference: np.ndarray, rows: slice, cols: slice,
 def alignment_record(dataset_cfg) -> dict | None:
     """What checkpoints and sidecars record of the registration a model was trained with (None: off)."""
     a = dataset_cfg.alignment
-    return {"max_shift": a.max_shift, "tiles": a.tiles, "tile_shift": a.tile_shift} if a.enable else None
+    if not a.enable:
+        return None
+    record = {"max_shift": a.max_shift, "tiles": a.tiles, "tile_shift": a.tile_shift}
+    # Recorded only when on: models trained before it existed record three keys and still load.
+    return record | {"tolerance": a.tolerance} if a.tolerance else record
 
 
 def check_alignment(recorded: dict | None, dataset_cfg, model_file) -> None:

@@ -103,8 +103,7 @@ class PairDataset(Dataset):
         if self.alignment is not None:
             # Registered to the first golden (the row's own): with num_golden > 1 the others share its frame.
             golden = goldens_out[0] if self.load_goldens else self.goldens.load(self.images_dir, golden_dir, stems[0])
-            a = self.alignment
-            align_to_golden(image_out, golden, self._light_views, a.max_shift, a.tiles, a.tile_shift)
+            align_to_golden(image_out, golden, self._light_views, self.alignment)
 
     def _light_views(self, chw: np.ndarray) -> list[np.ndarray]:
         return light_views(chw, self.inputs.layout)

@@ -1,6 +1,6 @@
-"""The inference microservice's predictor (plugin protocol 1.1 ``inference_server``): a finished training job's
-model kept loaded, and each distinct golden embedded once (the golden-embedding cache stays warm across
-requests).
+"""The inference microservice's predictor (plugin protocol 1.1 ``inference_server``): a finished train or
+calibrate job's model (job_model) kept loaded, and each distinct golden embedded once (the golden-embedding cache
+stays warm across requests).
 
 A request is ``{"input": [data URIs]}`` (a list, or the JSON text of one, as the TAO Client's
 ``inference-request --input`` sends it): the input's lights in the spec's light order, then the golden's; with a
@@ -36,8 +36,8 @@ def predictor(model_dir: Path):
     from tao_siamese_oi.model.calibration import group_thresholds
     from tao_siamese_oi.model.heatmap import PAIRWISE_EPS, cell_distances, heatmap_geometry
 
-    cfg = load_config(Path(model_dir) / "spec.yaml")  # the training job's spec (its key comes from the environment)
-    network, calibration = load_network(cfg, Path(cfg.train.results_dir) / "oi_model_latest.pth")
+    cfg = load_config(Path(model_dir) / "spec.yaml")  # the model job's spec (its key comes from the environment)
+    network, calibration = load_network(cfg, job_model(cfg))
     layout = layout_from_config(cfg.dataset)
     normalize = Normalizer.from_config(cfg.dataset)
     threshold = float(calibration["threshold"]) if calibration else float(cfg.model.margin)
@@ -69,7 +69,7 @@ def predictor(model_dir: Path):
         image = side(encoded[:lights], 0)
         if alignment is not None and golden is not None:
             views = functools.partial(light_views, layout=layout)
-            align_to_golden(image, golden, views, alignment.max_shift, alignment.tiles, alignment.tile_shift)
+            align_to_golden(image, golden, views, alignment)
         difference = (embed(image) - goldens[golden_key] + PAIRWISE_EPS).double().numpy()
         distance = float(np.linalg.norm(difference))  # as every other backend: ||input - golden + eps||
         group = request.get(group_column) if group_column else None
@@ -92,6 +92,15 @@ def predictor(model_dir: Path):
         return answer
 
     return predict
+
+
+def job_model(cfg) -> Path:
+    """The model a finished job leaves: a calibrate job's re-calibrated copy, else the training's latest
+    checkpoint (a train job's, or the one a calibrate job's spec names)."""
+    from tao_siamese_oi.tasks.calibrate import output_checkpoint
+
+    calibrated = output_checkpoint(cfg, Path(cfg.calibrate.results_dir))
+    return calibrated if calibrated.is_file() else Path(cfg.train.results_dir) / "oi_model_latest.pth"
 
 
 def _images(request: dict, expected: int) -> list[bytes]:

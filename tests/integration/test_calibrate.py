@@ -1,8 +1,10 @@
 """A new design on day one: calibrate re-calibrates a trained model's threshold on good parts alone, through the
 CLI and as a job of the job service; evaluate warns when its scores have drifted from the calibration set's."""
 
+import base64
 import json
 import shutil
+import time
 
 import numpy as np
 import pandas as pd
@@ -10,7 +12,7 @@ import pytest
 import yaml
 from PIL import Image
 
-from tao_siamese_oi.data.sample import make_sample_dataset
+from tao_siamese_oi.data.sample import LIGHTS, make_sample_dataset
 from tests.conftest import TINY_KEY, load_tiny_checkpoint, tiny_spec_dict
 from tests.integration.hardening_helpers import one_error_line, run_oi, snapshot, write_tiny_spec
 from tests.integration.service_helpers import OrgClient, service, tiny_job_specs
@@ -135,7 +137,7 @@ def test_evaluate_warns_on_a_shifted_set_and_not_on_the_calibration_design(
 
 def test_calibrate_as_a_job_of_the_job_service(tmp_path, tiny_data, new_design, monkeypatch):
     """train -> calibrate (its inference dataset: good parts of the new design) -> evaluate, each by parent: the
-    evaluation decides at the re-calibrated threshold."""
+    evaluation decides at the re-calibrated threshold; so does an inference microservice of the calibrate job."""
     pytest.importorskip("fastapi", reason="the job service needs tao-launcher[service]")
     client = service(tmp_path, monkeypatch)
     shutil.copytree(tiny_data, tmp_path / "data" / "acme" / "tiny")
@@ -155,3 +157,20 @@ def test_calibrate_as_a_job_of_the_job_service(tmp_path, tiny_data, new_design, 
     assert yaml.safe_load((state / evaluated / "spec.yaml").read_text())["evaluate"]["checkpoint"].endswith(
         f"{calibrated}/results/calibrate/oi_model_calibrated.pth"
     )
+
+    # The microservice of the calibrate job serves the re-calibrated model, scoring as evaluate did.
+    started = acme.post("/inference_microservices:start", {"model_path": calibrated})
+    assert started.status_code == 201, started.text
+    ms = started.json()["id"]
+    deadline = time.time() + 120
+    while acme.get(f"/inference_microservices/{ms}:status").json()["status"] != "Ready":
+        assert time.time() < deadline, acme.get(f"/jobs/{ms}:logs").text[-2000:]
+        time.sleep(0.5)
+    row = pd.read_csv(state / evaluated / "results" / "evaluate" / "evaluate.csv").iloc[0]
+    images = [new_design["root"] / "images" / side / f"{row['object_name']}_{light}.jpg"
+              for side in (row["input_path"], row["golden_path"]) for light in LIGHTS]  # fmt: skip
+    uris = ["data:image/jpeg;base64," + base64.b64encode(path.read_bytes()).decode() for path in images]
+    answer = acme.post(f"/inference_microservices/{ms}:inference", {"input": uris}).json()
+    assert answer["threshold"] == record["thresholds"]["global"]["threshold"], answer
+    assert answer["score"] == pytest.approx(row["siamese_score"], rel=1e-4)
+    acme.client.delete(f"/api/v2/orgs/acme/inference_microservices/{ms}:stop", headers=acme.headers)

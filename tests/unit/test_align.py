@@ -128,6 +128,7 @@ def test_line_width_augmentation_erodes_or_dilates_the_input_alone():
 
 
 def test_parts_of_a_crop_that_moved_differently_are_registered_each():
+    from tao_siamese_oi.config.schema import AlignmentConfig
     from tao_siamese_oi.data.align import align_to_golden
 
     img = board(seed=5)
@@ -135,9 +136,9 @@ def test_parts_of_a_crop_that_moved_differently_are_registered_each():
     moved = np.stack([crop(img, 38, 45)] * 3)  # left half: shift (2, -5)
     moved[:, :, 32:] = crop(img, 37, 43)[None, :, 32:]  # right half: shift (3, -3)
     one_shift = moved.copy()
-    align_to_golden(one_shift, golden, lambda chw: [chw], max_shift=8)
+    align_to_golden(one_shift, golden, lambda chw: [chw], AlignmentConfig(enable=True, max_shift=8))
     per_tile = moved.copy()
-    align_to_golden(per_tile, golden, lambda chw: [chw], max_shift=8, tiles=2, tile_shift=3)
+    align_to_golden(per_tile, golden, lambda chw: [chw], AlignmentConfig(enable=True, max_shift=8, tiles=2))
     residual = np.abs(per_tile.astype(int) - golden)
     assert np.abs(one_shift.astype(int) - golden).mean() > 10 * residual.mean()
     assert residual[:, :, :31].sum() == 0 and residual[:, :, 35:].sum() == 0  # only the seam between the halves
@@ -223,3 +224,24 @@ def test_a_warp_bends_smoothly_within_its_amplitude():
     constant = np.zeros_like(field)
     constant[0], constant[1] = 3, -2  # a constant field is a plain shift
     np.testing.assert_array_equal(warped(image, constant)[:, :61, 2:], image[:, 3:, :62])
+
+
+def test_tolerance_forgives_an_edge_a_pixel_off_but_keeps_a_speck():
+    from tao_siamese_oi.data.align import tolerate_misfit
+
+    golden = np.zeros((3, 32, 32), np.uint8)
+    golden[:, :, 10:16] = 255  # a track, 6 px wide
+    wider = np.zeros_like(golden)
+    wider[:, :, 9:17] = 255  # the same track 1 px wider on each side: another design's etching
+    speck = wider.copy()
+    speck[:, 24:26, 24:26] = 255  # 2 x 2 px of copper where the golden has none within reach
+    hole = wider.copy()
+    hole[:, 20:22, 12:14] = 0  # a hole in the middle of the track
+    for image in (wider, speck, hole):
+        tolerate_misfit(image, golden, reach=1)
+    assert (wider == golden).all()  # the edge misfit leaves no difference
+    assert (speck != golden).sum() == 3 * 4 and (hole != golden).sum() == 3 * 4  # defects stay whole
+    beyond = np.zeros_like(golden)
+    beyond[:, :, 8:18] = 255  # 2 px off: beyond a reach of 1, the outer pixel of each edge remains
+    tolerate_misfit(beyond, golden, reach=1)
+    assert (beyond != golden).sum() == 3 * 2 * 32 and (beyond[:, :, [8, 17]] == 255).all()
