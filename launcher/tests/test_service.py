@@ -29,7 +29,7 @@ PLUGIN = {"protocol": "1.1", "name": "fake_task", "version": "1.0", "summary": "
           "base_experiments": [{"name": "small", "overrides": {"model": {"size": 1}}}],
           "secret_keys": ["encryption_key"], "path_keys": ["results_dir", "*.results_dir", "data.*", "*.model"],
           "output_keys": ["results_dir", "*.results_dir", "*.out"], "named_models": ["builtin:"],
-          "job_env": ["FAKE_MODE"], "inference_server": "fakesvc:predictor"}
+          "job_env": ["FAKE_MODE"], "inference_server": "fakesvc:predictor", "path_options": ["-e"]}
 
 def schema(action):
     return {"results_dir": "results", "model": {"size": 8}, action: {"sleep": 0.0, "epochs": 2}}
