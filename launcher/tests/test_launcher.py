@@ -16,11 +16,11 @@ from tao_launcher.protocol import Action, PluginSpec
 
 PATH_KEYS = ("results_dir", "dataset.*.csv_path", "*.results_dir", "*.checkpoint")
 PLUGIN = PluginSpec(
-    name="optical_inspection",
+    name="stand_in",
     version="1.0",
     summary="a stand-in with the real plugin's path rules",
     image="img:1",
-    argv_prefix=("optical_inspection",),
+    argv_prefix=("stand_in",),
     handler="x:y",
     actions=(Action("train", "train"),),
     path_options=("-e", "--experiment_spec"),
@@ -159,13 +159,13 @@ def test_spec_and_override_paths_are_translated_only_for_path_keys(mapper, tmp_p
 def test_container_argv_writes_a_translated_spec(mapper, tmp_path):
     spec = tmp_path / "spec.yaml"
     spec.write_text(yaml.safe_dump({"results_dir": str(tmp_path / "results")}))
-    plugin = Plugin("optical_inspection", "tao_siamese_oi", PLUGIN)
+    plugin = Plugin("stand_in", "stand-in 1.0", PLUGIN)
     workdir = tmp_path / "work"
     workdir.mkdir()
     argv, extra = container_argv(
         plugin, ["train", "-e", str(spec), "train.num_epochs=1"], MountsConfig(mounts=tuple(mapper.mounts)), workdir
     )
-    assert argv == ["optical_inspection", "train", "-e", f"{SPEC_MOUNT}/spec.yaml", "train.num_epochs=1"]
+    assert argv == ["stand_in", "train", "-e", f"{SPEC_MOUNT}/spec.yaml", "train.num_epochs=1"]
     assert extra == [Mount(workdir, SPEC_MOUNT, True)]
     assert yaml.safe_load((workdir / "spec.yaml").read_text()) == {"results_dir": "/results"}
 
@@ -174,13 +174,13 @@ def test_container_spec_defaults(tmp_path):
     config = MountsConfig(mounts=(Mount(tmp_path, "/data", True),), envs={"A": "1"})
     spec = container_spec(
         "img:1",
-        ["optical_inspection", "train", "-e", "/s.yaml"],
+        ["stand_in", "train", "-e", "/s.yaml"],
         config,
         uid=1000,
         gid=50,
         plugin_options={"shm_size": "16G", "ipc_mode": "host"},
     )
-    assert spec["command"] == ["optical_inspection", "train", "-e", "/s.yaml"]  # a list, never a shell string
+    assert spec["command"] == ["stand_in", "train", "-e", "/s.yaml"]  # a list, never a shell string
     assert spec["init"] is True
     assert spec["user"] == "1000:50" and spec["environment"] == {"A": "1", "HOME": "/tmp"}
     assert spec["volumes"] == [f"{tmp_path}:/data:ro"]

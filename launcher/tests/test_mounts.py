@@ -111,7 +111,7 @@ def test_a_dry_run_keeps_the_translated_spec_where_the_printed_command_finds_it(
     from tao_launcher.cli import main
 
     with pytest.raises(SystemExit) as done:
-        main(["--dry-run", "model", "optical_inspection", "validate", "-e", str(spec)])
+        main(["--dry-run", "model", "example_task", "train", "-e", str(spec)])
     printed = capsys.readouterr()
     assert done.value.code == 0, printed.err
     kept = next((tmp_path / "cache" / "tao_launcher" / "dry_run").iterdir())
@@ -119,7 +119,7 @@ def test_a_dry_run_keeps_the_translated_spec_where_the_printed_command_finds_it(
     assert yaml.safe_load((kept / "spec.yaml").read_text()) == {"results_dir": "/d/results"}
     words = shlex.split(printed.out)
     assert f"{kept}:/tao_launcher/spec:ro" in words and words[-3:] == [
-        "validate",
+        "train",
         "-e",
         "/tao_launcher/spec/spec.yaml",
     ]
@@ -133,7 +133,7 @@ def test_a_dry_run_with_an_overridden_results_dir_needs_no_mount_for_the_old_one
     monkeypatch.setenv("XDG_CACHE_HOME", str(tmp_path / "cache"))
     from tao_launcher.cli import main
 
-    argv = ["--dry-run", "model", "optical_inspection", "validate", "-e", str(spec), f"results_dir={tmp_path}/data/r"]
+    argv = ["--dry-run", "model", "example_task", "train", "-e", str(spec), f"results_dir={tmp_path}/data/r"]
     with pytest.raises(SystemExit) as done:
         main(argv)
     printed = capsys.readouterr()
@@ -166,14 +166,14 @@ def test_a_tao_notebook_command_line_with_container_paths_runs(capsys, tmp_path,
     experiments = tmp_path / "tao-experiments"
     (experiments / "specs").mkdir(parents=True)
     (experiments / "specs" / "train.yaml").write_text(
-        yaml.safe_dump({"dataset": {"train_dataset": {"csv_path": "/workspace/tao-experiments/data/train.csv"}}})
+        yaml.safe_dump({"data": "/workspace/tao-experiments/data/train.csv"})
     )
     mounts = {"Mounts": [mount(experiments, "/workspace/tao-experiments")]}
     monkeypatch.setenv("LAUNCHER_MOUNTS", str(mounts_file(tmp_path, mounts)))
     monkeypatch.setenv("XDG_CACHE_HOME", str(tmp_path / "cache"))
     from tao_launcher.cli import main
 
-    argv = ["--dry-run", "model", "optical_inspection", "train"]
+    argv = ["--dry-run", "model", "example_task", "train"]
     argv += ["-e", "/workspace/tao-experiments/specs/train.yaml", "results_dir=/workspace/tao-experiments/results"]
     with pytest.raises(SystemExit) as done:
         main(argv)
@@ -187,9 +187,7 @@ def test_a_tao_notebook_command_line_with_container_paths_runs(capsys, tmp_path,
         "results_dir=/workspace/tao-experiments/results",
     ]
     kept = next((tmp_path / "cache" / "tao_launcher" / "dry_run").iterdir())
-    assert yaml.safe_load((kept / "train.yaml").read_text())["dataset"]["train_dataset"]["csv_path"] == (
-        "/workspace/tao-experiments/data/train.csv"
-    )
+    assert yaml.safe_load((kept / "train.yaml").read_text())["data"] == "/workspace/tao-experiments/data/train.csv"
     with pytest.raises(SystemExit) as done:  # a container path under no mount: the one error line
         main([*argv[:-1], "results_dir=/workspace/elsewhere/results"])
     assert done.value.code != 0

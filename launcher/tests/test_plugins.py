@@ -51,7 +51,7 @@ def site(tmp_path) -> Path:
 
 def test_a_second_plugin_is_listed_and_routed_to(site):
     listing = tao(site, "--help")
-    assert "fake_task" in listing.stdout and "optical_inspection" in listing.stdout
+    assert "fake_task" in listing.stdout and "example_task" in listing.stdout
     actions = tao(site, "model", "fake_task", "--help")
     assert "hello" in actions.stdout and "fakeplug 1.0" in actions.stdout
     out = tao(site, "--local", "model", "fake_task", "hello", "a=1", "--flag")

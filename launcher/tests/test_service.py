@@ -146,7 +146,7 @@ def test_orgs_never_see_each_others_workspaces_datasets_or_jobs(client):
         f"{API}/orgs/factory_a/workspaces", headers=a, json={"name": "w", "cloud_type": "self_hosted"}
     )
     dataset = client.post(f"{API}/orgs/factory_a/datasets", headers=a,
-                          json={"type": "optical_inspection", "format": "default", "workspace": workspace.json()["id"],
+                          json={"type": "numbers", "format": "default", "workspace": workspace.json()["id"],
                                 "cloud_file_path": "boards/pairs.csv"})  # fmt: skip
     assert dataset.status_code == 201, dataset.text
     assert client.get(f"{API}/orgs/factory_b/datasets/{dataset.json()['id']}", headers=b).status_code == 404

@@ -1,7 +1,7 @@
 """Plugin discovery through the ``tao_launcher.plugins`` entry-point group (see protocol.py).
 
 A plugin that fails to import or to follow the protocol is reported once and skipped, as is one of another
-protocol major version; two distributions declaring the same plugin name are refused, naming both.
+protocol major version and one whose declared name is not its entry point's; two distributions declaring the same plugin name are refused, naming both.
 ``TAO_LAUNCHER_PLUGINS=name,name`` restricts discovery to those plugins (the others are never imported).
 """
 
@@ -58,6 +58,12 @@ def discover(group: str = GROUP, warn=None) -> dict[str, Plugin]:
         except Exception as exc:  # noqa: BLE001 - a broken plugin must not break the launcher
             kind = "" if isinstance(exc, ProtocolError) else f"{type(exc).__name__}: "
             warn(f"plugin '{ep.name}' from {dist} cannot be loaded ({kind}{exc}); skipped")
+            continue
+        if spec.name != ep.name:
+            warn(
+                f"plugin '{ep.name}' from {dist} declares the name '{spec.name}'; skipped (the entry point's name "
+                "and PluginSpec.name must be the same)"
+            )
             continue
         if major(spec.protocol) != major(PROTOCOL_VERSION):
             warn(

@@ -12,7 +12,9 @@ only add optional fields) and skips, with one line, a plugin of another major ve
 from collections.abc import Mapping
 from dataclasses import dataclass, field, fields
 
-PROTOCOL_VERSION = "1.3"
+PROTOCOL_VERSION = "1.4"
+SPEC_FORMATS = ("yaml", "json")
+KEY_ENV = "TAO_JOB_ENCRYPTION_KEY"  # where a job service task finds its secret (the sealed key, opened)
 GROUP = "tao_launcher.plugins"
 
 
@@ -60,6 +62,11 @@ class PluginSpec:
     output_keys: tuple[str, ...] = ()
     named_models: tuple[str, ...] = ()
     job_env: tuple[str, ...] = ()
+    # 1.4, how the job service hands a job its spec and secret: the spec file's format, and the value it writes
+    # under the first of secret_keys when a job has a key ("{env}" stands for KEY_ENV; "", or no secret_keys,
+    # writes none: the task reads KEY_ENV itself). The default is an OmegaConf reference, which an OmegaConf-based task resolves.
+    spec_format: str = "yaml"
+    secret_spec_value: str = "${oc.env:{env}}"
 
     def action(self, name: str) -> Action | None:
         return next((a for a in self.actions if a.name == name), None)
@@ -67,6 +74,11 @@ class PluginSpec:
     @property
     def action_names(self) -> list[str]:
         return [a.name for a in self.actions]
+
+    @property
+    def spec_option(self) -> str:
+        """The option the job service passes a job's spec file with: the first of ``path_options``."""
+        return self.path_options[0] if self.path_options else ""
 
 
 def split_option_values(argv: list[str], options) -> list[str]:
@@ -139,3 +151,5 @@ def _check(spec: PluginSpec) -> None:
             raise ProtocolError(f"{key} '{value}' is not 'module:function'")
     if not spec.argv_prefix:
         raise ProtocolError("argv_prefix is empty")
+    if spec.spec_format not in SPEC_FORMATS:
+        raise ProtocolError(f"spec_format '{spec.spec_format}' must be one of {', '.join(SPEC_FORMATS)}")

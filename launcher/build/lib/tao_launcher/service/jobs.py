@@ -1,6 +1,7 @@
 """Jobs: from a client's request to a running action and back to the status the client reads.
 
-A job runs ``tao --local model <network_arch> <action> -e <job>/spec.yaml`` through the executor. The plugin's
+A job runs ``tao --local model <network_arch> <action> <spec option> <job>/spec.<format>`` through the executor
+(the option and the format are the plugin's: ``path_options[0]``, ``spec_format``). The plugin's
 ``job_specs`` hook (protocol 1.1) binds the job's datasets, parents and results folder into the spec, so the
 user passes no file paths. The status comes from the executor (running, exit code) and the task's status.json.
 """
@@ -32,6 +33,9 @@ CONTROL = re.compile(r"[\x00-\x1f\x7f]")
 MAX_ENV_VALUE = 4096
 PORT_FILE = "port"
 CANCEL_CODES = (130, 143)
+# A job request's dataset fields and the role each binds its datasets to (the job_specs hook's ``datasets``).
+DATASET_ROLES = {"train_datasets": "train", "eval_dataset": "eval", "inference_dataset": "inference",
+                 "calibration_dataset": "calibration", "dataset_id": "dataset"}  # fmt: skip
 
 
 class RequestError(ValueError):
@@ -87,11 +91,13 @@ def create(
     if action not in plugin.actions:
         raise RequestError(400, f"{network_arch} has no action '{action}'; choose one of {', '.join(plugin.actions)}")
     specs, spec_key = _client_specs(body.get("specs") or {}, plugin)
+    overrides, published = _base_experiments(session, store, org, body, plugins, network_arch)
+    specs = _merged(overrides, specs)  # the client's specs over its starting point's
     parent = store.owned(session, Job, org, body["parent_job_id"]) if body.get("parent_job_id") else None
     if body.get("parent_job_id") and parent is None:
         raise RequestError(404, f"parent job {body['parent_job_id']} not found")
     datasets = _datasets(session, store, org, body)
-    lineage = _ancestors(session, store, org, parent) + _published_jobs(session, store, org, body)
+    lineage = _ancestors(session, store, org, parent) + published
     ancestors = [{"action": a.action, "results_dir": a.results_dir} for a in lineage]
     roots = [str(data_root / org), *(str(Path(a.results_dir).parent) for a in lineage)]
     job = Job(org=org, kind=kind, action=action, network_arch=network_arch, name=str(body.get("name") or ""),
@@ -185,16 +191,22 @@ def bound_spec(job: Job, plugin, specs: dict) -> dict:
     return final
 
 
+def spec_file(job: Job, plugin) -> Path:
+    return Path(job.results_dir).parent / f"spec.{plugin.spec.spec_format}"
+
+
 def write_spec(job: Job, plugin, final: dict) -> None:
-    """``<job>/spec.yaml`` (the encryption key referred to, never written) and ``walls.json``, which the job's
-    wrapper checks again before the task starts."""
+    """The job's spec file in the plugin's format (the encryption key referred to as the plugin declares, never
+    written) and ``walls.json``, which the job's wrapper checks again before the task starts."""
     final = dict(final)
-    if job.sealed_key:  # the key reaches the task through its environment only
-        final["encryption_key"] = "${oc.env:" + KEY_ENV + "}"
-    job_dir = Path(job.results_dir).parent
-    job_dir.mkdir(parents=True, exist_ok=True)
-    (job_dir / "spec.yaml").write_text(yaml.safe_dump(final, sort_keys=False))
-    walls.write(job_dir, job_dir / "spec.yaml", plugin, _roots(job))
+    declared = plugin.spec
+    if job.sealed_key and declared.secret_spec_value and declared.secret_keys:  # the key reaches the task through its environment only
+        final[declared.secret_keys[0]] = declared.secret_spec_value.replace("{env}", KEY_ENV)
+    path = spec_file(job, plugin)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    text = json.dumps(final, indent=2) if declared.spec_format == "json" else yaml.safe_dump(final, sort_keys=False)
+    path.write_text(text)
+    walls.write(path.parent, path, plugin, _roots(job))
 
 
 def _roots(job: Job) -> list[str]:
@@ -205,11 +217,12 @@ def _roots(job: Job) -> list[str]:
 def start(job: Job, plugin, executor, sealer) -> None:
     """Run (or run again: resume) the job's spec in its folder."""
     job_dir = Path(job.results_dir).parent
+    spec = [plugin.spec.spec_option, str(spec_file(job, plugin))]
     if getattr(executor, "in_image", False):  # the plugin's own command in its image
-        command = [*plugin.spec.argv_prefix, job.action, "-e", str(job_dir / "spec.yaml")]
+        command = [*plugin.spec.argv_prefix, job.action, *spec]
     else:
         command = [getattr(executor, "python", sys.executable), "-m", "tao_launcher.cli", "--local", "model",
-                   job.network_arch, job.action, "-e", str(job_dir / "spec.yaml")]  # fmt: skip
+                   job.network_arch, job.action, *spec]  # fmt: skip
     env = _environment(job, sealer, executor)
     (job_dir / EXIT_FILE).unlink(missing_ok=True)
     try:
@@ -379,11 +392,10 @@ def _job_env(body: dict, plugin) -> dict[str, str]:
 
 
 def _datasets(session: Session, store: Store, org: str, body: dict) -> dict[str, list[str]]:
-    roles = {"train": body.get("train_datasets") or [], "eval": [body.get("eval_dataset")],
-             "inference": [body.get("inference_dataset")], "dataset": [body.get("dataset_id")]}  # fmt: skip
+    roles = {role: body.get(field) for field, role in DATASET_ROLES.items()}
     bound: dict[str, list[str]] = {}
     for role, ids in roles.items():
-        for dataset_id in filter(None, ids):
+        for dataset_id in filter(None, ids if isinstance(ids, list) else [ids]):
             row = store.owned(session, Dataset, org, dataset_id)
             if row is None:
                 raise RequestError(404, f"dataset {dataset_id} not found")
@@ -403,14 +415,24 @@ def publish(session: Session, store: Store, org: str, job: Job, body: dict) -> P
     return row
 
 
-def _published_jobs(session: Session, store: Store, org: str, body: dict) -> list[Job]:
-    """The jobs behind published base experiments a request names: they are the new job's eldest ancestors."""
+def _base_experiments(session: Session, store: Store, org: str, body: dict, plugins: dict, network_arch: str):
+    """What the request's ``base_experiment_ids`` name: (the overrides of the plugin's declared starting points,
+    merged in order; the jobs behind the org's published models, the new job's eldest ancestors). An id that is
+    neither is a 404."""
+    declared = {e["id"]: e for e in base_experiments(plugins) if e["network_arch"] == network_arch}
+    overrides: dict = {}
     jobs = []
-    for base_id in body.get("base_experiment_ids") or []:
+    ids = body.get("base_experiment_ids") or []
+    for base_id in ids if isinstance(ids, list) else [ids]:
+        if str(base_id) in declared:
+            overrides = _merged(overrides, declared[str(base_id)]["base_experiment_metadata"]["spec_overrides"])
+            continue
         published = store.owned(session, Published, org, str(base_id))
-        if published is not None:
-            jobs += [job for job in [store.owned(session, Job, org, published.job_id)] if job is not None]
-    return jobs
+        job = store.owned(session, Job, org, published.job_id) if published is not None else None
+        if job is None:
+            raise RequestError(404, f"base experiment {base_id} not found (list-base-experiments shows this org's)")
+        jobs.append(job)
+    return overrides, jobs
 
 
 def _ancestors(session: Session, store: Store, org: str, job: Job | None) -> list[Job]:
@@ -424,7 +446,11 @@ def _ancestors(session: Session, store: Store, org: str, job: Job | None) -> lis
 def _plugin(plugins: dict, network_arch: str):
     if network_arch not in plugins:
         raise RequestError(400, f"network_arch '{network_arch}' is not installed; choose one of {', '.join(plugins)}")
-    return plugins[network_arch]
+    plugin = plugins[network_arch]
+    if not plugin.spec.spec_option:
+        raise RequestError(400, f"{network_arch} declares no spec option (path_options), so the job service cannot "
+                           "hand its tasks a spec")  # fmt: skip
+    return plugin
 
 
 def _only_plugin(plugins: dict) -> str:
