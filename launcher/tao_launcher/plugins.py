@@ -1,7 +1,8 @@
 """Plugin discovery through the ``tao_launcher.plugins`` entry-point group (see protocol.py).
 
 A plugin that fails to import or to follow the protocol is reported once and skipped, as is one of another
-protocol major version and one whose declared name is not its entry point's; two distributions declaring the same plugin name are refused, naming both.
+protocol major version and one whose declared name is not its entry point's; two distributions declaring the
+same plugin name are refused, naming both.
 ``TAO_LAUNCHER_PLUGINS=name,name`` restricts discovery to those plugins (the others are never imported).
 """
 

@@ -64,7 +64,7 @@ class PluginSpec:
     job_env: tuple[str, ...] = ()
     # 1.4, how the job service hands a job its spec and secret: the spec file's format, and the value it writes
     # under the first of secret_keys when a job has a key ("{env}" stands for KEY_ENV; "", or no secret_keys,
-    # writes none: the task reads KEY_ENV itself). The default is an OmegaConf reference, which an OmegaConf-based task resolves.
+    # writes none: the task reads KEY_ENV itself). The default is an OmegaConf reference (OmegaConf resolves it).
     spec_format: str = "yaml"
     secret_spec_value: str = "${oc.env:{env}}"
 

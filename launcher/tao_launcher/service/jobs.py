@@ -19,10 +19,11 @@ from pathlib import Path
 import yaml
 from sqlalchemy.orm import Session
 
+from tao_launcher.protocol import KEY_ENV
 from tao_launcher.redaction import spec_secrets
 from tao_launcher.service import walls
+from tao_launcher.service.errors import RequestError
 from tao_launcher.service.executors import EXIT_FILE, LocalExecutor, executor_for, uid_gid
-from tao_launcher.service.secret import KEY_ENV
 from tao_launcher.service.store import Dataset, Job, Published, Store
 
 RUNNING_STATES = ("Pending", "Running")
@@ -36,12 +37,6 @@ CANCEL_CODES = (130, 143)
 # A job request's dataset fields and the role each binds its datasets to (the job_specs hook's ``datasets``).
 DATASET_ROLES = {"train_datasets": "train", "eval_dataset": "eval", "inference_dataset": "inference",
                  "calibration_dataset": "calibration", "dataset_id": "dataset"}  # fmt: skip
-
-
-class RequestError(ValueError):
-    def __init__(self, status: int, message: str):
-        super().__init__(message)
-        self.status = status
 
 
 def base_experiments(plugins: dict) -> list[dict]:
@@ -200,7 +195,9 @@ def write_spec(job: Job, plugin, final: dict) -> None:
     written) and ``walls.json``, which the job's wrapper checks again before the task starts."""
     final = dict(final)
     declared = plugin.spec
-    if job.sealed_key and declared.secret_spec_value and declared.secret_keys:  # the key reaches the task through its environment only
+    if (
+        job.sealed_key and declared.secret_spec_value and declared.secret_keys
+    ):  # the key reaches the task through its environment only
         final[declared.secret_keys[0]] = declared.secret_spec_value.replace("{env}", KEY_ENV)
     path = spec_file(job, plugin)
     path.parent.mkdir(parents=True, exist_ok=True)
@@ -256,9 +253,11 @@ def cancel(job: Job, paused: bool = False) -> None:
     job.status = "Paused" if paused else "Canceled"
 
 
-def resume(job: Job, plugins: dict, sealer, specs: dict | None) -> None:
+def resume(job: Job, plugins: dict, sealer, specs: dict | None, parent_job_id: str | None = None) -> None:
     """Run a paused job again in its folder, with new specs if given (bound like the first ones: the same
     datasets, parents, results folder and key)."""
+    if parent_job_id and parent_job_id != job.parent_id:
+        raise RequestError(400, f"a resumed job keeps its parent ({job.parent_id or 'none'}); leave parent_job_id out")
     if job.status != "Paused":
         raise RequestError(409, f"job {job.id} is {job.status}; only a paused job resumes")
     executor = executor_for(job.handle)

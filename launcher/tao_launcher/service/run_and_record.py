@@ -49,7 +49,8 @@ def _walls_hold(job_dir: Path) -> int:
 
 def job_environment(env: dict[str, str]) -> dict[str, str]:
     """The task's environment: a sealed encryption key opened into TAO_JOB_ENCRYPTION_KEY (secret.py)."""
-    from tao_launcher.service.secret import KEY_ENV, SEALED_ENV, SECRET_FILE_ENV
+    from tao_launcher.protocol import KEY_ENV
+    from tao_launcher.service.secret import SEALED_ENV, SECRET_FILE_ENV
 
     sealed, secret_file = env.pop(SEALED_ENV, None), env.pop(SECRET_FILE_ENV, None)
     if sealed and secret_file:

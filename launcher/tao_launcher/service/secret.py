@@ -8,8 +8,6 @@ from pathlib import Path
 
 from cryptography.fernet import Fernet
 
-from tao_launcher.protocol import KEY_ENV  # the opened key, in the task's environment only
-
 SEALED_ENV, SECRET_FILE_ENV = "TAO_JOB_SEALED_KEY", "TAO_JOB_SECRET_FILE"
 JOB_SECRET_NAME = ".job_secret"
 
