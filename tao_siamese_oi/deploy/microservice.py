@@ -97,9 +97,9 @@ def predictor(model_dir: Path):
 def job_model(cfg) -> Path:
     """The model a finished job leaves: a calibrate job's re-calibrated copy, else the training's latest
     checkpoint (a train job's, or the one a calibrate job's spec names)."""
-    from tao_siamese_oi.tasks.calibrate import output_checkpoint
+    from tao_siamese_oi.artifacts.checkpoint import calibrated_checkpoint
 
-    calibrated = output_checkpoint(cfg, Path(cfg.calibrate.results_dir))
+    calibrated = calibrated_checkpoint(cfg, Path(cfg.calibrate.results_dir))
     return calibrated if calibrated.is_file() else Path(cfg.train.results_dir) / "oi_model_latest.pth"
 
 

@@ -16,7 +16,7 @@ from pathlib import Path
 
 import numpy as np
 
-from tao_siamese_oi.artifacts.checkpoint import read_checkpoint, save_checkpoint
+from tao_siamese_oi.artifacts.checkpoint import calibrated_checkpoint, read_checkpoint, save_checkpoint
 from tao_siamese_oi.config.schema import ExperimentConfig
 from tao_siamese_oi.errors import ConfigError, DataError
 from tao_siamese_oi.model.calibration import calibrate as calibrate_scores
@@ -28,23 +28,18 @@ from tao_siamese_oi.utils.files import atomic_write_text
 
 log = logging.getLogger("tao_siamese_oi")
 
-CALIBRATED_NAME = "oi_model_calibrated.pth"
 RECORD_NAME = "calibration.json"
 
 
-def output_checkpoint(cfg: ExperimentConfig, out: Path) -> Path:
-    return Path(cfg.calibrate.output_checkpoint or out / CALIBRATED_NAME)
-
-
 def outputs(cfg: ExperimentConfig, out: Path) -> list[Path]:
-    return [output_checkpoint(cfg, out), out / RECORD_NAME]
+    return [calibrated_checkpoint(cfg, out), out / RECORD_NAME]
 
 
 def preflight(cfg: ExperimentConfig) -> None:
     if cfg.calibrate.backend != "pytorch":
         raise ConfigError("calibrate.backend must be pytorch: calibrate writes a checkpoint carrying the threshold")
     given = Path(cfg.calibrate.checkpoint or "")
-    if given.is_file() and output_checkpoint(cfg, Path(cfg.calibrate.results_dir)).resolve() == given.resolve():
+    if given.is_file() and calibrated_checkpoint(cfg, Path(cfg.calibrate.results_dir)).resolve() == given.resolve():
         raise ConfigError("calibrate.output_checkpoint is calibrate.checkpoint; the given model is never changed")
     check_scoring_inputs(cfg, "calibrate", "infer")
     from tao_siamese_oi.data.splits import build_dataset
@@ -84,7 +79,7 @@ def run(cfg: ExperimentConfig, out: Path, status) -> dict | None:
         }
     checkpoint = copy.copy(read_checkpoint(str(task.checkpoint), cfg.encryption_key))
     checkpoint["calibration"] = calibration = _merged(checkpoint.get("calibration"), records, task, needed)
-    target = output_checkpoint(cfg, out)
+    target = calibrated_checkpoint(cfg, out)
     target.parent.mkdir(parents=True, exist_ok=True)
     save_checkpoint(checkpoint, target, cfg.encryption_key)
     result = {

@@ -167,7 +167,8 @@ def test_help_of_an_action_needs_no_container(capsys, monkeypatch):
     assert out.startswith("Usage: optical_inspection train [OPTIONS]") and "Example:" in out
 
 
-def test_tao_version_names_the_launcher_and_its_plugins(capsys):
+def test_tao_version_names_the_launcher_and_its_plugins(capsys, monkeypatch):
+    monkeypatch.setenv("TAO_LAUNCHER_PLUGINS", "optical_inspection")  # not the launcher's example plugin
     from tao_launcher import __version__ as launcher_version
     from tao_launcher.cli import main
     from tao_launcher.protocol import PROTOCOL_VERSION
