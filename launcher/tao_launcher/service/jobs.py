@@ -195,9 +195,7 @@ def write_spec(job: Job, plugin, final: dict) -> None:
     written) and ``walls.json``, which the job's wrapper checks again before the task starts."""
     final = dict(final)
     declared = plugin.spec
-    if (
-        job.sealed_key and declared.secret_spec_value and declared.secret_keys
-    ):  # the key reaches the task through its environment only
+    if job.sealed_key and declared.secret_spec_value and declared.secret_keys:  # the key itself: env only
         final[declared.secret_keys[0]] = declared.secret_spec_value.replace("{env}", KEY_ENV)
     path = spec_file(job, plugin)
     path.parent.mkdir(parents=True, exist_ok=True)
@@ -421,8 +419,7 @@ def _base_experiments(session: Session, store: Store, org: str, body: dict, plug
     declared = {e["id"]: e for e in base_experiments(plugins) if e["network_arch"] == network_arch}
     overrides: dict = {}
     jobs = []
-    ids = body.get("base_experiment_ids") or []
-    for base_id in ids if isinstance(ids, list) else [ids]:
+    for base_id in body.get("base_experiment_ids") or []:  # a list: requests.JobRequest
         if str(base_id) in declared:
             overrides = _merged(overrides, declared[str(base_id)]["base_experiment_metadata"]["spec_overrides"])
             continue
