@@ -267,8 +267,11 @@ def org_users(tmp_path_factory):
         packages = next((base / "venv" / "lib").glob("python*")) / "site-packages"
         (packages / "ours.pth").write_text(f"import site; site.addsitedir({ours!r})\n")
         python = str(base / "venv" / "bin" / "python")
-    usable = subprocess.run(["runuser", "-u", users[ACME], "--", python, "-c", "import tao_launcher"],
-                            capture_output=True, text=True)  # fmt: skip
+    # Run from the neutral base folder: from the checkout, the launcher's source in the working directory would be
+    # imported instead of the interpreter's own packages, and a job (which runs in its own folder) would not find it.
+    probe = "import tao_launcher.cli, tao_launcher.service.run_and_record"
+    usable = subprocess.run(["runuser", "-u", users[ACME], "--", python, "-c", probe], capture_output=True, text=True,
+                            cwd=base)  # fmt: skip
     if usable.returncode != 0:
         pytest.skip(f"no interpreter with tao_launcher that another user can run: {usable.stderr.strip()[-200:]}")
     yield {"users": users, "python": python, "base": base}
