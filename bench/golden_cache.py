@@ -18,10 +18,10 @@ import torch
 from bench.data_path import OursDataset, make_dataset
 from tao_siamese_oi.config import load_config
 from tao_siamese_oi.data.pairs import read_pairs
-from tao_siamese_oi.data.transforms import Normalizer, layout_from_config
+from tao_siamese_oi.data.transforms import layout_from_config
 from tao_siamese_oi.deploy.backends import OnnxEmbedder, TorchEmbedder
 from tao_siamese_oi.deploy.onnx_export import export_onnx
-from tao_siamese_oi.deploy.scoring import score_pairs
+from tao_siamese_oi.deploy.scorer import Scorer
 from tao_siamese_oi.model.networks import create_model
 from tao_siamese_oi.utils.memory import keep_freed_memory
 
@@ -40,10 +40,10 @@ def main(argv=None):
     with tempfile.TemporaryDirectory() as tmp:
         root = Path(tmp)
         csv = make_dataset(root, args.pairs, args.inputs_per_golden, args.size)
-        cfg = load_config(None, [f"dataset.image_height={args.size}", f"dataset.image_width={args.size}"]).dataset
+        spec = load_config(None, [f"dataset.image_height={args.size}", f"dataset.image_width={args.size}"])
+        cfg = spec.dataset
         table = read_pairs(csv)
         datasets = {cache: OursDataset(table, root, cfg, load_goldens=not cache) for cache in (True, False)}
-        normalize = Normalizer.from_config(cfg)
         shape = layout_from_config(cfg).shape
         model = create_model("Siamese_3", input_shape=shape, embedding_size=5).eval()
         example = torch.randn(1, *shape)
@@ -55,8 +55,9 @@ def main(argv=None):
         for _ in range(args.rounds):
             for backend, cache in runs:
                 start = time.perf_counter()
-                scores[backend, cache], _ = score_pairs(
-                    datasets[cache], embedders[backend], normalize, args.batch_size, args.workers
+                scorer = Scorer.for_model(spec, embedders[backend], None, (1.0, "spec"), root / "m.onnx")  # cache empty
+                scores[backend, cache], _ = scorer.score_dataset(
+                    datasets[cache], args.batch_size, args.workers, heatmaps=False
                 )
                 runs[backend, cache].append(args.pairs / (time.perf_counter() - start))
         print(

@@ -162,7 +162,7 @@ def deployment_sidecar(
     shape,
     dynamic: bool,
     decision: tuple[float, str],
-    calibration: CalibrationRecord | None,
+    calibration: dict | None,
     heatmap: dict | None = None,
 ) -> SidecarRecord:
     """What a deployment needs besides the ONNX file: input layout, light order, preprocessing and decision; with
@@ -205,7 +205,7 @@ def deployment_sidecar(
         "decision": "FAIL when score > threshold",
         "threshold": threshold,
         "threshold_source": source,
-        "calibration": calibration,
+        "calibration": calibration,  # type: ignore[typeddict-item]  # a CalibrationRecord
         "margin": cfg.model.margin,
         "encrypted": encrypted_export(cfg),
         "heatmap": heatmap,

@@ -1,16 +1,11 @@
 """Embedding backends for deployment scoring: the PyTorch checkpoint, the exported ONNX file through
 onnxruntime, or a TensorRT engine. Each turns a normalised float32 batch (B, 3, H, W) into embeddings (B, E);
-the scoring loop (deploy/scoring.py) does the rest, identically for all three.
+the Scorer (deploy/scorer.py) does the rest, identically for all three.
 """
 
 import numpy as np
 
-from tao_siamese_oi.artifacts.exported import read_model_bytes, read_siamese_onnx, sidecar_calibration
-from tao_siamese_oi.config import require
-from tao_siamese_oi.config.schema import ExperimentConfig
-from tao_siamese_oi.errors import ConfigError
-
-BACKENDS = ("pytorch", "onnxruntime", "tensorrt")
+from tao_siamese_oi.artifacts.exported import read_model_bytes, read_siamese_onnx
 
 
 class TorchEmbedder:
@@ -72,21 +67,3 @@ def _session_options(ort):
 def _ort_providers(ort) -> list[str]:
     available = ort.get_available_providers()
     return [p for p in ("CUDAExecutionProvider", "CPUExecutionProvider") if p in available]
-
-
-def build_embedder(cfg: ExperimentConfig, task: str, device=None):
-    """The embedder ``<task>.backend`` names, from ``<task>.checkpoint``, ``.onnx_file`` or ``.trt_engine``."""
-    from tao_siamese_oi.artifacts.checkpoint import load_network
-
-    task_cfg = getattr(cfg, task)
-    if task_cfg.backend == "pytorch":
-        checkpoint = require(task_cfg.checkpoint, f"{task}.checkpoint", "the .pth file written by train")
-        network, calibration = load_network(cfg, checkpoint)
-        return TorchEmbedder(network, device), calibration
-    if task_cfg.backend == "onnxruntime":
-        path = require(task_cfg.onnx_file, f"{task}.onnx_file", "the .onnx file written by export")
-        return OnnxEmbedder(path, cfg.encryption_key), sidecar_calibration(path)
-    if task_cfg.backend == "tensorrt":
-        path = require(task_cfg.trt_engine, f"{task}.trt_engine", "the engine written by gen_trt_engine")
-        return TensorRTEmbedder(path, cfg.encryption_key), sidecar_calibration(path)
-    raise ConfigError(f"{task}.backend '{task_cfg.backend}' is not one of {', '.join(BACKENDS)}")

@@ -13,7 +13,6 @@ ValueError with one line (the microservice answers 400).
 
 import base64
 import binascii
-import functools
 import hashlib
 import json
 from pathlib import Path
@@ -27,69 +26,26 @@ MAX_UPLOAD_PIXELS = 2048 * 2048
 
 
 def predictor(model_dir: Path):
-    import torch
 
-    from tao_siamese_oi.artifacts.checkpoint import load_network
     from tao_siamese_oi.config import load_config
-    from tao_siamese_oi.data.align import align_to_golden
-    from tao_siamese_oi.data.transforms import Normalizer, concat_lights, layout_from_config, light_views
-    from tao_siamese_oi.model.calibration import group_thresholds
-    from tao_siamese_oi.model.heatmap import PAIRWISE_EPS, cell_distances, heatmap_geometry
+    from tao_siamese_oi.data.transforms import concat_lights
+    from tao_siamese_oi.deploy.scorer import Scorer
 
     cfg = load_config(Path(model_dir) / "spec.yaml")  # the model job's spec (its key comes from the environment)
-    network, calibration = load_network(cfg, job_model(cfg))
-    layout = layout_from_config(cfg.dataset)
-    normalize = Normalizer.from_config(cfg.dataset)
-    threshold = float(calibration["threshold"]) if calibration else float(cfg.model.margin)
-    source = "calibrated" if calibration else "margin"
-    group_column, own_thresholds = group_thresholds(calibration)
-    geometry = heatmap_geometry(cfg.model.model_type, layout)
-    goldens: dict[str, torch.Tensor] = {}
+    # The model as evaluate and inference score it: the same Scorer, deciding at its calibrated threshold.
+    scorer = Scorer.from_file(cfg, "pytorch", job_model(cfg), max_cached_goldens=MAX_CACHED_GOLDENS)
+    layout, group_column = scorer.layout, scorer.group_column
 
     def side(encoded: list[bytes], first: int) -> np.ndarray:
         return concat_lights([_decode(d, layout, i) for i, d in enumerate(encoded, start=first)], layout)
-
-    def embed(image: np.ndarray) -> torch.Tensor:
-        with torch.inference_mode():
-            return network.embed(normalize(torch.from_numpy(image[None])))[0]
-
-    alignment = cfg.dataset.alignment if cfg.dataset.alignment.enable else None
 
     def predict(request: dict) -> dict:
         encoded = _images(request, 2 * len(layout.lights))
         lights = len(layout.lights)
         golden_key = hashlib.sha256(b"".join(encoded[lights:])).hexdigest()
-        cached = golden_key in goldens
-        # Registration needs the golden's pixels, so with it on the golden is decoded for every request.
-        golden = side(encoded[lights:], lights) if alignment or not cached else None
-        if golden is not None and not cached:
-            if len(goldens) >= MAX_CACHED_GOLDENS:
-                goldens.pop(next(iter(goldens)))
-            goldens[golden_key] = embed(golden)
-        image = side(encoded[:lights], 0)
-        if alignment is not None and golden is not None:
-            views = functools.partial(light_views, layout=layout)
-            align_to_golden(image, golden, views, alignment)
-        difference = (embed(image) - goldens[golden_key] + PAIRWISE_EPS).double().numpy()
-        distance = float(np.linalg.norm(difference))  # as every other backend: ||input - golden + eps||
+        golden = side(encoded[lights:], lights) if scorer.needs_golden(golden_key) else None
         group = request.get(group_column) if group_column else None
-        own = own_thresholds.get(str(group)) if group is not None else None
-        decided_at = threshold if own is None else own
-        answer: dict = {
-            "score": distance,
-            "decision": "FAIL" if distance > decided_at else "PASS",
-            "threshold": decided_at,
-            "threshold_source": source if own is None else f"calibrated for {group_column}={group}",
-            "golden_cached": cached,
-        }
-        if geometry is not None:
-            cells = cell_distances(difference[None], geometry.grid)[0]
-            light, x, y = geometry.hotspot(cells)
-            answer["heatmap"] = {
-                "cell_distances": np.round(cells, 6).tolist(),
-                "hotspot": {"light": light, "x": x, "y": y},
-            }
-        return answer
+        return scorer.score_pair(side(encoded[:lights], 0), golden, golden_key, group)
 
     return predict
 

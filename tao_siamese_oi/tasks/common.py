@@ -7,9 +7,9 @@ from typing import TYPE_CHECKING, NamedTuple
 
 import numpy as np
 
-from tao_siamese_oi.artifacts.checkpoint import check_model_file, load_network, read_fitting_checkpoint
+from tao_siamese_oi.artifacts.checkpoint import check_model_file, read_fitting_checkpoint
 from tao_siamese_oi.config import require
-from tao_siamese_oi.config.schema import ExperimentConfig, ExportConfig, ScoringConfig
+from tao_siamese_oi.config.schema import ExperimentConfig
 from tao_siamese_oi.engine.distributed import trainer_devices
 from tao_siamese_oi.errors import CheckpointError, ConfigError, DataError
 from tao_siamese_oi.model.statistics import too_few
@@ -17,11 +17,10 @@ from tao_siamese_oi.utils.progress import bars_wanted
 
 if TYPE_CHECKING:
     from tao_siamese_oi.data.dataset import PairDataset
-    from tao_siamese_oi.model.heatmap import HeatmapGeometry
+    from tao_siamese_oi.deploy.scorer import Scorer
 
 log = logging.getLogger("tao_siamese_oi")
 
-MODEL_FILE_KEYS = {"pytorch": "checkpoint", "onnxruntime": "onnx_file", "tensorrt": "trt_engine"}
 HEATMAPS_FILE = "heatmaps.npz"
 HOTSPOT_COLUMNS = ("hotspot_light", "hotspot_x", "hotspot_y")
 # Columns evaluate.csv and inference.csv add to the input CSV (evaluate keeps a defect_type the CSV has).
@@ -43,6 +42,7 @@ def check_scoring_inputs(cfg: ExperimentConfig, task: str, split: str) -> None:
     )
     from tao_siamese_oi.data.align import check_alignment
     from tao_siamese_oi.data.splits import build_dataset
+    from tao_siamese_oi.deploy.scorer import MODEL_FILE_KEYS
 
     task_cfg = getattr(cfg, task)
     key = MODEL_FILE_KEYS[task_cfg.backend]
@@ -74,43 +74,6 @@ def check_scoring_inputs(cfg: ExperimentConfig, task: str, split: str) -> None:
         )
 
 
-def load_module(cfg: ExperimentConfig, path):
-    """The Lightning module of the spec's model with a checkpoint's weights (multi-process scoring)."""
-    from tao_siamese_oi.engine.module import SiameseModule
-
-    network, calibration = load_network(cfg, path)
-    module = SiameseModule.from_config(cfg)
-    module.model = network
-    module.calibration = calibration
-    return module.eval()
-
-
-def decision_threshold(
-    task_cfg: ScoringConfig | ExportConfig, margin: float, calibration: dict | None
-) -> tuple[float, str]:
-    """(threshold, where it came from): the task's explicit threshold, else the one calibrated on the validation
-    set at training time (stored in the checkpoint), else model.margin (TAO's rule)."""
-    if task_cfg.threshold is not None:
-        return float(task_cfg.threshold), "spec"
-    if calibration:
-        return float(calibration["threshold"]), "calibrated"
-    log.warning(
-        "The model came with no calibrated threshold (trained without validation, or by TAO; an ONNX file without "
-        "its sidecar): deciding at model.margin = %s. Set the task's threshold to choose one (strict_threshold: "
-        "refuse such a model).",
-        margin,
-    )
-    return float(margin), "margin"
-
-
-def row_decision_thresholds(frame, calibration: dict | None, threshold: float, source: str):
-    """Each row's threshold for evaluate and inference: per group when the calibrated threshold decides and the
-    model was calibrated per group (evaluate.calibrate_by), else ``threshold`` (an explicit one decides all)."""
-    from tao_siamese_oi.model.calibration import row_thresholds
-
-    return row_thresholds(frame, calibration, threshold) if source == "calibrated" else threshold
-
-
 def quiet_trainer(devices: dict, **kwargs):
     """A Lightning Trainer for scoring on ``devices`` (see trainer_devices): no logger, no checkpoints, the
     progress bar kept."""
@@ -130,95 +93,76 @@ def quiet_trainer(devices: dict, **kwargs):
 class SplitScores(NamedTuple):
     dataset: "PairDataset"
     scores: np.ndarray | None  # CSV row order; None in every DDP process but the main one
-    calibration: dict | None  # stored with the model (checkpoint or export sidecar)
+    scorer: "Scorer"  # the model scored with: its threshold rules, calibration record, layout and cell-map geometry
     pairs_per_second: float  # of the scoring loop (data path included, model loading and validation not)
     heatmaps: np.ndarray | None = None  # (rows, cell rows, cell cols) in CSV row order, when asked and possible
-    geometry: "HeatmapGeometry | None" = None  # how to read them
-
-
-def wanted_heatmaps(cfg: ExperimentConfig, task: str) -> "HeatmapGeometry | None":
-    """The cell-map geometry when the task writes heatmaps: ``<task>.heatmaps`` true, or null and the model has a
-    map. A model without one, asked for it, says so in one line."""
-    from tao_siamese_oi.data.transforms import layout_from_config
-    from tao_siamese_oi.model.heatmap import heatmap_geometry
-
-    wanted = getattr(cfg, task).heatmaps
-    if wanted is False:
-        return None
-    geometry = heatmap_geometry(cfg.model.model_type, layout_from_config(cfg.dataset))
-    if geometry is None and wanted:
-        log.info(
-            "%s.heatmaps: %s has no cell map (it ends in fully connected layers, so no place in the image is "
-            "kept); only Siamese_Grid has one. No heatmaps are written.",
-            task,
-            cfg.model.model_type,
-        )
-    return geometry
 
 
 def score_split(cfg: ExperimentConfig, task: str, split: str) -> SplitScores:
-    """Score every row of a split with ``<task>.backend``. One device: the deployment scoring loop (with the
-    golden-embedding cache). Several: Lightning DDP
-    with the PyTorch checkpoint, each process scoring a share."""
+    """Score every row of a split with ``<task>.backend``'s model, opened once as a Scorer. One device: the
+    Scorer's loop (with the golden-embedding cache). Several: Lightning DDP with the PyTorch checkpoint's
+    network, each process scoring a share, decided by the same Scorer."""
+    import torch
+
+    from tao_siamese_oi.deploy.scorer import Scorer
+
     task_cfg = getattr(cfg, task)
     devices = trainer_devices(task_cfg, task)
-    if devices["strategy"] != "ddp":
-        return _score_one_process(cfg, task, split, devices)
-    if task_cfg.backend != "pytorch":
+    distributed = devices["strategy"] == "ddp"
+    if distributed and task_cfg.backend != "pytorch":
         raise ConfigError(
             f"{task}.backend={task_cfg.backend} runs in one process; set {task}.num_gpus=1 (and num_nodes=1), "
             "or use the pytorch backend for several devices"
         )
-    return _score_distributed(cfg, task, split, devices)
-
-
-def _score_one_process(cfg: ExperimentConfig, task: str, split: str, devices: dict):
-    import torch
-
+    gpu = devices["accelerator"] == "gpu" and not distributed
+    scorer = Scorer.open(cfg, task, torch.device("cuda", devices["devices"][0]) if gpu else torch.device("cpu"))
+    heatmaps = wanted_heatmaps(scorer, task_cfg.heatmaps, task)
+    log.info("Scoring the %s split with %s (%s backend)", split, scorer.model_file, task_cfg.backend)
+    if distributed:
+        return _score_distributed(cfg, scorer, heatmaps, task_cfg.batch_size, split, devices)
     from tao_siamese_oi.data.splits import build_dataset
-    from tao_siamese_oi.data.transforms import Normalizer
-    from tao_siamese_oi.deploy.backends import build_embedder
-    from tao_siamese_oi.deploy.scoring import score_pairs
 
-    task_cfg = getattr(cfg, task)
-    device = torch.device("cuda", devices["devices"][0]) if devices["accelerator"] == "gpu" else torch.device("cpu")
-    embed, calibration = build_embedder(cfg, task, device)
     dataset = build_dataset(cfg.dataset, split, cfg.train.seed, load_goldens=not task_cfg.golden_cache)
     batch = task_cfg.batch_size if task_cfg.batch_size > 0 else cfg.dataset.batch_size
-    normalize = Normalizer.from_config(cfg.dataset)
-    geometry = wanted_heatmaps(cfg, task)
     start = time.perf_counter()
-    scores, heatmaps = score_pairs(
-        dataset, embed, normalize, batch, cfg.dataset.workers, geometry.grid if geometry else None
-    )
-    speed = len(dataset) / (time.perf_counter() - start)
-    return SplitScores(dataset, scores, calibration, speed, heatmaps, geometry)
+    scores, maps = scorer.score_dataset(dataset, batch, cfg.dataset.workers, heatmaps)
+    return SplitScores(dataset, scores, scorer, len(dataset) / (time.perf_counter() - start), maps)
 
 
-def _score_distributed(cfg: ExperimentConfig, task: str, split: str, devices: dict):
+def wanted_heatmaps(scorer: "Scorer", wanted: bool | None, task: str) -> bool:
+    """Whether the task writes heatmaps: ``<task>.heatmaps`` true, or null and the model has a cell map. A model
+    without one, asked for it, says so in one line."""
+    if wanted and scorer.geometry is None:
+        log.info(
+            "%s.heatmaps: this model has no cell map (it ends in fully connected layers, so no place in the image "
+            "is kept); only Siamese_Grid has one. No heatmaps are written.",
+            task,
+        )
+    return wanted is not False and scorer.geometry is not None
+
+
+def _score_distributed(cfg: ExperimentConfig, scorer: "Scorer", heatmaps: bool, batch_size: int, split, devices):
     from tao_siamese_oi.data.datamodule import PairDataModule
-    from tao_siamese_oi.engine.module import ordered_scores
+    from tao_siamese_oi.engine.module import SiameseModule, ordered_scores
 
-    task_cfg = getattr(cfg, task)
-    checkpoint = require(task_cfg.checkpoint, f"{task}.checkpoint", "the .pth file written by train")
-    module = load_module(cfg, checkpoint)
-    geometry = wanted_heatmaps(cfg, task)
-    module.heatmap_grid = geometry.grid if geometry else None
-    datamodule = PairDataModule(cfg.dataset, seed=cfg.train.seed, eval_batch_size=task_cfg.batch_size, eval_split=split)
+    module = SiameseModule.from_config(cfg)
+    module.model, module.calibration = scorer.network, scorer.calibration
+    module.heatmap_grid = scorer.geometry.grid if heatmaps and scorer.geometry else None
+    datamodule = PairDataModule(cfg.dataset, seed=cfg.train.seed, eval_batch_size=batch_size, eval_split=split)
     dataset = datamodule.dataset(split)
     trainer = quiet_trainer(devices)
     start = time.perf_counter()
-    trainer.predict(module, datamodule=datamodule, return_predictions=False)
+    trainer.predict(module.eval(), datamodule=datamodule, return_predictions=False)
     speed = len(dataset) / (time.perf_counter() - start)
     if not trainer.is_global_zero:
-        return SplitScores(dataset, None, module.calibration, speed)
+        return SplitScores(dataset, None, scorer, speed)
+    assert module.predictions is not None  # on_predict_epoch_end has gathered every process's
     indices, scores, maps = module.predictions
-    heatmaps = None
+    ordered_maps = None
     if maps is not None:
-        heatmaps = np.full((len(dataset), *maps.shape[1:]), np.nan, dtype=np.float32)
-        heatmaps[indices] = maps
-    ordered = ordered_scores(indices, scores, len(dataset))
-    return SplitScores(dataset, ordered, module.calibration, speed, heatmaps, geometry)
+        ordered_maps = np.full((len(dataset), *maps.shape[1:]), np.nan, dtype=np.float32)
+        ordered_maps[indices] = maps
+    return SplitScores(dataset, ordered_scores(indices, scores, len(dataset)), scorer, speed, ordered_maps)
 
 
 def measurability(cfg: ExperimentConfig, counts: dict, where: str) -> list[str]:
@@ -231,12 +175,6 @@ def measurability(cfg: ExperimentConfig, counts: dict, where: str) -> list[str]:
     return [line] if line else []
 
 
-def scored_model_file(cfg: ExperimentConfig, task: str) -> Path:
-    """The file the task's backend scores with (checkpoint, ONNX file or engine)."""
-    task_cfg = getattr(cfg, task)
-    return Path(getattr(task_cfg, MODEL_FILE_KEYS[task_cfg.backend]))
-
-
 def write_heatmaps(frame, scored: SplitScores, out: Path) -> Path | None:
     """With heatmaps: each row's strongest cell in the frame's hotspot_* columns (its light, and x, y of its centre
     as fractions of that light's image), and every map in heatmaps.npz (``cell_distances``, float16, one per CSV
@@ -245,7 +183,7 @@ def write_heatmaps(frame, scored: SplitScores, out: Path) -> Path | None:
 
     from tao_siamese_oi.utils.files import atomic_write
 
-    heatmaps, geometry = scored.heatmaps, scored.geometry
+    heatmaps, geometry = scored.heatmaps, scored.scorer.geometry
     if heatmaps is None or geometry is None:
         return None
     spots = [geometry.hotspot(heatmap) for heatmap in heatmaps]

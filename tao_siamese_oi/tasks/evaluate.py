@@ -14,11 +14,8 @@ from tao_siamese_oi.model.metrics import inspection_metrics, tao_test_kpis, thre
 from tao_siamese_oi.tasks.common import (
     HEATMAPS_FILE,
     check_scoring_inputs,
-    decision_threshold,
     measurability,
-    row_decision_thresholds,
     score_split,
-    scored_model_file,
     write_heatmaps,
 )
 from tao_siamese_oi.tasks.evaluate_plots import PLOT_NAMES, write_plots
@@ -45,24 +42,22 @@ def preflight(cfg: ExperimentConfig) -> None:
 
 @tracked_task("evaluate", outputs=outputs, preflight=preflight)
 def run(cfg: ExperimentConfig, out: Path, status) -> dict | None:
-    model_file = scored_model_file(cfg, "evaluate")
-    log.info("Scoring the test split with %s (%s backend)", model_file, cfg.evaluate.backend)
     scored = score_split(cfg, "evaluate", "test")
-    dataset, scores, calibration = scored.dataset, scored.scores, scored.calibration
+    dataset, scores, scorer = scored.dataset, scored.scores, scored.scorer
     if scores is None:  # another DDP process: the main one writes the results
         return None
     labels = dataset.table.labels
-    threshold, source = decision_threshold(cfg.evaluate, cfg.model.margin, calibration)
+    threshold, source, calibration = scorer.threshold, scorer.threshold_source, scorer.calibration
     frame = dataset.table.frame.copy()
     types = defect_types(frame, labels)
-    thresholds = row_decision_thresholds(frame, calibration, threshold, source)
+    thresholds = scorer.row_thresholds(frame)
     metrics = decision_metrics(inspection_metrics(scores, labels, thresholds, types))
     metrics["threshold"] = threshold  # the global one; per-group ones are in calibration.by_group
     margin = cfg.model.margin
     at_margin = {k: v for k, v in threshold_metrics(scores, labels, margin).items() if not k.startswith("num_")}
     metrics.update(
         **tao_test_kpis(at_margin),  # TAO's KPI names mean TAO's numbers: at model.margin; status.json shows them
-        provenance=provenance(cfg, out, model_file, dataset.table.csv_path),
+        provenance=provenance(cfg, out, scorer.model_file, dataset.table.csv_path),
         threshold_source=source,
         calibration=calibration,
         at_margin=at_margin,

@@ -6,13 +6,13 @@ from pathlib import Path
 
 import torch
 
-from tao_siamese_oi.artifacts.checkpoint import check_model_file, load_network, read_fitting_checkpoint
+from tao_siamese_oi.artifacts.checkpoint import check_model_file, read_fitting_checkpoint
 from tao_siamese_oi.artifacts.crypto import encrypt
 from tao_siamese_oi.artifacts.exported import deployment_sidecar, encrypted_export, sidecar_path
 from tao_siamese_oi.config import require
 from tao_siamese_oi.config.schema import ExperimentConfig
 from tao_siamese_oi.data.splits import SPLIT_KEYS, build_dataset
-from tao_siamese_oi.data.transforms import Normalizer, layout_from_config
+from tao_siamese_oi.data.transforms import Normalizer
 from tao_siamese_oi.deploy.onnx_export import (
     PARITY_TOLERANCE,
     check_onnx,
@@ -20,9 +20,8 @@ from tao_siamese_oi.deploy.onnx_export import (
     export_onnx,
     parity,
 )
+from tao_siamese_oi.deploy.scorer import Scorer
 from tao_siamese_oi.errors import OIError
-from tao_siamese_oi.model.heatmap import heatmap_geometry
-from tao_siamese_oi.tasks.common import decision_threshold
 from tao_siamese_oi.tasks.lifecycle import tracked_task
 from tao_siamese_oi.tasks.provenance import provenance
 from tao_siamese_oi.utils.files import atomic_write, atomic_write_text
@@ -47,17 +46,16 @@ def preflight(cfg: ExperimentConfig) -> None:
 @tracked_task("export", outputs=outputs, preflight=preflight, elsewhere="export.onnx_file")
 def run(cfg: ExperimentConfig, out: Path, status) -> dict:
     export_cfg = cfg.export
-    checkpoint = export_cfg.checkpoint
     onnx_file = onnx_path(cfg, out)
-    shape = input_shape(cfg)
     device = (
         torch.device("cuda", export_cfg.gpu_id)
         if torch.cuda.is_available() and not export_cfg.on_cpu
         else torch.device("cpu")
     )
-    network, calibration = load_network(cfg, checkpoint)
-    threshold, source = decision_threshold(export_cfg, cfg.model.margin, calibration)
-    geometry = heatmap_geometry(cfg.model.model_type, layout_from_config(cfg.dataset))
+    # The checkpoint with its threshold rules and cell map, as scoring sees them.
+    scorer = Scorer.open(cfg, "export", torch.device("cpu"))
+    network, calibration, geometry = scorer.network, scorer.calibration, scorer.geometry
+    threshold, source, shape = scorer.threshold, scorer.threshold_source, scorer.layout.shape
     if export_cfg.include_heatmap and geometry is None:
         log.info(
             "export.include_heatmap: %s has no cell map (only Siamese_Grid has one); exported without it",
@@ -132,11 +130,6 @@ def run(cfg: ExperimentConfig, out: Path, status) -> dict:
         "encrypted": encrypted,
         "provenance": made_from,
     }
-
-
-def input_shape(cfg: ExperimentConfig) -> tuple[int, int, int]:
-    """(C, H, W) of one side, from the dataset config (export.input_* agree with it: config/checks.py)."""
-    return layout_from_config(cfg.dataset).shape
 
 
 def example_split(cfg: ExperimentConfig):

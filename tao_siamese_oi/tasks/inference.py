@@ -12,10 +12,7 @@ from tao_siamese_oi.model.drift import drift_warnings
 from tao_siamese_oi.tasks.common import (
     HEATMAPS_FILE,
     check_scoring_inputs,
-    decision_threshold,
-    row_decision_thresholds,
     score_split,
-    scored_model_file,
     write_heatmaps,
 )
 from tao_siamese_oi.tasks.lifecycle import tracked_task
@@ -39,19 +36,17 @@ def preflight(cfg: ExperimentConfig) -> None:
 
 @tracked_task("inference", outputs=outputs, preflight=preflight)
 def run(cfg: ExperimentConfig, out: Path, status) -> dict | None:
-    model_file = scored_model_file(cfg, "inference")
-    log.info("Scoring the infer split with %s (%s backend)", model_file, cfg.inference.backend)
     scored = score_split(cfg, "inference", "infer")
-    dataset, scores, calibration, speed = scored.dataset, scored.scores, scored.calibration, scored.pairs_per_second
+    dataset, scores, scorer, speed = scored.dataset, scored.scores, scored.scorer, scored.pairs_per_second
     if scores is None:  # another DDP process: the main one writes the results
         return None
-    threshold, source = decision_threshold(cfg.inference, cfg.model.margin, calibration)
+    threshold, source = scorer.threshold, scorer.threshold_source
     frame = dataset.table.frame.copy()
     frame["siamese_score"] = scores
-    thresholds = row_decision_thresholds(frame, calibration, threshold, source)
+    thresholds = scorer.row_thresholds(frame)
     frame["decision"] = np.where(scores > thresholds, "FAIL", "PASS")
     table = dataset.table
-    decided_by = calibration if source == "calibrated" else None
+    decided_by = scorer.calibration if source == "calibrated" else None
     drift = drift_warnings(frame, scores, table.labels, table.labelled, decided_by, f"inference on {table.csv_path}")
     for line in drift:
         log.warning(line)
@@ -76,7 +71,7 @@ def run(cfg: ExperimentConfig, out: Path, status) -> dict | None:
         "inference_csv": str(path),
         "heatmaps": str(maps) if maps else None,
         "drift": drift,
-        "provenance": provenance(cfg, out, model_file, dataset.table.csv_path),
+        "provenance": provenance(cfg, out, scorer.model_file, dataset.table.csv_path),
     }
     # inference.csv's metadata, beside it (a CSV has no place for it): what produced it, how it was decided.
     atomic_write_text(out / INFERENCE_METADATA, json.dumps(result, indent=2) + "\n")

@@ -153,11 +153,10 @@ class _Tiles:
 
     def __init__(self, cfg: ExperimentConfig, scored):
         from tao_siamese_oi.data.splits import build_dataset
-        from tao_siamese_oi.data.transforms import layout_from_config
 
         self.dataset = build_dataset(cfg.dataset, "test", cfg.train.seed)  # goldens loaded: a few rows only
-        self.layout = layout_from_config(cfg.dataset)
-        self.heatmaps, self.geometry = scored.heatmaps, scored.geometry
+        self.layout = scored.scorer.layout
+        self.heatmaps, self.geometry = scored.heatmaps, scored.scorer.geometry
 
     def for_row(self, index: int) -> str:
         from tao_siamese_oi.data.transforms import light_views

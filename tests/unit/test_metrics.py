@@ -95,14 +95,12 @@ def test_calibration_without_the_needed_class_is_none():
 
 
 def test_decision_threshold_prefers_the_spec_then_the_calibration_then_the_margin(caplog):
-    from omegaconf import OmegaConf
-
-    from tao_siamese_oi.tasks.common import decision_threshold
+    from tao_siamese_oi.deploy.scorer import decision_threshold
 
     calibration = {"threshold": 0.8, "target_fpr": 1.0}
-    assert decision_threshold(OmegaConf.create({"threshold": 0.5}), 2.0, calibration) == (0.5, "spec")
-    assert decision_threshold(OmegaConf.create({"threshold": None}), 2.0, calibration) == (0.8, "calibrated")
-    assert decision_threshold(OmegaConf.create({"threshold": None}), 2.0, None) == (2.0, "margin")
+    assert decision_threshold(0.5, 2.0, calibration) == (0.5, "spec")
+    assert decision_threshold(None, 2.0, calibration) == (0.8, "calibrated")
+    assert decision_threshold(None, 2.0, None) == (2.0, "margin")
     assert "no calibrated threshold" in caplog.text  # the fallback is said out loud
 
 
