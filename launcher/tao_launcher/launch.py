@@ -6,13 +6,11 @@ import sys
 import tempfile
 from pathlib import Path
 
-import yaml
-
 from tao_launcher import LauncherError
 from tao_launcher.mounts import Mount, MountsConfig, check_unique_destinations, load_mounts, volume_mount
 from tao_launcher.paths import HostPaths, PathMapper, override_keys, translate_override, translate_spec
 from tao_launcher.plugins import Plugin
-from tao_launcher.protocol import split_option_values
+from tao_launcher.protocol import spec_text, split_option_values
 from tao_launcher.redaction import REDACTED, SECRET_ENV_NAME, redact_argv, redact_spec
 from tao_launcher.safe_yaml import YamlRefused, load_yaml_file
 
@@ -60,7 +58,8 @@ def container_argv(plugin: Plugin, argv: list[str], config: MountsConfig, workdi
         if arg in spec_options:
             host_spec = Path(next(args, ""))
             hidden = plugin.spec.secret_keys if hide_secrets else ()
-            name = _write_translated_spec(host_spec, mapper, patterns, workdir, override_keys(argv), hidden)
+            name = _write_translated_spec(host_spec, mapper, patterns, workdir, override_keys(argv), hidden,
+                                          plugin.spec.spec_format)  # fmt: skip
             out += [arg, f"{SPEC_MOUNT}/{name}"]
             extra = [Mount(workdir, SPEC_MOUNT, read_only=True)]
         else:
@@ -80,7 +79,9 @@ def spec_on_host(given: Path, mapper: PathMapper) -> Path:
     raise LauncherError(f"spec file {given} not found{where}")
 
 
-def _write_translated_spec(given: Path, mapper: PathMapper, patterns, workdir: Path, overridden, hidden=()) -> str:
+def _write_translated_spec(
+    given: Path, mapper: PathMapper, patterns, workdir: Path, overridden, hidden=(), spec_format="yaml"
+) -> str:
     host_spec = spec_on_host(given, mapper)
     try:
         data = load_yaml_file(host_spec) or {}
@@ -90,7 +91,7 @@ def _write_translated_spec(given: Path, mapper: PathMapper, patterns, workdir: P
         raise LauncherError(f"spec file {host_spec}: the top level must be a mapping of keys")
     target = workdir / host_spec.name
     translated = redact_spec(translate_spec(data, mapper, patterns, overridden=overridden), hidden)
-    target.write_text(yaml.safe_dump(translated, sort_keys=False))
+    target.write_text(spec_text(translated, spec_format))  # read (YAML reads JSON too), written as the plugin reads
     target.chmod(0o644)
     return host_spec.name
 

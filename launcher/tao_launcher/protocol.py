@@ -14,6 +14,20 @@ from dataclasses import dataclass, field, fields
 
 PROTOCOL_VERSION = "1.4"
 SPEC_FORMATS = ("yaml", "json")
+
+
+def spec_text(data: dict, spec_format: str) -> str:
+    """A spec as the plugin reads it (``spec_format``): what the job service and the launcher's translated copy
+    write."""
+    if spec_format == "json":
+        import json
+
+        return json.dumps(data, indent=2) + "\n"
+    import yaml
+
+    return yaml.safe_dump(data, sort_keys=False)
+
+
 KEY_ENV = "TAO_JOB_ENCRYPTION_KEY"  # where a job service task finds its secret (the sealed key, opened)
 GROUP = "tao_launcher.plugins"
 

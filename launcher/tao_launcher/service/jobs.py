@@ -16,10 +16,9 @@ import tarfile
 import uuid
 from pathlib import Path
 
-import yaml
 from sqlalchemy.orm import Session
 
-from tao_launcher.protocol import KEY_ENV
+from tao_launcher.protocol import KEY_ENV, spec_text
 from tao_launcher.redaction import spec_secrets
 from tao_launcher.service import walls
 from tao_launcher.service.errors import RequestError
@@ -199,8 +198,7 @@ def write_spec(job: Job, plugin, final: dict) -> None:
         final[declared.secret_keys[0]] = declared.secret_spec_value.replace("{env}", KEY_ENV)
     path = spec_file(job, plugin)
     path.parent.mkdir(parents=True, exist_ok=True)
-    text = json.dumps(final, indent=2) if declared.spec_format == "json" else yaml.safe_dump(final, sort_keys=False)
-    path.write_text(text)
+    path.write_text(spec_text(final, declared.spec_format))
     walls.write(path.parent, path, plugin, _roots(job))
 
 
