@@ -26,7 +26,7 @@ class PathMapper:
         destination is taken as a container path (TAO notebooks write those) and kept."""
         path = Path(os.path.abspath(Path(given).expanduser()))
         for mount in self.mounts:
-            if path == mount.source or mount.source in path.parents:
+            if path.is_relative_to(mount.source):
                 return str(Path(mount.destination, path.relative_to(mount.source)))
         if self.container_mount(given) is not None:
             return posixpath.normpath(given)

@@ -121,7 +121,7 @@ def digest(token: str) -> str:
 def inside(root: Path, relative: str) -> Path:
     """``root/relative`` with symlinks resolved, refused when it leaves root or does not exist."""
     path = (root / relative.lstrip("/")).resolve()
-    if path != root and root not in path.parents:
+    if not path.is_relative_to(root):
         raise RequestError(400, f"cloud_file_path '{relative}' leaves the workspace's folder")
     if not path.exists():
         raise RequestError(400, f"cloud_file_path '{relative}' not found in the workspace's folder")

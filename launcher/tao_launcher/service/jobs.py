@@ -282,7 +282,7 @@ def archive(job: Job, selected: list[str] | None = None) -> bytes:
 
 def _inside(root: Path, name: str) -> Path:
     path = (root / name).resolve()
-    if root not in path.parents or not path.is_file():
+    if not path.is_relative_to(root) or not path.is_file():
         raise RequestError(404, f"file '{name}' is not among the job's files")
     return path
 

@@ -4,12 +4,12 @@
 import hmac
 import secrets
 from pathlib import Path
-from typing import Annotated
+from typing import Annotated, TypeVar
 
 from fastapi import APIRouter, Depends
 from sqlalchemy import select
 
-from tao_launcher.service.context import Org, ServiceDep, body, check_org, digest, found, inside
+from tao_launcher.service.context import Org, Service, ServiceDep, body, check_org, digest, found, inside
 from tao_launcher.service.errors import RequestError
 from tao_launcher.service.requests import DatasetRequest, LoginRequest, WorkspaceRequest
 from tao_launcher.service.store import Dataset, Token, Workspace
@@ -55,14 +55,12 @@ def create_workspace(
 
 @router.get("/orgs/{org}/workspaces")
 def list_workspaces(org: Org, svc: ServiceDep):
-    with svc.store.session() as session:
-        return {"workspaces": [w.to_api() for w in session.scalars(select(Workspace).where(Workspace.org == org))]}
+    return {"workspaces": _listed(svc, Workspace, org)}
 
 
 @router.get("/orgs/{org}/workspaces/{workspace_id}")
 def get_workspace(workspace_id: str, org: Org, svc: ServiceDep):
-    with svc.store.session() as session:
-        return found(svc.store.owned(session, Workspace, org, workspace_id), "workspace").to_api()
+    return _shown(svc, Workspace, org, workspace_id, "workspace")
 
 
 @router.post("/orgs/{org}/datasets", status_code=201)
@@ -81,11 +79,22 @@ def create_dataset(
 
 @router.get("/orgs/{org}/datasets")
 def list_datasets(org: Org, svc: ServiceDep):
-    with svc.store.session() as session:
-        return {"datasets": [d.to_api() for d in session.scalars(select(Dataset).where(Dataset.org == org))]}
+    return {"datasets": _listed(svc, Dataset, org)}
 
 
 @router.get("/orgs/{org}/datasets/{dataset_id}")
 def get_dataset(dataset_id: str, org: Org, svc: ServiceDep):
+    return _shown(svc, Dataset, org, dataset_id, "dataset")
+
+
+Owned = TypeVar("Owned", Workspace, Dataset)
+
+
+def _listed(svc: Service, table: type[Owned], org: str) -> list[dict]:
     with svc.store.session() as session:
-        return found(svc.store.owned(session, Dataset, org, dataset_id), "dataset").to_api()
+        return [row.to_api() for row in session.scalars(select(table).where(table.org == org))]
+
+
+def _shown(svc: Service, table: type[Owned], org: str, row_id: str, what: str) -> dict:
+    with svc.store.session() as session:
+        return found(svc.store.owned(session, table, org, row_id), what).to_api()

@@ -156,4 +156,4 @@ def _paths(spec, patterns, prefix: str = ""):
 
 
 def _under(path: Path, roots) -> bool:
-    return any(path == root or root in path.parents for root in roots)
+    return any(path.is_relative_to(root) for root in roots)
