@@ -177,9 +177,20 @@ def read_fitting_checkpoint(cfg: ExperimentConfig, path) -> dict:
 
     checkpoint = read_checkpoint(path, cfg.encryption_key)
     check_alignment(checkpoint.get("alignment"), cfg.dataset, path)
-    _check_grid_pool(checkpoint, cfg, path)
+    _check_fits(checkpoint, cfg, path)
     checked_calibration(checkpoint.get("calibration"), f"checkpoint {path}")
     return checkpoint
+
+
+def _check_fits(checkpoint: dict, cfg: ExperimentConfig, path) -> None:
+    """The spec prepares and pools pairs as the training did (its records in the checkpoint)."""
+    from tao_siamese_oi.artifacts.preprocessing import check_preprocessing
+
+    record = checkpoint.get("preprocessing")
+    check_preprocessing(
+        record if isinstance(record, dict) else None, cfg.dataset, path, "trained", "as the training did"
+    )
+    _check_grid_pool(checkpoint, cfg, path)
 
 
 def _check_grid_pool(checkpoint: dict, cfg: ExperimentConfig, path) -> None:
@@ -202,7 +213,7 @@ def load_network(cfg: ExperimentConfig, path):
     from tao_siamese_oi.model.networks import create_model
 
     checkpoint = read_checkpoint(path, cfg.encryption_key)
-    _check_grid_pool(checkpoint, cfg, path)
+    _check_fits(checkpoint, cfg, path)
     shape = layout_from_config(cfg.dataset).shape
     model = cfg.model
     network = create_model(

@@ -134,27 +134,13 @@ def calibration_in(data: SidecarRecord | None, model_file) -> CalibrationRecord 
 def check_sidecar_fits(sidecar: SidecarRecord | None, cfg: ExperimentConfig, model_file) -> None:
     """The spec must feed the model as the export did: the same lights in order, image size, layout and
     normalisation; a difference is a one-line error (exit 4) naming the spec key to set."""
-    from tao_siamese_oi.data.transforms import layout_from_config
+    from tao_siamese_oi.artifacts.preprocessing import check_preprocessing
 
     if sidecar is None:
         return
-    data = cfg.dataset
-    aug = data.augmentation_config
-    preprocessing = sidecar.get("preprocessing") or {}
-    compared = [  # (what, as exported, the spec key that says it, as the spec says it)
-        ("lights", sidecar.get("lights"), "dataset.input_map", list(layout_from_config(data).lights)),
-        ("concat_type", sidecar.get("concat_type"), "dataset.concat_type", data.concat_type),
-        ("image_height", sidecar.get("image_height"), "dataset.image_height", data.image_height),
-        ("image_width", sidecar.get("image_width"), "dataset.image_width", data.image_width),
-        ("mean", preprocessing.get("mean"), "dataset.augmentation_config.rgb_input_mean", list(aug.rgb_input_mean)),
-        ("std", preprocessing.get("std"), "dataset.augmentation_config.rgb_input_std", list(aug.rgb_input_std)),
-    ]
-    for name, exported, key, value in compared:
-        if exported is not None and exported != value:  # an older sidecar may not say: nothing to compare
-            raise CheckpointError(
-                f"{model_file} was exported for {name} {exported} but the spec gives {value}; set {key} as the "
-                f"export did (its sidecar {sidecar_path(model_file).name} says how)"
-            )
+    recorded = {**sidecar, **{k: (sidecar.get("preprocessing") or {}).get(k) for k in ("mean", "std")}}
+    fix = f"as the export did (its sidecar {sidecar_path(model_file).name} says how)"
+    check_preprocessing(recorded, cfg.dataset, model_file, "exported", fix)
 
 
 def deployment_sidecar(
@@ -167,12 +153,12 @@ def deployment_sidecar(
 ) -> SidecarRecord:
     """What a deployment needs besides the ONNX file: input layout, light order, preprocessing and decision; with
     ``heatmap`` (the geometry of a ``cell_distances`` output the graph has), that output and how to read it."""
+    from tao_siamese_oi.artifacts.preprocessing import preprocessing_record
     from tao_siamese_oi.data.align import alignment_record
-    from tao_siamese_oi.data.transforms import layout_from_config
 
     threshold, source = decision
     data = cfg.dataset
-    aug = data.augmentation_config
+    record = preprocessing_record(data)
     return {
         "format": SIDECAR_FORMAT,
         "inputs": {"input_1": "input (component under test)", "input_2": "golden (defect-free reference)"},
@@ -187,17 +173,17 @@ def deployment_sidecar(
             **({"cell_distances": "distance per grid cell (see heatmap)"} if heatmap else {}),
         },
         "input_shape": ["batch" if dynamic else cfg.export.batch_size, *shape],
-        "lights": list(layout_from_config(data).lights),
-        "concat_type": data.concat_type,
-        "grid_map": {"x": data.grid_map.x, "y": data.grid_map.y} if data.concat_type == "grid" else None,
-        "image_height": data.image_height,
-        "image_width": data.image_width,
+        "lights": record["lights"],
+        "concat_type": record["concat_type"],
+        "grid_map": record["grid_map"],
+        "image_height": record["image_height"],
+        "image_width": record["image_width"],
         "image_ext": data.image_ext,
         "preprocessing": {
             "decode": "RGB, each light resized bilinearly to image_height x image_width, then concatenated",
             "normalise": "(pixel / 255 - mean) / std per channel, channels first",
-            "mean": list(aug.rgb_input_mean),
-            "std": list(aug.rgb_input_std),
+            "mean": record["mean"],
+            "std": record["std"],
             # Before normalising, the input is registered to its golden (tao_siamese_oi/data/align.py); null: not.
             "alignment": alignment_record(data),
         },

@@ -48,9 +48,11 @@ class SiameseModule(L.LightningModule):
         self.threshold = margin if threshold is None else threshold
         # Threshold picked on the latest validation pass for the operating-point target; saved in checkpoints.
         self.calibration: dict | None = None
-        # The registration its pairs were prepared with (data/align.py), recorded in checkpoints; not a
-        # hyper-parameter, so TAO's constructor can still take ours.
+        # The registration its pairs were prepared with (data/align.py) and the rest of their preparation
+        # (artifacts/preprocessing.py), recorded in checkpoints; not hyper-parameters, so TAO's constructor can
+        # still take ours.
         self.alignment: dict | None = None
+        self.preprocessing: dict | None = None
         self._scores: dict[str, list] = {"train": [], "val": []}
         self._predicted: list = []
         # (row indices, scores, cell maps or None) of every process; cell maps when heatmap_grid is set
@@ -60,6 +62,7 @@ class SiameseModule(L.LightningModule):
 
     @classmethod
     def from_config(cls, cfg: ExperimentConfig, optim: dict | None = None) -> "SiameseModule":
+        from tao_siamese_oi.artifacts.preprocessing import preprocessing_record
         from tao_siamese_oi.data.align import alignment_record
 
         aug = cfg.dataset.augmentation_config
@@ -76,6 +79,7 @@ class SiameseModule(L.LightningModule):
             target_recall=cfg.evaluate.target_recall,
         )
         module.alignment = alignment_record(cfg.dataset)
+        module.preprocessing = preprocessing_record(cfg.dataset)
         if isinstance(module.model, GridEmbeddingNetwork):
             module.model.pool.mode = cfg.model.grid_pool
         return module
@@ -160,12 +164,15 @@ class SiameseModule(L.LightningModule):
             checkpoint["calibration"] = dict(self.calibration)
         if self.alignment is not None:
             checkpoint["alignment"] = dict(self.alignment)
+        if self.preprocessing is not None:
+            checkpoint["preprocessing"] = dict(self.preprocessing)
         if isinstance(self.model, GridEmbeddingNetwork):
             checkpoint["grid_pool"] = self.model.pool.mode
 
     def on_load_checkpoint(self, checkpoint):
         self.calibration = checkpoint.get("calibration")
         self.alignment = checkpoint.get("alignment")
+        self.preprocessing = checkpoint.get("preprocessing") or self.preprocessing
         if isinstance(self.model, GridEmbeddingNetwork):  # a resumed training keeps the pooling it started with
             recorded = recorded_grid_pool(checkpoint)
             if recorded != self.model.pool.mode:

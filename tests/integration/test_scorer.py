@@ -45,3 +45,25 @@ def test_evaluate_inference_and_the_microservice_score_alike(tiny_data, tiny_gri
     assert [a["heatmap"]["hotspot"]["light"] for a in served] == by_evaluate["hotspot_light"].tolist()
     # Each golden (the same images, byte for byte) is embedded once and then served from the cache.
     assert [a["golden_cached"] for a in served] == pd.Series(goldens).duplicated().tolist()
+
+
+def test_a_checkpoint_is_scored_only_as_it_was_trained(tiny_grid_model, tmp_path, capsys):
+    """Train records how its inputs were prepared; a spec that would feed the same shapes otherwise (the lights in
+    another order, another normalisation) is refused in one line before anything is written."""
+    from tao_siamese_oi.artifacts.checkpoint import read_checkpoint
+    from tao_siamese_oi.artifacts.preprocessing import preprocessing_record
+    from tao_siamese_oi.config import load_config
+
+    spec, checkpoint = tiny_grid_model["spec"], tiny_grid_model["checkpoint"]
+    cfg = load_config(spec)
+    assert read_checkpoint(checkpoint, cfg.encryption_key)["preprocessing"] == preprocessing_record(cfg.dataset)
+    swapped = ["dataset.input_map={LowAngleLight: 1, SolderLight: 0, UniformLight: 2, WhiteLight: 3}"]
+    for overrides, key in ((swapped, "dataset.input_map"),
+                           (["dataset.augmentation_config.rgb_input_mean=[0.4,0.4,0.4]"],
+                            "dataset.augmentation_config.rgb_input_mean")):  # fmt: skip
+        out = tmp_path / key
+        argv = ["evaluate", "-e", str(spec), f"evaluate.checkpoint={checkpoint}", f"evaluate.results_dir={out}"]
+        assert run_action([*argv, *overrides]) == 4
+        err = capsys.readouterr().err.strip().splitlines()
+        assert f"set {key} as the training did" in err[-1] and str(checkpoint) in err[-1], err
+        assert not out.exists()
