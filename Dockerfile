@@ -18,7 +18,9 @@ COPY tao_siamese_oi ./tao_siamese_oi
 COPY entry_points ./entry_points
 COPY specs ./specs
 COPY entry_points/wait_for_exec.sh /usr/local/bin/wait_for_exec
-RUN python3 -m pip install ${PIP_OPTIONS} ./launcher . && rm -rf /tmp/wheels && optical_inspection --help > /dev/null
+# launcher[job]: the job service's wrapper runs in this image (--backend-type local-docker) and opens a job's key.
+RUN python3 -m pip install ${PIP_OPTIONS} './launcher[job]' . && rm -rf /tmp/wheels && optical_inspection --help > /dev/null \
+    && python3 -c "import tao_launcher.service.run_and_record, cryptography"
 WORKDIR /workspace
 # Our launcher runs each task as the container's command. NVIDIA's launcher starts the image with its default
 # command and then runs `docker exec <container> optical_inspection <action> ...`: the default command waits.

@@ -12,7 +12,7 @@ only add optional fields) and skips, with one line, a plugin of another major ve
 from collections.abc import Mapping
 from dataclasses import dataclass, field, fields
 
-PROTOCOL_VERSION = "1.4"
+PROTOCOL_VERSION = "1.5"
 SPEC_FORMATS = ("yaml", "json")
 
 
@@ -81,6 +81,9 @@ class PluginSpec:
     # writes none: the task reads KEY_ENV itself). The default is an OmegaConf reference (OmegaConf resolves it).
     spec_format: str = "yaml"
     secret_spec_value: str = "${oc.env:{env}}"
+    # 1.5: which of a job's files are its model, for a client's download of the "latest" (or "best") model:
+    # {kind: (paths under the job's results folder, fnmatch patterns)}; a kind the plugin does not name is refused
+    model_files: Mapping = field(default_factory=dict)
 
     def action(self, name: str) -> Action | None:
         return next((a for a in self.actions if a.name == name), None)
@@ -167,3 +170,8 @@ def _check(spec: PluginSpec) -> None:
         raise ProtocolError("argv_prefix is empty")
     if spec.spec_format not in SPEC_FORMATS:
         raise ProtocolError(f"spec_format '{spec.spec_format}' must be one of {', '.join(SPEC_FORMATS)}")
+    if not isinstance(spec.model_files, Mapping) or not all(
+        isinstance(kind, str) and isinstance(paths, (list, tuple)) and all(isinstance(p, str) for p in paths)
+        for kind, paths in spec.model_files.items()
+    ):
+        raise ProtocolError("model_files must map a kind ('latest', 'best') to a list of paths")

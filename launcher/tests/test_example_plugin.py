@@ -2,9 +2,11 @@
 through every way the launcher offers: the command line and the job service (train, a base experiment, evaluate by
 parent, the inference microservice). No model plugin is needed."""
 
+import io
 import json
 import subprocess
 import sys
+import tarfile
 import time
 
 import pytest
@@ -69,6 +71,16 @@ def test_the_job_service_runs_it_by_its_declaration(lab, tmp_path):
     status = finished(lab, train)
     assert status["status"] == "Done" and status["job_details"]["max_epoch"] == 4  # the overrides reached the task
     assert status["job_details"]["kpi"] == {"samples": 3}
+    latest = lab.get(f"{API}/jobs/{train}:download_selective_files", params={"latest_model": True})
+    with tarfile.open(fileobj=io.BytesIO(latest.content)) as tar:  # the plugin's model_files: its model only
+        assert tar.getnames() == ["train/model.json"]
+    one = lab.get(f"{API}/jobs/{train}:download_selective_files",
+                  params={"file_lists": ["train/model.json"], "tar_files": False})  # fmt: skip
+    assert json.loads(one.content)["mean"] == 20.0  # the file itself, as the client saves it
+    best = lab.get(f"{API}/jobs/{train}:download_selective_files", params={"best_model": True})
+    assert best.status_code == 404 and best.json()["error_desc"] == (
+        "example_task keeps no best model apart (it names: latest_model)"
+    )
     spec = yaml.safe_load((tmp_path / "state" / "lab" / train / "spec.yaml").read_text())
     assert spec["data"] == str(tmp_path / "data" / "lab" / "train.txt")  # bound by the hook, the client's dropped
 

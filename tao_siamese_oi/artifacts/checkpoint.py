@@ -238,9 +238,8 @@ def load_network(cfg: ExperimentConfig, path):
     return network.eval(), checked_calibration(checkpoint.get("calibration"), f"checkpoint {path}")
 
 
-CALIBRATED_NAME = "oi_model_calibrated.pth"
-
-
 def calibrated_checkpoint(cfg, out: Path) -> Path:
     """Where calibrate writes its re-calibrated copy of a model (``out``: calibrate's results folder)."""
+    from tao_siamese_oi.model_files import CALIBRATED_NAME
+
     return Path(cfg.calibrate.output_checkpoint or out / CALIBRATED_NAME)

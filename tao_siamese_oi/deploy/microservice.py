@@ -54,9 +54,10 @@ def job_model(cfg) -> Path:
     """The model a finished job leaves: a calibrate job's re-calibrated copy, else the training's latest
     checkpoint (a train job's, or the one a calibrate job's spec names)."""
     from tao_siamese_oi.artifacts.checkpoint import calibrated_checkpoint
+    from tao_siamese_oi.model_files import CHECKPOINT_EXT, LATEST_NAME
 
     calibrated = calibrated_checkpoint(cfg, Path(cfg.calibrate.results_dir))
-    return calibrated if calibrated.is_file() else Path(cfg.train.results_dir) / "oi_model_latest.pth"
+    return calibrated if calibrated.is_file() else Path(cfg.train.results_dir) / f"{LATEST_NAME}{CHECKPOINT_EXT}"
 
 
 def _images(request: dict, expected: int) -> list[bytes]:

@@ -10,14 +10,13 @@ from lightning.pytorch.plugins.io import TorchCheckpointIO
 
 from tao_siamese_oi.artifacts.checkpoint import load_checkpoint_file, save_checkpoint
 from tao_siamese_oi.model.metrics import higher_is_better
+from tao_siamese_oi.model_files import CHECKPOINT_EXT, LATEST_NAME
 from tao_siamese_oi.utils.status import RUNNING, StatusLogger
 
 log = logging.getLogger("tao_siamese_oi")
 
-LATEST_NAME = "oi_model_latest"
 PERIODIC_NAME = "model_epoch_{epoch:03d}_step_{step:05d}"  # TAO 7.3's names (0-based epoch, global step)
 BAR_LOSS = "loss"  # SiameseModule's per-batch loss, logged for the progress bar only
-CHECKPOINT_EXT = ".pth"
 
 
 class AtomicCheckpointIO(TorchCheckpointIO):

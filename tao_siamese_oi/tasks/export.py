@@ -22,6 +22,7 @@ from tao_siamese_oi.deploy.onnx_export import (
 )
 from tao_siamese_oi.deploy.scorer import Scorer
 from tao_siamese_oi.errors import OIError
+from tao_siamese_oi.model_files import ONNX_NAME
 from tao_siamese_oi.tasks.lifecycle import tracked_task
 from tao_siamese_oi.tasks.provenance import provenance
 from tao_siamese_oi.utils.files import atomic_write, atomic_write_text
@@ -30,7 +31,7 @@ log = logging.getLogger("tao_siamese_oi")
 
 
 def onnx_path(cfg: ExperimentConfig, out: Path) -> Path:
-    return Path(cfg.export.onnx_file or out / "oi_model.onnx")
+    return Path(cfg.export.onnx_file or out / ONNX_NAME)
 
 
 def outputs(cfg: ExperimentConfig, out: Path) -> list[Path]:

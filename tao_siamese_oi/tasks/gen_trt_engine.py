@@ -25,6 +25,7 @@ from tao_siamese_oi.deploy.tensorrt_engine import (
     workspace_bytes,
 )
 from tao_siamese_oi.errors import CheckpointError, ConfigError
+from tao_siamese_oi.model_files import ENGINE_NAME
 from tao_siamese_oi.tasks.lifecycle import tracked_task
 from tao_siamese_oi.utils.files import atomic_write, atomic_write_text
 
@@ -32,7 +33,7 @@ log = logging.getLogger("tao_siamese_oi")
 
 
 def engine_path(cfg: ExperimentConfig, out: Path) -> Path:
-    return Path(cfg.gen_trt_engine.trt_engine or out / "oi_model.engine")
+    return Path(cfg.gen_trt_engine.trt_engine or out / ENGINE_NAME)
 
 
 def outputs(cfg: ExperimentConfig, out: Path) -> list[Path]:

@@ -11,8 +11,6 @@ from tao_siamese_oi.artifacts.checkpoint import check_model_file, epochs_done, m
 from tao_siamese_oi.config.schema import ExperimentConfig
 from tao_siamese_oi.data.datamodule import PairDataModule
 from tao_siamese_oi.engine.callbacks import (
-    CHECKPOINT_EXT,
-    LATEST_NAME,
     AtomicCheckpointIO,
     ThroughputAndStatus,
     ValidateLastEpoch,
@@ -26,6 +24,7 @@ from tao_siamese_oi.engine.module import SiameseModule
 from tao_siamese_oi.engine.tracking import finish_tracking, wandb_logger
 from tao_siamese_oi.errors import ConfigError, DataError
 from tao_siamese_oi.model.metrics import CALIBRATED_LOGGED, CALIBRATED_PREFIX, EPOCH_METRICS
+from tao_siamese_oi.model_files import CHECKPOINT_EXT, LATEST_NAME
 from tao_siamese_oi.tasks.common import measurability
 from tao_siamese_oi.tasks.lifecycle import tracked_task
 from tao_siamese_oi.utils.progress import bars_wanted

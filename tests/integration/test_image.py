@@ -44,7 +44,7 @@ def client(docker_engine):
 def _wheels() -> list[Path]:
     """Every wheel the image installs, from this machine's index, kept between runs."""
     WHEELS.mkdir(parents=True, exist_ok=True)
-    wanted = [str(ROOT / "launcher"), str(ROOT), "setuptools", "wheel", "pip"]
+    wanted = [f"{ROOT / 'launcher'}[job]", str(ROOT), "setuptools", "wheel", "pip"]
     subprocess.run(
         [sys.executable, "-m", "pip", "download", "--quiet", "-d", str(WHEELS), *wanted],
         check=True,

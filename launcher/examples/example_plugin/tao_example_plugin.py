@@ -13,13 +13,13 @@ from pathlib import Path
 import yaml
 
 PLUGIN = {
-    "protocol": "1.4", "name": "example_task", "version": "0.1.0", "summary": "mean and spread of numbers",
+    "protocol": "1.5", "name": "example_task", "version": "0.1.0", "summary": "mean and spread of numbers",
     "image": "tao-example-plugin:0.1.0", "argv_prefix": ["example_task"], "handler": "tao_example_plugin:main",
     "actions": [{"name": "train", "help": "learn mean and spread", "example": "example_task train -e spec.yaml"},
                 {"name": "evaluate", "help": "score a file of numbers with a trained model"}],
     "path_options": ["-e"], "path_keys": ["results_dir", "data", "model"], "output_keys": ["results_dir"],
     "schema": "tao_example_plugin:defaults", "job_specs": "tao_example_plugin:job_specs",
-    "inference_server": "tao_example_plugin:predictor",
+    "inference_server": "tao_example_plugin:predictor", "model_files": {"latest": ["train/model.json"]},
     "base_experiments": [{"name": "longer", "overrides": {"epochs": 5}}],
 }  # fmt: skip
 

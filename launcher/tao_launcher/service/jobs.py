@@ -6,6 +6,7 @@ A job runs ``tao --local model <network_arch> <action> <spec option> <job>/spec.
 user passes no file paths. The status comes from the executor (running, exit code) and the task's status.json.
 """
 
+import fnmatch
 import io
 import json
 import os
@@ -18,6 +19,7 @@ from pathlib import Path
 
 from sqlalchemy.orm import Session
 
+from tao_launcher.launch import image_for
 from tao_launcher.protocol import KEY_ENV, spec_text
 from tao_launcher.redaction import spec_secrets
 from tao_launcher.service import walls
@@ -127,7 +129,7 @@ def _executor(backend: dict, plugin, job: Job, docker: dict, run_as: dict | None
         user = (run_as or {}).get("user")
         options = {**plugin.spec.docker_options, **({"user": uid_gid(user)} if user else {})}
         backend = {"backend_type": "local-docker", "docker": {
-            "image": docker.get("image") or plugin.spec.image, "mounts": mounts,
+            "image": docker.get("image") or image_for(plugin), "mounts": mounts,
             "env": docker.get("env", {}), "options": options, "python": docker.get("python", "python3")}}  # fmt: skip
     elif backend.get("backend_type", "local") == "local":  # how it runs is the service's to say, not the client's
         backend = {"backend_type": "local", **(run_as or {})}
@@ -269,10 +271,29 @@ def resume(job: Job, plugins: dict, sealer, specs: dict | None, parent_job_id: s
     start(job, plugin, executor, sealer)
 
 
-def archive(job: Job, selected: list[str] | None = None) -> bytes:
-    """A tar.gz of the job's results (or of the selected files, paths inside the results folder only)."""
+def selected_files(job: Job, names: list[str], model_kinds: list[str], plugins: dict) -> list[Path]:
+    """The named files of the job's results folder (each must be one) and the files of its model of each kind
+    (the plugin's ``model_files``: a kind it does not declare, or a job without such a file, is a 404)."""
     root = Path(job.results_dir).resolve()
-    paths = [_inside(root, name) for name in selected] if selected else [p for p in root.rglob("*") if p.is_file()]
+    paths = [_inside(root, name) for name in names]
+    declared = _plugin(plugins, job.network_arch).spec.model_files
+    for kind in model_kinds:
+        if kind not in declared:
+            named = ", ".join(f"{k}_model" for k in declared) or "none"
+            raise RequestError(404, f"{job.network_arch} keeps no {kind} model apart (it names: {named})")
+        found = [p for p in sorted(root.rglob("*")) if p.is_file()
+                 and any(fnmatch.fnmatch(str(p.relative_to(root)), pattern) for pattern in declared[kind])]  # fmt: skip
+        if not found:
+            raise RequestError(404, f"job {job.id} has no {kind} model (yet): none of {', '.join(declared[kind])}")
+        paths += [p for p in found if p not in paths]
+    return paths
+
+
+def archive(job: Job, paths: list[Path] | None = None) -> bytes:
+    """A tar.gz of the job's results (or of ``paths``, files inside the results folder: selected_files)."""
+    root = Path(job.results_dir).resolve()
+    if not paths:
+        paths = [p for p in root.rglob("*") if p.is_file()]
     buffer = io.BytesIO()
     with tarfile.open(fileobj=buffer, mode="w:gz") as tar:
         for path in paths:

@@ -110,10 +110,24 @@ def download(job_id: str, org: Org, svc: ServiceDep):
 
 
 @router.get("/jobs/{job_id}:download_selective_files")
-def download_selected(job_id: str, org: Org, svc: ServiceDep, file_lists: list[str] = SELECTED_FILES):
+def download_selected(
+    job_id: str,
+    org: Org,
+    svc: ServiceDep,
+    file_lists: list[str] = SELECTED_FILES,
+    best_model: bool = False,
+    latest_model: bool = False,
+    tar_files: bool = True,
+):
+    """The files asked for, and the job's model when asked (the plugin's model_files say which files): a tar.gz,
+    or, with tar_files false and one file, that file itself (the client writes the answer under its name)."""
     with svc.store.session() as session:
         job = found(svc.store.owned(session, Job, org, job_id), "job")
-    return Response(job_runner.archive(job, file_lists or None), media_type="application/gzip")
+    kinds = [kind for kind, wanted in (("best", best_model), ("latest", latest_model)) if wanted]
+    paths = job_runner.selected_files(job, file_lists, kinds, svc.plugins)
+    if not tar_files and len(file_lists) == 1 and not kinds:
+        return Response(paths[0].read_bytes(), media_type="application/octet-stream")
+    return Response(job_runner.archive(job, paths), media_type="application/gzip")
 
 
 @router.get("/jobs/{job_id}:list_files")
