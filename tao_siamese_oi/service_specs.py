@@ -4,12 +4,17 @@ Plain data only (no torch): the service calls it when a job is created. A datase
 in ``images/`` beside it) or a folder holding ``dataset.csv`` and ``images/``. Roles: ``train`` -> the train
 split, ``eval`` -> validation and test, ``inference`` -> infer, ``dataset`` (dataset jobs) -> every split.
 Children find their model in their ancestors: the nearest train's ``oi_model_latest.pth`` or calibrate's
-``oi_model_calibrated.pth``, export's ONNX file; a training whose lineage holds a training (a published model, or
-a train parent) starts from its weights. A calibrate job reads its good parts from the ``inference`` dataset.
+``oi_model_calibrated.pth``, export's ONNX file, and score it as it was trained: the model section and how
+inputs are prepared (TRAINED_WITH) come from that job's spec, whatever the child's spec says (a client sends the
+schema's defaults, which would not fit a model trained at another size). A training whose lineage holds a
+training (a published model, or a train parent) starts from its weights. A calibrate job reads its good parts
+from the ``inference`` dataset.
 """
 
 import copy
 from pathlib import Path
+
+from tao_siamese_oi.model_files import CALIBRATED_NAME, CHECKPOINT_EXT, LATEST_NAME, ONNX_NAME
 
 # Where tasks write: bound by the service (the client's values dropped), inside the job's results folder.
 OUTPUT_KEYS = (
@@ -24,7 +29,14 @@ OUTPUT_KEYS = (
     "calibrate.output_checkpoint",
 )
 # Where a lineage's model is: a training's latest checkpoint, or a re-calibrated copy of it.
-MODEL_FILES = {"train": "train/oi_model_latest.pth", "calibrate": "calibrate/oi_model_calibrated.pth"}
+MODEL_FILES = {"train": f"train/{LATEST_NAME}{CHECKPOINT_EXT}", "calibrate": f"calibrate/{CALIBRATED_NAME}"}
+# What a model was trained with that its children must score it with (the checkpoint's preprocessing record
+# and the network): taken from the spec of the job that made the model.
+TRAINED_WITH = {
+    "model": None,
+    "dataset": ("num_input", "input_map", "concat_type", "grid_map", "image_width", "image_height",
+                "augmentation_config", "alignment"),
+}  # fmt: skip
 # The environment variables a job's client may set (besides JOB_VAR_*): what the tasks read on purpose.
 JOB_ENV = ("WANDB_MODE", "WANDB_PROJECT", "WANDB_ENTITY", "OMP_NUM_THREADS")
 
@@ -47,10 +59,11 @@ def job_specs(action: str, specs: dict, datasets: dict, ancestors: list, results
     exported = _newest(ancestors, "export")
     if model and action in ("evaluate", "inference", "calibrate", "export"):
         spec.setdefault(action, {})["checkpoint"] = model
+        _trained_with(spec, Path(model).parents[2])
     if model and action == "train":  # a training from a published model (or a train parent) starts from it
         spec.setdefault("train", {})["pretrained_model_path"] = model
     if exported and action == "gen_trt_engine":
-        spec.setdefault(action, {})["onnx_file"] = f"{exported}/export/oi_model.onnx"
+        spec.setdefault(action, {})["onnx_file"] = f"{exported}/export/{ONNX_NAME}"
     if action == "dataset_convert":  # the converted pairs stay in the job (a dataset of the org refers to them)
         spec.setdefault(action, {})["data_convert_output_dir"] = f"{results_dir}/dataset_convert/converted"
     return spec
@@ -70,3 +83,21 @@ def _newest_model(ancestors: list) -> str | None:
     """The checkpoint of the nearest training or re-calibration in the lineage."""
     nearest = next((a for a in ancestors if a["action"] in MODEL_FILES), None)
     return f"{nearest['results_dir']}/{MODEL_FILES[nearest['action']]}" if nearest else None
+
+
+def _trained_with(spec: dict, model_job: Path) -> None:
+    """The model section and the input preparation of the job that made the model, over the child's."""
+    from tao_launcher.safe_yaml import load_yaml_file
+
+    made = model_job / "spec.yaml"
+    trained = load_yaml_file(made) if made.is_file() else None
+    if not isinstance(trained, dict):
+        return  # a model from before the service kept specs: the child's own spec says (and is checked)
+    for section, keys in TRAINED_WITH.items():
+        source = trained.get(section)
+        if not isinstance(source, dict):
+            continue
+        target = spec.setdefault(section, {})
+        for key in keys or tuple(source):
+            if key in source:
+                target[key] = copy.deepcopy(source[key])

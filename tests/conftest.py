@@ -137,3 +137,11 @@ def py_base_image(docker_engine) -> str:
     if not LIBSTDCXX.exists():
         pytest.skip(f"{LIBSTDCXX} (torch needs it; the engine's Python image lacks it) is not on this machine")
     return name
+
+
+@pytest.fixture(scope="session")
+def oi_image(docker_engine, py_base_image) -> str:
+    """The repository's Dockerfile built as a CPU image (tests/image_build.py), once per session."""
+    from tests.image_build import build_image
+
+    return build_image(docker_engine, py_base_image, LIBSTDCXX)

@@ -3,37 +3,15 @@ Debian Python image with pip added, the wheels come from this machine's package 
 task, and works the way NVIDIA's launcher uses an image: started with its default command, which waits, then
 `docker exec <container> optical_inspection <action> ...`, then stopped."""
 
-import io
-import os
-import subprocess
-import sys
-import tarfile
 import time
 from pathlib import Path
 
 import pytest
 import yaml
 
-from tests.conftest import LIBSTDCXX, tiny_spec_dict
+from tests.conftest import tiny_spec_dict
 
 pytestmark = [pytest.mark.docker, pytest.mark.slow]
-ROOT = Path(__file__).resolve().parents[2]
-BASE = "local/python-pip:test"
-IMAGE = "local/tao-siamese-oi:cpu-test"
-WHEELS = Path(os.environ.get("OI_WHEELS", Path.home() / ".cache" / "tao_siamese_oi_wheels"))
-
-
-def _tar(files: dict[str, Path | bytes]) -> io.BytesIO:
-    context = io.BytesIO()
-    with tarfile.open(fileobj=context, mode="w") as tar:
-        for name, source in files.items():
-            data = source if isinstance(source, bytes) else source.read_bytes()
-            info = tarfile.TarInfo(name)
-            info.size = len(data)
-            info.mode = 0o755 if isinstance(source, Path) and os.access(source, os.X_OK) else 0o644
-            tar.addfile(info, io.BytesIO(data))
-    context.seek(0)
-    return context
 
 
 @pytest.fixture(scope="module")
@@ -41,48 +19,9 @@ def client(docker_engine):
     return docker_engine
 
 
-def _wheels() -> list[Path]:
-    """Every wheel the image installs, from this machine's index, kept between runs."""
-    WHEELS.mkdir(parents=True, exist_ok=True)
-    wanted = [f"{ROOT / 'launcher'}[job]", str(ROOT), "setuptools", "wheel", "pip"]
-    subprocess.run(
-        [sys.executable, "-m", "pip", "download", "--quiet", "-d", str(WHEELS), *wanted],
-        check=True,
-        timeout=900,
-        capture_output=True,  # pip's index warnings; an error still fails the test
-    )
-    return sorted(WHEELS.glob("*.whl"))
-
-
 @pytest.fixture(scope="module")
-def image(client, py_base_image):
-    py_image = py_base_image
-    wheels = _wheels()
-    pip = next(w for w in wheels if w.name.startswith("pip-"))
-    # The stand-in for python:3.11-slim: the engine's Debian Python, libstdc++ and pip (run from its own wheel),
-    # without Debian's "externally managed" marker, which python:3.11-slim does not have either.
-    base = (
-        f"FROM {py_image}\nCOPY libstdc++.so.6 {LIBSTDCXX}\nCOPY {pip.name} /tmp/\n"
-        "RUN rm -f /usr/lib/python3*/EXTERNALLY-MANAGED && "
-        f"python3 /tmp/{pip.name}/pip install --quiet --no-index /tmp/{pip.name} && rm /tmp/{pip.name}\n"
-    ).encode()
-    context = _tar({"Dockerfile": base, "libstdc++.so.6": LIBSTDCXX.resolve(), pip.name: pip})
-    client.images.build(fileobj=context, custom_context=True, tag=BASE, rm=True)
-    # The repository as `docker build .` sends it (git's files: .dockerignore's exclusions are not tracked), and
-    # the wheels in wheels/, as the Dockerfile's air-gapped build takes them.
-    tracked = subprocess.run(["git", "ls-files"], cwd=ROOT, capture_output=True, text=True, check=True).stdout
-    files: dict[str, Path | bytes] = {name: ROOT / name for name in tracked.split() if (ROOT / name).is_file()}
-    files.update({f"wheels/{w.name}": w for w in wheels})
-    started = time.time()
-    client.images.build(
-        fileobj=_tar(files),
-        custom_context=True,
-        tag=IMAGE,
-        rm=True,
-        buildargs={"BASE_IMAGE": BASE, "PIP_OPTIONS": "--no-index --find-links /tmp/wheels"},
-    )
-    print(f"built {IMAGE} in {time.time() - started:.0f} s")
-    return IMAGE
+def image(oi_image):
+    return oi_image
 
 
 def _spec(tiny_data, tmp_path) -> Path:
