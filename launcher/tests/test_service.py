@@ -337,8 +337,20 @@ def test_the_encryption_key_reaches_jobs_and_their_children_but_is_never_stored_
         client, a, action="evaluate", parent_job_id=parent, specs={"evaluate": {"sleep": 0.0, "epochs": 1}}
     )
     wait_for(client, "factory_a", a, child, ("Done",))
+    again = create_job(client, a, action="evaluate", parent_job_id=parent, encryption_key=secret,
+                       specs={"evaluate": {"sleep": 0.0, "epochs": 1}})  # fmt: skip  # the same key, given again
+    wait_for(client, "factory_a", a, again, ("Done",))
+    jobs_before = sorted(p.name for p in (settings.state_dir / "factory_a").iterdir())
+    other = client.post(f"{API}/orgs/factory_a/jobs", headers=a, json={
+        "kind": "experiment", "network_arch": "fake_task", "action": "evaluate", "parent_job_id": parent,
+        "encryption_key": "nvidia_tlt"})  # fmt: skip  # the client's seed key: the parent's model won't open with it
+    assert other.status_code == 400 and other.json()["error_desc"] == (
+        "encryption_key is not the key of the model this job builds on (its parent's); give the parent's key, or "
+        "none: a child inherits it"
+    )
+    assert sorted(p.name for p in (settings.state_dir / "factory_a").iterdir()) == jobs_before  # nothing made
     digest = hashlib.sha256(secret.encode()).hexdigest()
-    for job_id in (parent, child):
+    for job_id in (parent, child, again):
         log = client.get(f"{API}/orgs/factory_a/jobs/{job_id}:logs", headers=a).text
         assert f"key sha256 {digest}" in log and secret not in log
     stored = [p for p in settings.state_dir.rglob("*") if p.is_file() and p.name != "service.secret"]

@@ -7,6 +7,7 @@ user passes no file paths. The status comes from the executor (running, exit cod
 """
 
 import fnmatch
+import hmac
 import io
 import json
 import os
@@ -108,7 +109,11 @@ def create(
         raise RequestError(400, "specs and encryption_key give two different keys; give the key once")
     key = key or spec_key
     # no key given: the one of the model it builds on (its parent, or a published model), which must decrypt it
-    job.sealed_key = sealer.seal(key) if key else next((a.sealed_key for a in lineage if a.sealed_key), None)
+    inherited = next((a.sealed_key for a in lineage if a.sealed_key), None)
+    if key and inherited and not hmac.compare_digest(sealer.open(inherited), key):
+        raise RequestError(400, "encryption_key is not the key of the model this job builds on (its parent's); "
+                           "give the parent's key, or none: a child inherits it")  # fmt: skip
+    job.sealed_key = sealer.seal(key) if key else inherited
     executor = _executor(body.get("backend_details") or {}, plugin, job, docker, run_as)  # before any file exists
     final = bound_spec(job, plugin, specs)  # checked before any file exists too
     write_spec(job, plugin, final)
