@@ -116,7 +116,7 @@ def score_split(cfg: ExperimentConfig, task: str, split: str) -> SplitScores:
         )
     gpu = devices["accelerator"] == "gpu" and not distributed
     scorer = Scorer.open(cfg, task, torch.device("cuda", devices["devices"][0]) if gpu else torch.device("cpu"))
-    heatmaps = wanted_heatmaps(scorer, task_cfg.heatmaps, task)
+    heatmaps = wanted_heatmaps(scorer, task_cfg.heatmaps, task, cfg.model.model_type)
     log.info("Scoring the %s split with %s (%s backend)", split, scorer.model_file, task_cfg.backend)
     if distributed:
         return _score_distributed(cfg, scorer, heatmaps, task_cfg.batch_size, split, devices)
@@ -129,14 +129,15 @@ def score_split(cfg: ExperimentConfig, task: str, split: str) -> SplitScores:
     return SplitScores(dataset, scores, scorer, len(dataset) / (time.perf_counter() - start), maps)
 
 
-def wanted_heatmaps(scorer: "Scorer", wanted: bool | None, task: str) -> bool:
+def wanted_heatmaps(scorer: "Scorer", wanted: bool | None, task: str, model_type: str) -> bool:
     """Whether the task writes heatmaps: ``<task>.heatmaps`` true, or null and the model has a cell map. A model
     without one, asked for it, says so in one line."""
     if wanted and scorer.geometry is None:
         log.info(
-            "%s.heatmaps: this model has no cell map (it ends in fully connected layers, so no place in the image "
-            "is kept); only Siamese_Grid has one. No heatmaps are written.",
+            "%s.heatmaps: %s has no cell map (it ends in fully connected layers, so no place in the image is kept); "
+            "only Siamese_Grid has one. No heatmaps are written.",
             task,
+            model_type,
         )
     return wanted is not False and scorer.geometry is not None
 
