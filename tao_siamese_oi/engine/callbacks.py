@@ -11,12 +11,14 @@ from lightning.pytorch.plugins.io import TorchCheckpointIO
 from tao_siamese_oi.artifacts.checkpoint import load_checkpoint_file, save_checkpoint
 from tao_siamese_oi.model.metrics import higher_is_better
 from tao_siamese_oi.model_files import CHECKPOINT_EXT, LATEST_NAME
+from tao_siamese_oi.utils import progress
 from tao_siamese_oi.utils.status import RUNNING, StatusLogger
 
 log = logging.getLogger("tao_siamese_oi")
 
 PERIODIC_NAME = "model_epoch_{epoch:03d}_step_{step:05d}"  # TAO 7.3's names (0-based epoch, global step)
 BAR_LOSS = "loss"  # SiameseModule's per-batch loss, logged for the progress bar only
+EPOCH_LINE_KPIS = ("train_loss", "val_loss", "val_auroc", "val_fpr", "val_recall")  # the rest: status.json
 
 
 class AtomicCheckpointIO(TorchCheckpointIO):
@@ -131,7 +133,7 @@ class ThroughputAndStatus(Checkpoint):
         self.status = status
         self.pairs = 0
         self.seconds = 0.0
-        self._start = 0.0
+        self._start = self._last_line = 0.0
 
     def on_train_start(self, trainer, pl_module):
         log.info(
@@ -146,7 +148,7 @@ class ThroughputAndStatus(Checkpoint):
         self.status.write(RUNNING, "Training loop complete.")
 
     def on_train_epoch_start(self, trainer, pl_module):
-        self._start = time.perf_counter()
+        self._start = self._last_line = time.perf_counter()
         self._validation_seconds = 0.0
         self._epoch_pairs = 0
         self._epoch_steps = 0
@@ -161,6 +163,24 @@ class ThroughputAndStatus(Checkpoint):
     def on_train_batch_end(self, trainer, pl_module, outputs, batch, batch_idx):
         self._epoch_pairs += len(batch[2]) * trainer.world_size  # every process trains an equal share
         self._epoch_steps += 1
+        if self._log_progress(trainer):
+            total = trainer.num_training_batches
+            seconds = time.perf_counter() - self._start - self._validation_seconds
+            left = (total - self._epoch_steps) * seconds / self._epoch_steps if total != float("inf") else None
+            log.info("Epoch %d/%d: %d of %s batches (%s), %.0f pairs/s%s", trainer.current_epoch + 1,
+                     trainer.max_epochs, self._epoch_steps, total,
+                     f"{100 * self._epoch_steps / total:.0f} %" if left is not None else "size unknown",
+                     self._epoch_pairs / max(seconds, 1e-9),
+                     f", about {left:.0f} s left in the epoch" if left is not None else "")  # fmt: skip
+
+    def _log_progress(self, trainer) -> bool:
+        """In a log (no terminal, so no progress bar), a line every progress.LOG_EVERY_S seconds of an epoch: a
+        long epoch is never silent. The main process says it for all."""
+        now = time.perf_counter()
+        if progress.bars_wanted() or not trainer.is_global_zero or now - self._last_line < progress.LOG_EVERY_S:
+            return False
+        self._last_line = now
+        return True
 
     def on_train_epoch_end(self, trainer, pl_module):
         elapsed = time.perf_counter() - self._start
@@ -186,6 +206,10 @@ class ThroughputAndStatus(Checkpoint):
             time_per_step_s=round(elapsed / steps, 4),
             eta_s=round(elapsed * epochs_left, 1),
         )
+        if not progress.bars_wanted() and trainer.is_global_zero:  # in a log: each epoch in one line
+            shown = ", ".join(f"{k} {kpi[k]:.4g}" for k in EPOCH_LINE_KPIS if isinstance(kpi.get(k), (int, float)))
+            log.info("Epoch %d/%d done in %.1f s: %s; about %.0f s left", trainer.current_epoch + 1,
+                     trainer.max_epochs, elapsed, shown or "no metrics", elapsed * epochs_left)  # fmt: skip
 
     @property
     def pairs_per_second(self) -> float:
