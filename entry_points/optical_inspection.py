@@ -106,13 +106,18 @@ def _run_or_fail(action: str, spec: str, overrides: tuple, debug: bool):
 SCORED_SPLIT = {"evaluate": "test_dataset", "inference": "infer_dataset", "train": "train_dataset"}
 
 
+# The CSVs dataset_convert writes (tasks/dataset_convert.py), by the split they fill.
+CONVERTED_CSVS = {"train_dataset": "train.csv", "validation_dataset": "val.csv", "test_dataset": "test.csv"}
+
+
 def next_step(action: str, spec: str, overrides: tuple, cfg, result: dict) -> str | None:
     """The natural next command after a successful run, with this run's overrides and files. The spec is this
     run's when it has the split the next task needs, else ``<task>.yaml`` beside it (TAO's layout: one spec per
-    task), else this one with the missing key to fill in."""
+    task), else this one with the missing key to fill in. A command whose task would find its results folder
+    taken gets a free one (``<task>.results_dir``): what is suggested runs as printed."""
     from pathlib import Path
 
-    def command(task: str, *extra: str) -> str:
+    def command(task: str, *extra: str, fresh: str = "") -> str:
         kept = [o for o in overrides if not o.startswith(f"{action}.") and not o.startswith(f"{task}.")]
         task_spec, missing = spec, []
         split = SCORED_SPLIT.get(task)
@@ -124,9 +129,12 @@ def next_step(action: str, spec: str, overrides: tuple, cfg, result: dict) -> st
             sibling = Path(spec).with_name(f"{task}.yaml")
             task_spec = str(sibling) if sibling.is_file() else spec
             missing = [] if sibling.is_file() else [f"dataset.{split}.csv_path=<your {split} CSV>"]
+        args = [*kept, *extra]
+        if not missing:
+            args += _free_results_dir(task, task_spec, args, fresh)
         # Through the tao launcher, the way the user ran this task (it says so in the environment).
         prog = shlex.split(os.environ.get("TAO_LAUNCHER_COMMAND", "optical_inspection"))
-        shown = redact_argv([*kept, *extra], SECRET_KEYS)
+        shown = redact_argv(args, SECRET_KEYS)
         return shlex.join([*prog, task, "-e", task_spec, *shown]) + "".join(f" {m}" for m in missing)
 
     if action == "train" and result.get("checkpoint"):
@@ -139,10 +147,40 @@ def next_step(action: str, spec: str, overrides: tuple, cfg, result: dict) -> st
     if action == "calibrate" and result.get("checkpoint"):
         return command("evaluate", f"evaluate.checkpoint={result['checkpoint']}")
     if action == "export" and result.get("onnx_file"):
-        return command("inference", "inference.backend=onnxruntime", f"inference.onnx_file={result['onnx_file']}")
+        onnx = result["onnx_file"]
+        return command("inference", "inference.backend=onnxruntime", f"inference.onnx_file={onnx}", fresh="onnx")
+    if action == "inference":
+        decided = f"decisions in {result['inference_csv']}"
+        model = cfg.inference.checkpoint
+        if model and cfg.inference.backend == "pytorch":
+            return f"{decided}; to deploy: " + command("export", f"export.checkpoint={model}")
+        return decided
+    if action == "dataset_convert":
+        out = Path(cfg.dataset_convert.data_convert_output_dir)
+        splits = [f"dataset.{split}.{key}={value}" for split, name in CONVERTED_CSVS.items() if (out / name).is_file()
+                  for key, value in (("csv_path", out / name), ("images_dir", out / "images"))]  # fmt: skip
+        return command("validate", *splits) if splits else None
     if action == "validate":
         return command("train")
     return None
+
+
+def _free_results_dir(task: str, spec: str, args: list, fresh: str) -> list[str]:
+    """``[<task>.results_dir=<a free folder>]`` when the folder the task would write to already holds files (the
+    task would refuse to replace them), named ``<folder>_<fresh>`` or ``<folder>_<n>``; else ``[]``."""
+    from pathlib import Path
+
+    from tao_siamese_oi.config import load_config
+
+    try:
+        folder = Path(getattr(load_config(spec, args), task).results_dir)
+    except Exception:  # noqa: BLE001 - a hint only: the command itself will say what is wrong
+        return []
+    if not folder.is_dir() or not any(folder.iterdir()):
+        return []
+    names = ([f"{folder}_{fresh}"] if fresh else []) + [f"{folder}_{n}" for n in range(2, 1000)]
+    free = next(name for name in names if not Path(name).exists())
+    return [f"{task}.results_dir={free}"]
 
 
 def _action_command(action: str):

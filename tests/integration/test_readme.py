@@ -78,6 +78,45 @@ def test_quick_start_runs_verbatim(tmp_path):
     assert sorted((p, p.stat().st_mtime_ns) for p in (tmp_path / "results").rglob("*")) == before
 
 
+def next_command(stderr: str) -> str | None:
+    """The command of a run's ``next:`` line (after its ``; to deploy:``, when it has one), or None."""
+    line = next((line for line in stderr.splitlines() if line.startswith("next: ")), None)
+    if line is None:
+        return None
+    command = line[len("next: ") :].split("; to deploy: ")[-1]
+    return command if command.startswith("optical_inspection ") else None
+
+
+@pytest.mark.slow
+def test_every_next_line_of_the_quick_start_runs_as_printed(tmp_path):
+    """Each quick-start step's ``next:`` command, run right after it (in a copy of the folder as it was then),
+    exits 0; so does the chain of ``next:`` lines that follows the last step."""
+    work = tmp_path / "work"
+    shutil.copytree(ROOT / "specs", work / "specs")
+
+    def run(command: str, cwd: Path) -> subprocess.CompletedProcess:
+        argv = shlex.split(command)
+        done = subprocess.run([cli(argv[0]), *argv[1:]], cwd=cwd, capture_output=True, text=True)
+        assert done.returncode == 0, f"{command}\n{done.stderr[-3000:]}"
+        return done
+
+    followed = []
+    for step, command in enumerate(quick_start_commands()):
+        suggested = next_command(run(command, work).stderr)
+        if suggested is None:
+            continue
+        then = tmp_path / f"after_{step}"
+        shutil.copytree(work, then)
+        followed.append(suggested.split()[1])
+        run(suggested, then)
+    assert followed == ["evaluate", "export", "export", "inference"]  # train, evaluate, inference, export
+    chain, command = [], suggested
+    while command is not None and len(chain) < 5:  # after the quick start: follow the lines as they come
+        chain.append(command.split()[1])
+        command = next_command(run(command, work).stderr)
+    assert chain == ["inference"] and command is None  # ONNX inference beside the first one; its line: the CSV
+
+
 @pytest.mark.slow
 def test_the_console_is_quiet_in_a_log(tmp_path, tiny_data):
     """Output redirected to a file (a scheduler's log): no framework banners, no progress bars stuck at 0 %."""

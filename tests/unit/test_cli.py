@@ -301,3 +301,24 @@ def test_the_docker_build_context_leaves_out_the_virtual_environment_and_caches(
     copied = ["setup.cfg", "pyproject.toml", "README.md", "tao_siamese_oi/__init__.py", "launcher/pyproject.toml"]
     copied += ["entry_points/optical_inspection.py", "specs/train.yaml"]
     assert all(p in sent for p in copied)  # what the Dockerfile COPYs is still sent
+
+
+def test_dataset_convert_suggests_validating_what_it_wrote_and_the_line_runs(capsys, tmp_path, monkeypatch):
+    import shlex
+
+    import yaml
+    from tao_siamese_oi.entry_points.optical_inspection import run_action
+
+    monkeypatch.chdir(tmp_path)
+    convert = {"results_dir": "results", "dataset_convert": {"source": "synthetic", "data_convert_output_dir": "pairs"}}
+    (tmp_path / "convert.yaml").write_text(yaml.safe_dump(convert))
+    assert run_action(["dataset_convert", "-e", "convert.yaml"]) == 0
+    (line,) = [x for x in capsys.readouterr().err.splitlines() if x.startswith("next: ")]
+    argv = shlex.split(line[len("next: ") :])
+    assert argv[:4] == ["optical_inspection", "validate", "-e", "convert.yaml"]
+    bound = {"dataset.train_dataset.csv_path=pairs/train.csv", "dataset.test_dataset.images_dir=pairs/images"}
+    assert bound <= set(argv)
+    assert run_action(argv[1:]) == 0  # as printed
+    assert "next: optical_inspection train -e convert.yaml dataset.train_dataset.csv_path=pairs/train.csv" in (
+        capsys.readouterr().err
+    )
