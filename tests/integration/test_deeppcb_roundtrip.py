@@ -1,75 +1,59 @@
-"""DeepPCB-dev -> dataset_convert -> train 1 epoch -> evaluate, through the real CLI."""
+"""The README's Real data section on DeepPCB-dev, through the real CLI as a user types it (from a copy of specs/,
+with DEEPPCB_ROOT set): dataset_convert, train (one epoch instead of ten: CI's time), evaluate."""
 
 import json
+import os
+import re
+import shlex
+import shutil
 import subprocess
+from pathlib import Path
 
 import pandas as pd
 import pytest
-import yaml
 
 from bench.deeppcb import deeppcb_root, missing_reason
 from tests.conftest import cli
 
 pytestmark = pytest.mark.slow  # real trainings and subprocesses: the slow lane
 
-DEEPPCB = deeppcb_root()
+ROOT = Path(__file__).resolve().parents[2]
 
 
-def run(*args):
-    out = subprocess.run([cli("optical_inspection"), *map(str, args)], capture_output=True, text=True)
-    assert out.returncode == 0, out.stderr[-3000:]
-    return json.loads(out.stdout.strip().splitlines()[-1])
+def real_data_commands() -> list[str]:
+    section = (ROOT / "README.md").read_text().split("## Real data: DeepPCB\n", 1)[1].split("\n## ", 1)[0]
+    block = re.search(r"```bash\n(.*?)```", section, flags=re.S).group(1)
+    return [line.split("#")[0].strip() for line in block.splitlines() if line.startswith("optical_inspection ")]
 
 
 @pytest.mark.skipif(missing_reason() is not None, reason=str(missing_reason()))
-def test_deeppcb_round_trip(tmp_path):
-    data = tmp_path / "deeppcb"
-    split = {
-        name: {"csv_path": str(data / f"{csv}.csv"), "images_dir": str(data / "images")}
-        for name, csv in [("train_dataset", "train"), ("validation_dataset", "val"), ("test_dataset", "test")]
-    }
-    spec = tmp_path / "spec.yaml"
-    spec.write_text(
-        yaml.safe_dump(
-            {
-                "results_dir": str(tmp_path / "results"),
-                "dataset": {
-                    **split,
-                    "num_input": 1,
-                    "input_map": None,
-                    "image_ext": ".png",
-                    "image_width": 24,
-                    "image_height": 24,
-                    "batch_size": 16,
-                    "workers": 0,
-                    "fpratio_sampling": 0.5,
-                },
-                "dataset_convert": {
-                    "source": "deeppcb",
-                    "root_dataset_dir": str(DEEPPCB),
-                    "data_convert_output_dir": str(data),
-                    "max_images": 12,
-                    "pass_crops_per_image": 4,
-                    "crop_size": 48,
-                },
-                "train": {"num_epochs": 1, "seed": 3},
-            }
-        )
-    )
-    summary = run("dataset_convert", "-e", spec)
-    assert summary["train"]["images"] + summary["val"]["images"] == 12 and summary["test"]["images"] == 12
-    assert summary["train"]["labels"]["PASS"] == 4 * summary["train"]["images"]
-
-    trained = run("train", "-e", spec)
+def test_the_readmes_real_data_commands_run_on_deeppcb_dev(tmp_path):
+    shutil.copytree(ROOT / "specs", tmp_path / "specs")
+    env = {**os.environ, "DEEPPCB_ROOT": str(deeppcb_root())}
+    commands = real_data_commands()
+    assert [c.split()[1] for c in commands] == ["dataset_convert", "train", "evaluate"]
+    results = []
+    for command in commands:
+        argv = shlex.split(command) + (["train.num_epochs=1"] if " train " in command else [])
+        done = subprocess.run([cli(argv[0]), *argv[1:]], cwd=tmp_path, env=env, capture_output=True, text=True)
+        assert done.returncode == 0, f"{command}\n{done.stderr[-3000:]}"
+        results.append(json.loads(done.stdout.strip().splitlines()[-1]))
+    summary, trained, metrics = results
+    assert summary["train"]["images"] > 0 and summary["test"]["images"] > 0
+    assert summary["train"]["labels"]["PASS"] == 20 * summary["train"]["images"]  # the spec's crops per image
     assert trained["epochs"] == 1
-    metrics = run("evaluate", "-e", spec, f"evaluate.checkpoint={tmp_path}/results/train/oi_model_latest.pth")
     assert metrics["num_pairs"] == summary["test"]["pairs"]
     assert metrics["num_fail"] == summary["test"]["pairs"] - summary["test"]["labels"]["PASS"]
-    assert metrics["auroc"] is not None
-    evaluated = pd.read_csv(tmp_path / "results" / "evaluate" / "evaluate.csv")
+    assert metrics["auroc"] > 0.9  # one epoch on real boards already separates most defects
+    evaluated = pd.read_csv(tmp_path / "results" / "deeppcb" / "evaluate" / "evaluate.csv")
     assert {"defect_type", "board", "siamese_score", "decision"} <= set(evaluated.columns)  # extra columns kept
+    assert (tmp_path / "results" / "deeppcb" / "evaluate" / "report.html").is_file()
 
-    again = subprocess.run(
-        [cli("optical_inspection"), "dataset_convert", "-e", str(spec)], capture_output=True, text=True
-    )
+    again = subprocess.run([cli("optical_inspection"), *shlex.split(commands[0])[1:]], cwd=tmp_path, env=env,
+                           capture_output=True, text=True)  # fmt: skip
     assert again.returncode == 5 and "choose another dataset_convert.data_convert_output_dir" in again.stderr
+    unset = {k: v for k, v in env.items() if k != "DEEPPCB_ROOT"}
+    shutil.rmtree(tmp_path / "data")
+    missing = subprocess.run([cli("optical_inspection"), *shlex.split(commands[0])[1:]], cwd=tmp_path, env=unset,
+                             capture_output=True, text=True)  # fmt: skip
+    assert missing.returncode == 2 and "Environment variable 'DEEPPCB_ROOT' not found" in missing.stderr
