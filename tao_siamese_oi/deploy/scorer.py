@@ -120,14 +120,19 @@ class Scorer:
 
     def threshold_for(self, group: str | None) -> tuple[float, str]:
         """(threshold, source) for one pair of ``group`` (a value of the calibration's group column, or None)."""
-        column, own = group_thresholds(self.calibration if self.threshold_source == "calibrated" else None)
+        column, own = self._groups
         if group is not None and str(group) in own:
             return own[str(group)], f"calibrated for {column}={group}"
         return self.threshold, self.threshold_source
 
     @property
     def group_column(self) -> str | None:
-        return group_thresholds(self.calibration if self.threshold_source == "calibrated" else None)[0]
+        """The column whose values have thresholds of their own (when the calibrated threshold decides)."""
+        return self._groups[0]
+
+    @property
+    def _groups(self) -> tuple[str | None, dict[str, float]]:
+        return group_thresholds(self.calibration if self.threshold_source == "calibrated" else None)
 
     # -- scoring ---------------------------------------------------------------------------------------------
     def score_dataset(self, dataset, batch_size: int, workers: int, heatmaps: bool = True):

@@ -2,7 +2,9 @@
 
 The engine is the private dockerd of ../shared/tools/docker-engine (started by .ci/run). The image is built here
 from its Debian python3.11 image: the test's own Python environment and checkout are bind-mounted read-only, so
-the container runs exactly the code under test. Skipped, with the reason, where no engine answers.
+the container runs exactly the code under test. The job service's container jobs run in the image as the
+Dockerfile builds it (tests/image_build.py), nothing of this machine in it. Skipped, with the reason, where no
+engine answers.
 """
 
 import io
@@ -25,8 +27,7 @@ from tests.conftest import LIBSTDCXX, cli, tiny_spec_dict
 pytestmark = [pytest.mark.docker, pytest.mark.slow]
 ROOT = Path(__file__).resolve().parents[2]
 IMAGE = "local/tao-siamese-oi:test"
-# `python -m MODULE ARGS` with the test's environment on the path: the job service's wrapper in the image.
-PYTHON_WRAPPER = """#!/bin/sh
+WRAPPER = """#!/bin/sh
 exec python3 -c 'import os, runpy, site, sys; site.addsitedir(os.environ["OI_SITE"]); module = sys.argv[2]; \
 sys.argv = [module, *sys.argv[3:]]; runpy.run_module(module, run_name="__main__", alter_sys=True)' "$@"
 """
@@ -48,12 +49,10 @@ def image(client, py_base_image):
     with tarfile.open(fileobj=context, mode="w") as tar:
         dockerfile = (
             f"FROM {base}\nCOPY libstdc++.so.6 {LIBSTDCXX}\nCOPY optical_inspection /usr/local/bin/optical_inspection\n"
-            "COPY oi-python /usr/local/bin/oi-python\n"
         ).encode()
         for name, data, mode in [
             ("Dockerfile", dockerfile, 0o644),
             ("optical_inspection", WRAPPER.encode(), 0o755),
-            ("oi-python", PYTHON_WRAPPER.encode(), 0o755),
             ("libstdc++.so.6", LIBSTDCXX.resolve().read_bytes(), 0o644),
         ]:
             info = tarfile.TarInfo(name)
@@ -217,8 +216,9 @@ def test_a_dry_run_command_works_when_pasted(setup, client, tmp_path):
     assert '"train": {"pairs": 36' in pasted.stdout
 
 
-def test_the_job_service_runs_a_job_in_the_plugins_container_and_cancels_one(image, client, tiny_data, tmp_path):
-    """``--backend-type local-docker``: the job runs in the image, the container goes once its code is read."""
+def test_the_job_service_runs_a_job_in_the_plugins_container_and_cancels_one(oi_image, client, tiny_data, tmp_path):
+    """``--backend-type local-docker``: the job runs in the image as the Dockerfile builds it (nothing of this
+    machine mounted but the job's folders), the container goes once its code is read."""
     import shutil
 
     pytest.importorskip("fastapi", reason="the job service needs tao-launcher[service]")
@@ -226,13 +226,7 @@ def test_the_job_service_runs_a_job_in_the_plugins_container_and_cancels_one(ima
     from tao_launcher.service.app import ServiceSettings, create_app
 
     shutil.copytree(tiny_data, tmp_path / "data" / "acme" / "tiny")
-    mounts = [str(ROOT)] + ([sys.prefix] if ROOT not in Path(sys.prefix).parents else [])
-    docker = {
-        "image": image,
-        "mounts": mounts,
-        "env": {"OI_SITE": sysconfig.get_paths()["purelib"]},
-        "python": "oi-python",
-    }
+    docker = {"image": oi_image}
     settings = ServiceSettings(tmp_path / "data", tmp_path / "state", api_keys={"*": "k"}, docker=docker)
     service = TestClient(create_app(settings))
     token = service.post("/api/v2/login", json={"ngc_key": "k", "ngc_org_name": "acme"}).json()["token"]
@@ -292,7 +286,9 @@ def test_the_job_service_runs_a_job_in_the_plugins_container_and_cancels_one(ima
 
 
 def leftover_jobs(client) -> list:
-    return [c for c in client.containers.list(all=True) if c.attrs["Config"]["Image"].startswith(IMAGE)]
+    from tests.image_build import IMAGE as BUILT
+
+    return [c for c in client.containers.list(all=True) if c.attrs["Config"]["Image"].startswith(BUILT)]
 
 
 def tao_cmd(setup, *args, env=None):
