@@ -287,6 +287,9 @@ def test_serve_refuses_unsafe_settings(tmp_path, monkeypatch):
     with pytest.raises(LauncherError, match="--airgapped has no authentication: it listens on loopback only"):
         settings_from(parse(["--data-root", str(tmp_path), "--airgapped", "--host", "0.0.0.0"]))
     assert settings_from(parse(["--data-root", str(tmp_path), "--airgapped"])).airgapped
+    missing = tmp_path / "pcb"
+    with pytest.raises(LauncherError, match=f"create it \\(mkdir -p {missing}\\) and put each org's datasets in"):
+        settings_from(parse(["--data-root", str(missing), "--airgapped"]))
 
 
 def test_pause_stops_a_job_and_resume_runs_it_again_in_its_folder(client, settings):

@@ -60,7 +60,8 @@ def settings_from(args: argparse.Namespace):
         raise LauncherError(f"--airgapped has no authentication: it listens on loopback only, not {args.host} "
                             "(add --allow-remote if that is really meant)")  # fmt: skip
     if not args.data_root.is_dir():
-        raise LauncherError(f"--data-root {args.data_root} is not a folder")
+        raise LauncherError(f"--data-root {args.data_root} is not a folder; create it (mkdir -p {args.data_root}) "
+                            "and put each org's datasets in <data-root>/<org>/")  # fmt: skip
     return ServiceSettings(
         job_users=_job_users(args.run_jobs_as),
         job_python=args.job_python,
