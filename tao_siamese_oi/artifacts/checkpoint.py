@@ -191,6 +191,35 @@ def _check_fits(checkpoint: dict, cfg: ExperimentConfig, path) -> None:
         record if isinstance(record, dict) else None, cfg.dataset, path, "trained", "as the training did"
     )
     _check_grid_pool(checkpoint, cfg, path)
+    _check_network(checkpoint, cfg, path)
+
+
+def _trained_as(checkpoint: dict) -> dict:
+    """The network a checkpoint says it holds (model_type, input_shape, embedding_size), or {} (TAO's: none)."""
+    trained = checkpoint.get(HPARAMS_KEY) or checkpoint.get(TAO_HPARAMS_KEY)  # 0.1.x kept them in the latter
+    return trained if isinstance(trained, dict) and "input_shape" in trained else {}  # TAO's: an OmegaConf record
+
+
+def _check_network(checkpoint: dict, cfg: ExperimentConfig, path, detail: str = "") -> None:
+    """Refuse, before anything is written, a spec whose network is not the one the checkpoint records (its input
+    shape too, except for a size-agnostic Siamese_Grid); with ``detail`` (the weights did not load), refuse in any
+    case, saying what it records."""
+    from tao_siamese_oi.data.transforms import layout_from_config
+    from tao_siamese_oi.model.registry import canonical
+
+    trained, shape = _trained_as(checkpoint), layout_from_config(cfg.dataset).shape
+    if trained:
+        model_type, input_shape = canonical(str(trained.get("model_type"))), tuple(trained["input_shape"])
+        embedding = trained.get("embedding_size")
+        fits = model_type == canonical(cfg.model.model_type) and embedding == cfg.model.embedding_vectors
+        if not detail and fits and (input_shape == shape or model_type == "Siamese_Grid"):
+            return
+        detail = f"it was trained as {model_type} with input shape {input_shape} and embedding {embedding}"
+    if detail:
+        raise CheckpointError(
+            f"checkpoint {path} does not fit the spec's model ({cfg.model.model_type}, input shape {shape}, "
+            f"embedding {cfg.model.embedding_vectors}): {detail}; use the spec it was trained with"
+        )
 
 
 def _check_grid_pool(checkpoint: dict, cfg: ExperimentConfig, path) -> None:
@@ -222,19 +251,7 @@ def load_network(cfg: ExperimentConfig, path):
     try:
         network.load_state_dict(model_state(checkpoint))
     except RuntimeError as exc:
-        trained = checkpoint.get(HPARAMS_KEY) or checkpoint.get(TAO_HPARAMS_KEY)  # 0.1.x kept them in the latter
-        trained = trained if isinstance(trained, dict) else {}  # TAO's: absent, or an OmegaConf record
-        detail = (
-            f"it was trained as {trained.get('model_type')} with input shape "
-            f"{tuple(trained['input_shape'])} and embedding {trained.get('embedding_size')}"
-            if "input_shape" in trained
-            else str(exc).splitlines()[0]
-        )
-        raise CheckpointError(
-            f"checkpoint {path} does not fit the spec's model ({cfg.model.model_type}, input "
-            f"shape {shape}, embedding {cfg.model.embedding_vectors}): {detail}; use the "
-            "spec it was trained with"
-        ) from None
+        _check_network(checkpoint, cfg, path, str(exc).splitlines()[0])
     return network.eval(), checked_calibration(checkpoint.get("calibration"), f"checkpoint {path}")
 
 

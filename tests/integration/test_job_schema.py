@@ -56,7 +56,9 @@ def test_every_action_reads_only_the_sections_its_schema_holds(capsys, monkeypat
                 accessed.add(name)
             return super().__getattribute__(name)
 
-    real_load, real_save = config_package.load_config, lifecycle.save_resolved_config
+    import tao_siamese_oi.entry_points.optical_inspection as cli_module
+
+    real_load, real_save, real_next = config_package.load_config, lifecycle.save_resolved_config, cli_module.next_step
 
     def load_recording(*args, **kwargs):
         cfg = real_load(*args, **kwargs)
@@ -70,8 +72,16 @@ def test_every_action_reads_only_the_sections_its_schema_holds(capsys, monkeypat
         finally:
             recording[0] = True
 
+    def next_unrecorded(*args):  # the next: line reads the next task's section by design (its results folder)
+        recording[0] = False
+        try:
+            return real_next(*args)
+        finally:
+            recording[0] = True
+
     monkeypatch.setattr(config_package, "load_config", load_recording)
     monkeypatch.setattr(lifecycle, "save_resolved_config", save_unrecorded)
+    monkeypatch.setattr(cli_module, "next_step", next_unrecorded)
     checkpoint, onnx_file = tiny_model["checkpoint"], tiny_model["onnx"]
     overrides = {
         "train": ["train.num_epochs=1"],

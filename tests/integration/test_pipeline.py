@@ -339,23 +339,27 @@ def test_the_last_epoch_is_validated_and_calibrated_whatever_the_interval(pipeli
 
 
 def test_checkpoint_that_does_not_fit_the_spec_is_a_one_line_error(pipeline, tmp_path):
-    out = subprocess.run(
-        [
-            cli("optical_inspection"),
-            "evaluate",
-            "-e",
-            str(pipeline["spec"]),
-            "dataset.image_width=16",
-            f"evaluate.results_dir={tmp_path}",
-            f"evaluate.checkpoint={pipeline['results']}/train/oi_model_latest.pth",
-        ],
-        capture_output=True,
-        text=True,
+    checkpoint = f"{pipeline['results']}/train/oi_model_latest.pth"
+
+    def evaluate(override: str) -> str:
+        out = subprocess.run(
+            [cli("optical_inspection"), "evaluate", "-e", str(pipeline["spec"]), override,
+             f"evaluate.results_dir={tmp_path}", f"evaluate.checkpoint={checkpoint}"],
+            capture_output=True,
+            text=True,
+        )  # fmt: skip
+        assert out.returncode == 4 and "Traceback" not in out.stderr and len(out.stderr.strip().splitlines()) == 1
+        return out.stderr
+
+    # another input size: the checkpoint's preprocessing record names the key
+    assert (
+        f"{checkpoint} was trained for image_width 12 but the spec gives 16; set dataset.image_width as the training"
+        in evaluate("dataset.image_width=16")
     )
-    assert out.returncode == 4
-    assert "Traceback" not in out.stderr
-    assert "does not fit the spec's model" in out.stderr
-    assert "it was trained as Siamese_3 with input shape (3, 48, 12)" in out.stderr
+    # another network: the weights do not fit, and the checkpoint says what it was trained as
+    err = evaluate("model.embedding_vectors=8")
+    assert "does not fit the spec's model" in err
+    assert "it was trained as Siamese_3 with input shape (3, 48, 12) and embedding 4" in err
 
 
 def test_rerun_of_a_finished_training_changes_nothing(pipeline):
