@@ -14,7 +14,7 @@ from the ``inference`` dataset.
 import copy
 from pathlib import Path
 
-from tao_siamese_oi.model_files import CALIBRATED_NAME, CHECKPOINT_EXT, LATEST_NAME, ONNX_NAME
+from tao_siamese_oi.model_files import CALIBRATED_NAME, LATEST_CHECKPOINT, ONNX_NAME
 
 # Where tasks write: bound by the service (the client's values dropped), inside the job's results folder.
 OUTPUT_KEYS = (
@@ -29,7 +29,7 @@ OUTPUT_KEYS = (
     "calibrate.output_checkpoint",
 )
 # Where a lineage's model is: a training's latest checkpoint, or a re-calibrated copy of it.
-MODEL_FILES = {"train": f"train/{LATEST_NAME}{CHECKPOINT_EXT}", "calibrate": f"calibrate/{CALIBRATED_NAME}"}
+MODEL_FILES = {"train": f"train/{LATEST_CHECKPOINT}", "calibrate": f"calibrate/{CALIBRATED_NAME}"}
 # What a model was trained with that its children must score it with (the checkpoint's preprocessing record
 # and the network): taken from the spec of the job that made the model.
 TRAINED_WITH = {

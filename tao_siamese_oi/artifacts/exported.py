@@ -50,7 +50,10 @@ def encrypted_export(cfg: ExperimentConfig) -> bool:
 
 def sidecar_path(model_file) -> Path:
     """The deployment sidecar beside an exported model or an engine built from it: ``<model>.json``."""
-    return Path(model_file).with_suffix(".json")
+    from tao_siamese_oi.model_files import sidecar_name
+
+    path = Path(model_file)
+    return path.with_name(sidecar_name(path.name))
 
 
 def read_model_bytes(path, encryption_key: str | None) -> bytes:

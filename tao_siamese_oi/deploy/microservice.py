@@ -26,7 +26,6 @@ MAX_UPLOAD_PIXELS = 2048 * 2048
 
 
 def predictor(model_dir: Path):
-
     from tao_siamese_oi.config import load_config
     from tao_siamese_oi.data.transforms import concat_lights
     from tao_siamese_oi.deploy.scorer import Scorer
@@ -54,10 +53,10 @@ def job_model(cfg) -> Path:
     """The model a finished job leaves: a calibrate job's re-calibrated copy, else the training's latest
     checkpoint (a train job's, or the one a calibrate job's spec names)."""
     from tao_siamese_oi.artifacts.checkpoint import calibrated_checkpoint
-    from tao_siamese_oi.model_files import CHECKPOINT_EXT, LATEST_NAME
+    from tao_siamese_oi.model_files import LATEST_CHECKPOINT
 
     calibrated = calibrated_checkpoint(cfg, Path(cfg.calibrate.results_dir))
-    return calibrated if calibrated.is_file() else Path(cfg.train.results_dir) / f"{LATEST_NAME}{CHECKPOINT_EXT}"
+    return calibrated if calibrated.is_file() else Path(cfg.train.results_dir) / LATEST_CHECKPOINT
 
 
 def _images(request: dict, expected: int) -> list[bytes]:

@@ -177,7 +177,7 @@ class ThroughputAndStatus(Checkpoint):
         """In a log (no terminal, so no progress bar), a line every progress.LOG_EVERY_S seconds of an epoch: a
         long epoch is never silent. The main process says it for all."""
         now = time.perf_counter()
-        if progress.bars_wanted() or not trainer.is_global_zero or now - self._last_line < progress.LOG_EVERY_S:
+        if now - self._last_line < progress.LOG_EVERY_S or progress.bars_wanted() or not trainer.is_global_zero:
             return False
         self._last_line = now
         return True

@@ -24,7 +24,7 @@ from tao_siamese_oi.engine.module import SiameseModule
 from tao_siamese_oi.engine.tracking import finish_tracking, wandb_logger
 from tao_siamese_oi.errors import ConfigError, DataError
 from tao_siamese_oi.model.metrics import CALIBRATED_LOGGED, CALIBRATED_PREFIX, EPOCH_METRICS
-from tao_siamese_oi.model_files import CHECKPOINT_EXT, LATEST_NAME
+from tao_siamese_oi.model_files import CHECKPOINT_EXT, LATEST_CHECKPOINT
 from tao_siamese_oi.tasks.common import measurability
 from tao_siamese_oi.tasks.lifecycle import tracked_task
 from tao_siamese_oi.utils.progress import bars_wanted
@@ -36,7 +36,7 @@ log = logging.getLogger("tao_siamese_oi")
 def outputs(cfg: ExperimentConfig, out: Path) -> list[Path]:
     """Checkpoints of another training that this one would replace: none when it continues the training of
     this folder (its latest checkpoint, or train.resume_training_checkpoint_path naming that file)."""
-    latest = out / f"{LATEST_NAME}{CHECKPOINT_EXT}"
+    latest = out / LATEST_CHECKPOINT
     explicit = cfg.train.resume_training_checkpoint_path
     if latest.is_file() and (not explicit or Path(explicit).resolve() == latest.resolve()):
         return []
@@ -155,7 +155,7 @@ def run(cfg: ExperimentConfig, out: Path, status) -> dict | None:
         "processes": trainer.world_size,
         "train_pairs_per_second": round(throughput.pairs_per_second, 1),
         **metrics,
-        "checkpoint": str(out / f"{LATEST_NAME}{CHECKPOINT_EXT}"),
+        "checkpoint": str(out / LATEST_CHECKPOINT),
         "calibration": module.calibration,
     }
     log_calibration(module.calibration)
@@ -283,5 +283,5 @@ def resume_checkpoint(cfg: ExperimentConfig, out: Path) -> str | None:
     """train.resume_training_checkpoint_path, else the latest checkpoint already in the results dir."""
     if cfg.train.resume_training_checkpoint_path:
         return str(check_model_file(cfg.train.resume_training_checkpoint_path, "train.resume_training_checkpoint_path"))
-    latest = out / f"{LATEST_NAME}{CHECKPOINT_EXT}"
+    latest = out / LATEST_CHECKPOINT
     return str(latest) if latest.is_file() else None
