@@ -77,6 +77,15 @@ def test_the_job_service_runs_it_by_its_declaration(lab, tmp_path):
     one = lab.get(f"{API}/jobs/{train}:download_selective_files",
                   params={"file_lists": ["train/model.json"], "tar_files": False})  # fmt: skip
     assert json.loads(one.content)["mean"] == 20.0  # the file itself, as the client saves it
+    model = tmp_path / "state" / "lab" / train / "results" / "train" / "model.json"
+    kept = model.read_bytes()
+    (tmp_path / "outside.json").write_text('{"secret": "not the job\'s"}')
+    model.unlink()
+    model.symlink_to(tmp_path / "outside.json")  # the job's own code can swap its files for links
+    leaked = lab.get(f"{API}/jobs/{train}:download_selective_files", params={"latest_model": True})
+    assert leaked.status_code == 404 and b"not the job" not in leaked.content  # a link out is no model of the job
+    model.unlink()
+    model.write_bytes(kept)
     best = lab.get(f"{API}/jobs/{train}:download_selective_files", params={"best_model": True})
     assert best.status_code == 404 and best.json()["error_desc"] == (
         "example_task keeps no best model apart (it names: latest_model)"

@@ -286,8 +286,10 @@ def selected_files(job: Job, names: list[str], model_kinds: list[str], plugins: 
         if kind not in declared:
             named = ", ".join(f"{k}_model" for k in declared) or "none"
             raise RequestError(404, f"{job.network_arch} keeps no {kind} model apart (it names: {named})")
-        found = [p for p in sorted(root.rglob("*")) if p.is_file()
-                 and any(fnmatch.fnmatch(str(p.relative_to(root)), pattern) for pattern in declared[kind])]  # fmt: skip
+        patterns = declared[kind]
+        matched = [p for p in sorted(root.rglob("*")) if any(fnmatch.fnmatch(str(p.relative_to(root)), pattern)
+                                                             for pattern in patterns)]  # fmt: skip
+        found = [p.resolve() for p in matched if _kept(root, p)]
         if not found:
             raise RequestError(404, f"job {job.id} has no {kind} model (yet): none of {', '.join(declared[kind])}")
         paths += [p for p in found if p not in paths]
@@ -307,10 +309,15 @@ def archive(job: Job, paths: list[Path] | None = None) -> bytes:
 
 
 def _inside(root: Path, name: str) -> Path:
-    path = (root / name).resolve()
-    if not path.is_relative_to(root) or not path.is_file():
+    if not _kept(root, root / name):
         raise RequestError(404, f"file '{name}' is not among the job's files")
-    return path
+    return (root / name).resolve()
+
+
+def _kept(root: Path, path: Path) -> bool:
+    """A file of the job's results folder: resolved (symlinks followed), it is a file and stays inside."""
+    resolved = path.resolve()
+    return resolved.is_relative_to(root) and resolved.is_file()
 
 
 def to_api(job: Job) -> dict:
