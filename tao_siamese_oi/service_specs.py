@@ -87,12 +87,14 @@ def _newest_model(ancestors: list) -> str | None:
 
 def _trained_with(spec: dict, model_job: Path) -> None:
     """The model section and the input preparation of the job that made the model, over the child's."""
-    from tao_launcher.safe_yaml import load_yaml_file
+    from tao_launcher.safe_yaml import YamlRefused, load_yaml_file
 
-    made = model_job / "spec.yaml"
-    trained = load_yaml_file(made) if made.is_file() else None
+    try:  # the job's own code could have rewritten its spec: read safely, and only as a hint
+        trained = load_yaml_file(model_job / "spec.yaml")
+    except (OSError, YamlRefused):
+        trained = None
     if not isinstance(trained, dict):
-        return  # a model from before the service kept specs: the child's own spec says (and is checked)
+        return  # none readable (a model from before the service kept specs): the child's own spec says, checked
     for section, keys in TRAINED_WITH.items():
         source = trained.get(section)
         if not isinstance(source, dict):

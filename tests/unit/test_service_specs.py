@@ -25,6 +25,9 @@ def test_a_child_takes_the_model_and_input_preparation_of_the_job_that_made_its_
     assert spec["dataset"]["test_dataset"]["csv_path"] == str(tmp_path / "test.csv")
     assert schema_defaults["dataset"]["image_width"] == 128  # the client's specs are not changed in place
 
-    (train_job / "spec.yaml").unlink()  # a model from before the service kept specs: the child's own spec says
-    spec = job_specs("evaluate", schema_defaults, {}, ancestors, "/r")
-    assert spec["model"] == {"model_type": "Siamese_Grid"} and spec["dataset"]["image_width"] == 128
+    for broken in (None, b"model: [unclosed", b"\xff\xfe not text", b"!!python/object:os.system {}"):
+        (train_job / "spec.yaml").unlink(missing_ok=True)  # none: a model from before the service kept specs
+        if broken is not None:  # or one the job's own code rewrote
+            (train_job / "spec.yaml").write_bytes(broken)
+        spec = job_specs("evaluate", schema_defaults, {}, ancestors, "/r")
+        assert spec["model"] == {"model_type": "Siamese_Grid"} and spec["dataset"]["image_width"] == 128, broken
