@@ -8,6 +8,7 @@ from tao_launcher.protocol import Action, PluginSpec
 
 from tao_siamese_oi import __version__
 from tao_siamese_oi.actions import ACTIONS, SECRET_KEYS, SPEC_OPTIONS
+from tao_siamese_oi.automl_space import AUTOML
 from tao_siamese_oi.config.schema import path_keys
 from tao_siamese_oi.model_files import LATEST_MODEL_FILES
 from tao_siamese_oi.pretrained import PREFIX
@@ -51,4 +52,5 @@ PLUGIN = PluginSpec(
     job_specs="tao_siamese_oi.service_specs:job_specs",
     inference_server="tao_siamese_oi.deploy.microservice:predictor",
     model_files={"latest": LATEST_MODEL_FILES},  # one model per job: no "best" one to tell apart
+    automl=AUTOML,
 )

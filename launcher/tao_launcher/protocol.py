@@ -12,7 +12,7 @@ only add optional fields) and skips, with one line, a plugin of another major ve
 from collections.abc import Mapping
 from dataclasses import dataclass, field, fields
 
-PROTOCOL_VERSION = "1.5"
+PROTOCOL_VERSION = "1.6"
 SPEC_FORMATS = ("yaml", "json")
 
 
@@ -84,6 +84,13 @@ class PluginSpec:
     # 1.5: which of a job's files are its model, for a client's download of the "latest" (or "best") model:
     # {kind: (paths under the job's results folder, fnmatch patterns)}; a kind the plugin does not name is refused
     model_files: Mapping = field(default_factory=dict)
+    # 1.6, the job service's AutoML (service/automl.py): what a search may change and what it watches, as
+    # {metric, direction ("maximize" | "minimize"), epochs_key, parameters: [{parameter, value_type ("float",
+    # "int", "categorical", "bool"), default_value, valid_min, valid_max, valid_options, log}], checkpoint_files}.
+    # ``metric`` is a KPI of the task's status.json epoch lines (reported to the search every epoch, so pruners
+    # can stop a trial early); ``epochs_key`` the spec key of the training length; ``checkpoint_files`` the
+    # patterns (under a job's results folder) removed from the trials that lost when the client asks.
+    automl: Mapping = field(default_factory=dict)
 
     def action(self, name: str) -> Action | None:
         return next((a for a in self.actions if a.name == name), None)
@@ -175,3 +182,33 @@ def _check(spec: PluginSpec) -> None:
         for kind, paths in spec.model_files.items()
     ):
         raise ProtocolError("model_files must map a kind ('latest', 'best') to a list of paths")
+    if spec.automl:
+        _check_automl(spec.automl)
+
+
+AUTOML_VALUE_TYPES = ("float", "int", "categorical", "bool")
+
+
+def _check_automl(automl) -> None:
+    if not isinstance(automl, Mapping):
+        raise ProtocolError("automl must be a mapping (metric, direction, epochs_key, parameters)")
+    for key in ("metric", "epochs_key"):
+        if not isinstance(automl.get(key), str) or not automl[key]:
+            raise ProtocolError(f"automl.{key} must be a non-empty string")
+    if automl.get("direction", "maximize") not in ("maximize", "minimize"):
+        raise ProtocolError("automl.direction must be maximize or minimize")
+    parameters = automl.get("parameters")
+    if not isinstance(parameters, (list, tuple)) or not parameters:
+        raise ProtocolError("automl.parameters must list at least one parameter")
+    for item in parameters:
+        name = item.get("parameter") if isinstance(item, Mapping) else None
+        if not isinstance(name, str) or not name:
+            raise ProtocolError(f"automl parameter {item!r} needs a 'parameter' (a dotted spec key)")
+        kind = item.get("value_type")
+        if kind not in AUTOML_VALUE_TYPES:
+            raise ProtocolError(f"automl parameter {name}: value_type must be one of {', '.join(AUTOML_VALUE_TYPES)}")
+        bounds = (item.get("valid_min"), item.get("valid_max"))
+        if kind in ("float", "int") and not all(isinstance(b, (int, float)) for b in bounds):
+            raise ProtocolError(f"automl parameter {name}: a {kind} needs numeric valid_min and valid_max")
+        if kind == "categorical" and not item.get("valid_options"):
+            raise ProtocolError(f"automl parameter {name}: a categorical needs valid_options")

@@ -25,9 +25,9 @@ JOBS = f"{API}/orgs/factory_a/jobs"
             "request field 'eval_dataset_uri' is not served by tao serve; "
             "create a dataset (create-dataset) and pass its id",
         ),
-        ({"automl_settings": {"automl_enabled": True}}, 400, "request field 'automl_settings' is not served"),
+        ({"automl_settings": {"automl_enabled": True}}, 400, "fake_task declares no AutoML parameters"),
     ],
-    ids=["unknown", "specs-type", "list-type", "uri", "automl"],
+    ids=["unknown", "specs-type", "list-type", "uri", "automl-undeclared"],
 )
 def test_a_job_body_is_checked_field_by_field(client, body, status, message):  # noqa: F811
     a = login(client, "factory_a")

@@ -2,7 +2,8 @@
 of the numbers in a text file and scores new numbers by their distance to the mean, in standard deviations.
 
 It runs under `tao --local model example_task train -e spec.yaml`, in a container, and as job service jobs (train;
-evaluate by parent; an inference microservice). The declaration is plain data; the handler does the work."""
+evaluate by parent; an inference microservice; AutoML searches over ``rate``, whose best value is 0.3). The
+declaration is plain data; the handler does the work."""
 
 import json
 import statistics
@@ -13,7 +14,7 @@ from pathlib import Path
 import yaml
 
 PLUGIN = {
-    "protocol": "1.5", "name": "example_task", "version": "0.1.0", "summary": "mean and spread of numbers",
+    "protocol": "1.6", "name": "example_task", "version": "0.1.0", "summary": "mean and spread of numbers",
     "image": "tao-example-plugin:0.1.0", "argv_prefix": ["example_task"], "handler": "tao_example_plugin:main",
     "actions": [{"name": "train", "help": "learn mean and spread", "example": "example_task train -e spec.yaml"},
                 {"name": "evaluate", "help": "score a file of numbers with a trained model"}],
@@ -21,12 +22,18 @@ PLUGIN = {
     "schema": "tao_example_plugin:defaults", "job_specs": "tao_example_plugin:job_specs",
     "inference_server": "tao_example_plugin:predictor", "model_files": {"latest": ["train/model.json"]},
     "base_experiments": [{"name": "longer", "overrides": {"epochs": 5}}],
+    "automl": {"metric": "fit", "direction": "maximize", "epochs_key": "epochs", "checkpoint_files": ["train/*.json"],
+               "parameters": [{"parameter": "rate", "value_type": "float", "default_value": 0.5, "valid_min": 0.0,
+                               "valid_max": 1.0}]},
 }  # fmt: skip
 
 
 def defaults(action: str) -> dict:
     """An action's full default spec (get-job-schema shows it; the job service checks paths over it)."""
-    return {"results_dir": "results", "data": "", "epochs": 2, "model": ""}
+    # rate: what AutoML tunes; crash_above: a training with a larger rate fails (a failing trial, for tests);
+    # epoch_s: how long an epoch lasts
+    return {"results_dir": "results", "data": "", "epochs": 2, "model": "", "rate": 0.5, "crash_above": 2.0,
+            "epoch_s": 0.1}  # fmt: skip
 
 
 def job_specs(action, specs, datasets, ancestors, results_dir) -> dict:
@@ -44,10 +51,14 @@ def main(argv: list[str]) -> int:
     out.mkdir(parents=True, exist_ok=True)
     numbers = [float(line) for line in Path(spec["data"]).read_text().split()]
     if action == "train":
-        last = int(spec["epochs"]) - 1
+        last, rate = int(spec["epochs"]) - 1, float(spec["rate"])
+        if rate > float(spec["crash_above"]):
+            print(f"train: rate {rate} is above crash_above {spec['crash_above']}", file=sys.stderr)
+            return 1
         for epoch in range(last + 1):  # status.json: one JSON object per line, as the service reads it
-            _status(out, status="RUNNING", epoch=epoch, max_epoch=last, kpi={"loss": 1 / (epoch + 1)})
-            time.sleep(0.1)
+            fit = (1 - abs(rate - 0.3)) * (epoch + 1) / (last + 1)  # grows with the epochs, best at rate 0.3
+            _status(out, status="RUNNING", epoch=epoch, max_epoch=last, kpi={"loss": 1 / (epoch + 1), "fit": fit})
+            time.sleep(float(spec["epoch_s"]))
         model = {"mean": statistics.fmean(numbers), "std": statistics.pstdev(numbers) or 1.0}
         (out / "model.json").write_text(json.dumps(model))
         kpi = {"samples": len(numbers)}

@@ -4,10 +4,11 @@ Every org route needs a bearer token issued by login for that org (airgapped mod
 none). The routes live in routes_data.py (login, workspaces, datasets), routes_jobs.py and
 routes_microservices.py; request bodies are typed (requests.py). Every error has the TAO API's shape,
 ``{"error_desc": "...", "error_code": <status>}``, translated here once: a RequestError from a route or the job
-runner, a route this service does not serve (cloud workspaces, GPU types, NGC models, AutoML: 404 with a line
+runner, a route this service does not serve (cloud workspaces, GPU types, NGC models: 404 with a line
 saying so), and a bug (500, its traceback in the service's log only).
 """
 
+import contextlib
 import logging
 
 from fastapi import FastAPI, Request
@@ -17,8 +18,8 @@ from sqlalchemy import select
 from starlette.exceptions import HTTPException as StarletteHTTPException
 
 from tao_launcher.plugins import discover
+from tao_launcher.service import automl, routes_data, routes_jobs, routes_microservices
 from tao_launcher.service import jobs as job_runner
-from tao_launcher.service import routes_data, routes_jobs, routes_microservices
 from tao_launcher.service.context import Service, ServiceSettings
 from tao_launcher.service.errors import RequestError
 from tao_launcher.service.requests import MAX_BODY
@@ -34,9 +35,18 @@ def create_app(settings: ServiceSettings) -> FastAPI:
     settings.state_dir.mkdir(parents=True, exist_ok=True)
     store = Store(settings.database_url or f"sqlite:///{settings.state_dir / 'service.db'}")
     reattach(store)
-    app = FastAPI(title="tao-launcher job service", version="2")
-    app.state.service = Service(settings, store, discover(), Sealer(settings.state_dir / "service.secret"),
-                                dict(settings.docker))  # fmt: skip
+    svc = Service(settings, store, discover(), Sealer(settings.state_dir / "service.secret"), dict(settings.docker))
+
+    @contextlib.asynccontextmanager
+    async def lifespan(app: FastAPI):
+        """While the service serves, its AutoML searches go on (also those a restart found running)."""
+        driver = automl.Driver(svc, settings.automl_step_s)
+        driver.start()
+        yield
+        driver.stopped.set()
+
+    app = FastAPI(title="tao-launcher job service", version="2", lifespan=lifespan)
+    app.state.service = svc
     for routes in (routes_data, routes_jobs, routes_microservices):
         app.include_router(routes.router, prefix=API)
 
@@ -54,7 +64,7 @@ def create_app(settings: ServiceSettings) -> FastAPI:
         detail = exc.detail
         if exc.status_code == 404 and detail == "Not Found":  # no route: a client feature this service lacks
             detail = (f"{request.method} {request.url.path} is not served by tao serve (a local job service: no "
-                      "cloud workspaces, GPU types, NGC models or AutoML); see docs/job_service.md")  # fmt: skip
+                      "cloud workspaces, GPU types or NGC models); see docs/job_service.md")  # fmt: skip
         return _tao_error(exc.status_code, str(detail))
 
     @app.exception_handler(Exception)

@@ -29,6 +29,7 @@ class ServiceSettings:
     job_users: dict[str, str] = field(default_factory=dict)  # org (or "*") -> system user its jobs run as (root)
     job_python: str = ""  # the interpreter local jobs run with (default: the service's)
     token_ttl_s: float = 24 * 3600  # a login token's life
+    automl_step_s: float = 2.0  # how often the running AutoML searches are stepped (automl.Driver)
 
     def run_as(self, org: str) -> dict:
         """How an org's local jobs run: {user, python} (empty values: as the service, with its interpreter)."""

@@ -23,7 +23,7 @@ from sqlalchemy.orm import Session
 from tao_launcher.launch import image_for
 from tao_launcher.protocol import KEY_ENV, spec_text
 from tao_launcher.redaction import spec_secrets
-from tao_launcher.service import walls
+from tao_launcher.service import automl, automl_settings, walls
 from tao_launcher.service.errors import RequestError
 from tao_launcher.service.executors import EXIT_FILE, LocalExecutor, executor_for, uid_gid
 from tao_launcher.service.store import Dataset, Job, Published, Store
@@ -69,7 +69,7 @@ def schema(plugins: dict, action: str, network_arch: str, base_experiment_id: st
     plugin = _plugin(plugins, network_arch)
     if action not in plugin.actions:
         raise RequestError(400, f"{network_arch} has no action '{action}'; choose one of {', '.join(plugin.actions)}")
-    default = _merged(plugin.load(plugin.spec.schema)(action), overrides)
+    default = merged(plugin.load(plugin.spec.schema)(action), overrides)
     return {"action": action, "network_arch": network_arch, "default": default}
 
 
@@ -89,7 +89,8 @@ def create(
         raise RequestError(400, f"{network_arch} has no action '{action}'; choose one of {', '.join(plugin.actions)}")
     specs, spec_key = _client_specs(body.get("specs") or {}, plugin)
     overrides, published = _base_experiments(session, store, org, body, plugins, network_arch)
-    specs = _merged(overrides, specs)  # the client's specs over its starting point's
+    specs = merged(overrides, specs)  # the client's specs over its starting point's
+    search = _search_plan(body.get("automl_settings"), plugin, action, specs)
     parent = store.owned(session, Job, org, body["parent_job_id"]) if body.get("parent_job_id") else None
     if body.get("parent_job_id") and parent is None:
         raise RequestError(404, f"parent job {body['parent_job_id']} not found")
@@ -114,9 +115,14 @@ def create(
         raise RequestError(400, "encryption_key is not the key of the model this job builds on (its parent's); "
                            "give the parent's key, or none: a child inherits it")  # fmt: skip
     job.sealed_key = sealer.seal(key) if key else inherited
-    executor = _executor(body.get("backend_details") or {}, plugin, job, docker, run_as)  # before any file exists
+    backend = body.get("backend_details") or {}
+    executor = _executor(backend, plugin, job, docker, run_as)  # before any file exists
     final = bound_spec(job, plugin, specs)  # checked before any file exists too
     write_spec(job, plugin, final)
+    if search:  # its experiments are jobs of their own, started by the search (automl.py)
+        job.bindings = {**job.bindings, "automl": search, "backend": backend}
+        automl.begin(job)
+        return job
     try:
         start(job, plugin, executor, sealer)
     except RequestError:
@@ -142,6 +148,40 @@ def _executor(backend: dict, plugin, job: Job, docker: dict, run_as: dict | None
         return executor_for(backend)
     except ValueError as exc:
         raise RequestError(400, str(exc)) from None
+
+
+def _search_plan(settings, plugin, action: str, specs: dict) -> dict | None:
+    """The AutoML search a request asks for (automl_settings with automl_enabled), or None."""
+    if not automl_settings.enabled(settings):
+        return None
+    declared = plugin.spec.automl
+    epochs_key = declared.get("epochs_key", "") if declared else ""
+    defaults = plugin.load(plugin.spec.schema)(action) if plugin.spec.schema else {}
+    epochs = _dotted(merged(defaults, specs), epochs_key) if epochs_key else None
+    return automl_settings.plan(settings, plugin, action, epochs if isinstance(epochs, int) else 1)
+
+
+def _dotted(spec, key: str):
+    for part in key.split("."):
+        spec = spec.get(part) if isinstance(spec, dict) else None
+    return spec
+
+
+def spawn(session: Session, search: Job, specs: dict, plugin, sealer, docker: dict, run_as: dict | None,
+          name: str) -> Job:  # fmt: skip
+    """An experiment of an AutoML search: an ordinary job of the search's org with the search's datasets,
+    parents, key, environment and backend, its own specs and its own folder, started now."""
+    bindings = {k: v for k, v in search.bindings.items() if k not in ("automl", "backend")}
+    job = Job(org=search.org, kind=search.kind, action=search.action, network_arch=search.network_arch, name=name,
+              workspace_id=search.workspace_id, parent_id=search.parent_id, specs=specs, bindings=bindings,
+              sealed_key=search.sealed_key)  # fmt: skip
+    session.add(job)
+    session.flush()
+    job.results_dir = str(Path(search.results_dir).parent.parent / job.id / "results")
+    executor = _executor(search.bindings.get("backend", {}), plugin, job, docker, run_as)
+    write_spec(job, plugin, bound_spec(job, plugin, specs))
+    start(job, plugin, executor, sealer)
+    return job
 
 
 def start_microservice(session: Session, store: Store, state_dir: Path, org: str, body: dict, plugins: dict,
@@ -185,7 +225,7 @@ def bound_spec(job: Job, plugin, specs: dict) -> dict:
              else {**specs, "results_dir": job.results_dir})  # fmt: skip
     defaults = plugin.load(plugin.spec.schema)(job.action) if plugin.spec.schema else {}
     try:
-        walls.check(_merged(defaults, final), plugin.spec.path_keys, plugin.spec.output_keys,
+        walls.check(merged(defaults, final), plugin.spec.path_keys, plugin.spec.output_keys,
                     plugin.spec.named_models, _roots(job), Path(job.results_dir).parent)  # fmt: skip
     except walls.WallError as exc:
         raise RequestError(400, str(exc)) from None
@@ -321,9 +361,9 @@ def _kept(root: Path, path: Path) -> bool:
 
 
 def to_api(job: Job) -> dict:
-    status_lines = _status_lines(job)
-    last = status_lines[-1] if status_lines else {}
-    epochs = [line for line in status_lines if "epoch" in line]
+    lines = status_lines(job)
+    last = lines[-1] if lines else {}
+    epochs = [line for line in lines if "epoch" in line]
     details = {
         "status": last.get("status"),
         "message": last.get("message"),
@@ -358,7 +398,7 @@ def files(job: Job) -> list[str]:
     return sorted(str(p.relative_to(root)) for p in root.rglob("*") if p.is_file()) if root.is_dir() else []
 
 
-def _status_lines(job: Job) -> list[dict]:
+def status_lines(job: Job) -> list[dict]:
     lines = []
     for status in sorted(Path(job.results_dir).glob("*/status.json")) if job.results_dir else []:
         for text in status.read_text().splitlines():
@@ -452,7 +492,7 @@ def _base_experiments(session: Session, store: Store, org: str, body: dict, plug
     jobs = []
     for base_id in body.get("base_experiment_ids") or []:  # a list: requests.JobRequest
         if str(base_id) in declared:
-            overrides = _merged(overrides, declared[str(base_id)]["base_experiment_metadata"]["spec_overrides"])
+            overrides = merged(overrides, declared[str(base_id)]["base_experiment_metadata"]["spec_overrides"])
             continue
         published = store.owned(session, Published, org, str(base_id))
         job = store.owned(session, Job, org, published.job_id) if published is not None else None
@@ -470,6 +510,11 @@ def _ancestors(session: Session, store: Store, org: str, job: Job | None) -> lis
     return chain
 
 
+def plugin_named(plugins: dict, network_arch: str):
+    """The installed plugin of that name (a 400 naming the installed ones when there is none)."""
+    return _plugin(plugins, network_arch or _only_plugin(plugins))
+
+
 def _plugin(plugins: dict, network_arch: str):
     if network_arch not in plugins:
         raise RequestError(400, f"network_arch '{network_arch}' is not installed; choose one of {', '.join(plugins)}")
@@ -484,8 +529,9 @@ def _only_plugin(plugins: dict) -> str:
     return next(iter(plugins)) if len(plugins) == 1 else ""
 
 
-def _merged(base: dict, overrides: dict) -> dict:
-    merged = dict(base)
+def merged(base: dict, overrides: dict) -> dict:
+    """``overrides`` over ``base``, nested mappings merged key by key."""
+    result = dict(base)
     for key, value in overrides.items():
-        merged[key] = _merged(merged.get(key, {}), value) if isinstance(value, dict) else value
-    return merged
+        result[key] = merged(result.get(key, {}), value) if isinstance(value, dict) else value
+    return result

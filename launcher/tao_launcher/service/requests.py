@@ -1,7 +1,7 @@
 """What each request body may hold, as NVIDIA's TAO Client 6.26 sends it (its ``tao_sdk/schemas.py``): every field
 that client knows is declared, so its requests pass; any other field is a 422 naming it (``parent_id`` is not
 quietly ignored: the line says ``parent_job_id``). Fields this service cannot honour (cloud pulls, dataset URLs,
-AutoML, code to run in a microservice) are refused with one line where they are given (``not_served``)."""
+code to run in a microservice) are refused with one line where they are given (``not_served``)."""
 
 import difflib
 import json
@@ -20,17 +20,12 @@ class Body(BaseModel):
 
     def not_served(self) -> None:
         for name, instead in self.NOT_SERVED:
-            if getattr(self, name) not in (None, False, {}, []) and _active(name, getattr(self, name)):
+            if getattr(self, name) not in (None, False, {}, []):
                 raise RequestError(400, f"request field '{name}' is not served by tao serve; {instead}")
 
     def fields(self) -> dict:
         """The fields the client gave (the job runner's dict)."""
         return self.model_dump(exclude_none=True)
-
-
-def _active(name: str, value) -> bool:
-    # TAO's client may send AutoML settings with automl_enabled false: nothing to refuse then.
-    return not (name == "automl_settings" and isinstance(value, dict) and not value.get("automl_enabled"))
 
 
 class LoginRequest(Body):
@@ -103,7 +98,6 @@ class JobRequest(Body):
             (uri, "create a dataset (create-dataset) and pass its id")
             for uri in ("train_dataset_uris", "eval_dataset_uri", "inference_dataset_uri", "calibration_dataset_uri")
         ),
-        ("automl_settings", "AutoML is not served yet; run the trials as jobs of their own"),
     )
 
 

@@ -87,6 +87,24 @@ class Job(Base):
     updated: Mapped[datetime.datetime] = mapped_column(DateTime(timezone=True), default=now, onupdate=now)
 
 
+class Experiment(Base):
+    """One trial of an AutoML search (service/automl.py): an ordinary job of the search's org, with the Optuna
+    trial it answers and what the search has read of it."""
+
+    __tablename__ = "automl_experiments"
+    id: Mapped[str] = mapped_column(String(36), primary_key=True, default=new_id)
+    org: Mapped[str] = mapped_column(String(128), index=True)
+    search_id: Mapped[str] = mapped_column(String(36), index=True)  # the search's job
+    index: Mapped[int] = mapped_column()  # 0-based, the client's automl_experiment_index
+    job_id: Mapped[str] = mapped_column(String(36))
+    trial_number: Mapped[int] = mapped_column()
+    state: Mapped[str] = mapped_column(String(16), default="running")  # running | done | failed | pruned | canceled
+    params: Mapped[dict] = mapped_column(JSON, default=dict)
+    metric: Mapped[float | None] = mapped_column(nullable=True)  # the last epoch's value of the watched metric
+    reported_epoch: Mapped[int] = mapped_column(default=-1)  # the last epoch reported to the study
+    message: Mapped[str] = mapped_column(Text, default="")
+
+
 class Published(Base):
     """A finished job's model published as a base experiment of its org (``publish-model``)."""
 
