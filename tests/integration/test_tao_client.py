@@ -1,6 +1,7 @@
 """NVIDIA's unmodified TAO Client (its own virtual environment, `TAO_CLIENT_VENV`) drives `tao serve`: base
 experiments, schema, a workspace and datasets, a train job and an evaluate job chained by --parent-job-id with
-no file paths, status with KPIs, logs, files; tokens: login with the right key, 401 with a wrong one."""
+no file paths, status with KPIs, logs, files; tokens: login with the right key, 401 with a wrong one; AutoML
+searches (docs/automl.md)."""
 
 import json
 import os
@@ -273,3 +274,114 @@ def test_a_training_job_on_the_slurm_cluster(service):
     assert queue.strip() == "RUNNING"
     tao(service, "optical_inspection", "cancel-job", "--job-id", job)
     assert wait(service, job)["status"] == "Canceled"
+
+
+# AutoML as a TAO Client user runs it (docs/automl.md): get-automl-defaults written to a file and passed back as
+# --automl-settings @file, the search's status with its experiments, a service restart in the middle of the
+# search, each experiment's log by index (the client's SDK: its CLI has no option for it), the best model
+# evaluated by --parent-job-id and published, pause, resume and cancel of a whole search, a refused algorithm.
+OI = ["optical_inspection"]
+
+
+def automl_lab(service, name: str, epochs: int) -> dict:
+    """Login, a workspace, train and validation datasets, and a small spec file for the searches."""
+    tao(service, "login", "--ngc-key", "factory-key-1", "--ngc-org-name", "acme")
+    spec = as_json(tao(service, *OI, "get-job-schema", "--action", "train", "--output", "json"))["default"]
+    spec["train"]["num_epochs"] = epochs
+    spec["dataset"].update(image_width=16, image_height=16, workers=0)
+    specs = service["root"] / f"{name}_specs.json"
+    specs.write_text(json.dumps(spec))
+    workspace = as_json(tao(service, *OI, "create-workspace-self_hosted", "--name", name, "--output", "json"))["id"]
+
+    def dataset(path):
+        return as_json(tao(service, *OI, "create-dataset", "--dataset-type", "optical_inspection", "--dataset-format",
+                           "default", "--workspace-id", workspace, "--cloud-file-path", path, "--output",
+                           "json"))["id"]  # fmt: skip
+
+    train, val = dataset("sample/train.csv"), dataset("sample/val.csv")
+    return {"specs": specs, "workspace": workspace, "train": train, "val": val}
+
+
+def create_search(service, lab: dict, *settings: str, expect: int = 0) -> str:
+    out = tao(service, *OI, "create-job", "--kind", "experiment", "--name", "search", "--action", "train",
+              "--workspace-id", lab["workspace"], "--specs", f"@{lab['specs']}", "--train-dataset", lab["train"],
+              "--eval-dataset", lab["val"], *(f"--automl-settings={s}" for s in settings), "--output", "json",
+              expect=expect)  # fmt: skip
+    return as_json(out)["id"] if expect == 0 else out
+
+
+def sdk_logs(service, job_id: str, index: int) -> str:
+    """``TaoClient().get_job_logs(job, automl_experiment_index=N)``, in the client's own environment."""
+    env = {k: v for k, v in os.environ.items() if not k.startswith("TAO_")}
+    env.update(TAO_BASE_URL=service["base"], HOME=str(service["root"] / "home"))
+    code = (
+        "import sys; from tao_sdk.client import TaoClient; "
+        "print(TaoClient().get_job_logs(sys.argv[1], int(sys.argv[2])))"
+    )
+    done = subprocess.run([str(CLIENT.parent / "python"), "-c", code, job_id, str(index)], capture_output=True,
+                          text=True, env=env, timeout=120)  # fmt: skip
+    return done.stdout + done.stderr
+
+
+def test_a_search_through_the_client_survives_a_restart_and_its_best_model_is_a_parent(service):
+    lab = automl_lab(service, "automl", epochs=1)
+    defaults_file = service["root"] / "automl_defaults.json"
+    tao(service, *OI, "get-automl-defaults", "--output", f"@{defaults_file}")
+    defaults = json.loads(defaults_file.read_text())
+    assert "train.optim.lr" in defaults["automl_hyperparameters"] and defaults["metric"] == "val_auroc"
+    defaults.update(automl_max_recommendations=3, automl_hyperparameters=["train.optim.lr", "model.margin"])
+    defaults_file.write_text(json.dumps(defaults))
+    search = create_search(service, lab, f"@{defaults_file}")
+
+    search_log = service["root"] / "state" / "acme" / search / "job.log"
+    deadline = time.time() + 120
+    while "experiment 0: started" not in search_log.read_text() and time.time() < deadline:
+        time.sleep(0.5)
+    service["server"].stop()  # the experiment keeps running; the search waits in the database
+    service["server"].start()
+    status = wait(service, search, timeout=600)
+    assert status["status"] == "Done", status
+    rows = status["job_details"]["automl_experiments"]
+    assert [r["state"] for r in rows] == ["done"] * 3 and all(set(r["specs"]) == {"train.optim.lr", "model.margin"}
+                                                              for r in rows)  # fmt: skip
+    brain = {item["metric"]: item["value"] for item in status["job_details"]["automl_brain_info"]}
+    best = rows[int(brain["Best experiment id"])]
+    assert best["metric"] == max(r["metric"] for r in rows)
+
+    assert "Trained 1 epochs" in sdk_logs(service, search, 1)
+    assert "AutoML search done" in sdk_logs(service, search, -1)
+    assert "does not exist. Available experiment indices: 0, 1, 2" in sdk_logs(service, search, 5)
+
+    evaluate_spec = as_json(tao(service, *OI, "get-job-schema", "--action", "evaluate", "--output", "json"))["default"]
+    evaluate_spec["dataset"].update(workers=0)
+    evaluate_file = service["root"] / "automl_evaluate.json"
+    evaluate_file.write_text(json.dumps(evaluate_spec))
+    evaluate = as_json(tao(service, *OI, "create-job", "--kind", "experiment", "--name", "eval_best", "--action",
+                           "evaluate", "--workspace-id", lab["workspace"], "--specs", f"@{evaluate_file}",
+                           "--eval-dataset", lab["val"], "--parent-job-id", search,
+                           "--output", "json"))["id"]  # fmt: skip
+    assert wait(service, evaluate)["status"] == "Done"
+    tao(service, *OI, "publish-model", "--job-id", search, "--display-name", "tuned", "--description",
+        "AutoML's best", "--team", "line7")  # fmt: skip
+    bases = as_json(tao(service, *OI, "list-base-experiments", "--output", "json"))
+    assert any(b["name"] == "tuned" and b["base_experiment_metadata"]["published_from_job"] == search for b in bases)
+
+
+def test_pause_resume_and_cancel_of_a_search_and_a_refused_algorithm(service):
+    lab = automl_lab(service, "automl_long", epochs=500)
+    refused = create_search(service, lab, "automl_enabled=true", "automl_algorithm=pbt", expect=1)
+    assert "automl_algorithm 'pbt' is not served" in refused or refused == ""
+    search = create_search(service, lab, "automl_enabled=true", "automl_max_recommendations=2")
+    experiment = as_json(tao(service, *OI, "get-job-status", "--job-id", search))["job_details"]["automl_experiments"]
+    assert [r["status"] for r in experiment] == ["Running"]
+    tao(service, *OI, "pause-job", "--job-id", search)
+    assert as_json(tao(service, *OI, "get-job-status", "--job-id", search))["status"] == "Paused"
+    assert wait(service, experiment[0]["job_id"])["status"] == "Paused"
+    tao(service, *OI, "resume-job", "--job-id", search, "--specs", "{}")
+    assert as_json(tao(service, *OI, "get-job-status", "--job-id", experiment[0]["job_id"]))["status"] == "Running"
+    tao(service, *OI, "cancel-job", "--job-id", search)
+    status = as_json(tao(service, *OI, "get-job-status", "--job-id", search))
+    assert status["status"] == "Canceled" and [r["state"] for r in status["job_details"]["automl_experiments"]] == [
+        "canceled"
+    ]
+    assert wait(service, experiment[0]["job_id"])["status"] == "Canceled"

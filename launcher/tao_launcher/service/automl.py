@@ -253,9 +253,23 @@ def _study(store, search: Job):
     import optuna
 
     plan = search.bindings["automl"]
-    return optuna.create_study(storage=_storage(store), study_name=f"tao-automl-{search.id}",
-                               direction=plan["direction"], sampler=_sampler(search.id, plan), pruner=_pruner(plan),
-                               load_if_exists=True)  # fmt: skip
+    study = optuna.create_study(storage=_storage(store), study_name=f"tao-automl-{search.id}",
+                                direction=plan["direction"], sampler=_sampler(search.id, plan), pruner=_pruner(plan),
+                                load_if_exists=True)  # fmt: skip
+    if not study.trials:  # a new study: its first experiment is the spec as the client gave it
+        first = {k: v for k, v in plan.get("first", {}).items() if _inside(plan, k, v)}
+        study.enqueue_trial(first, skip_if_exists=True)
+    return study
+
+
+def _inside(plan: dict, name: str, value) -> bool:
+    """Whether a spec's value lies in the range searched for that parameter (else the sampler draws one)."""
+    p = next(p for p in plan["parameters"] if p["parameter"] == name)
+    if p.get("valid_options") or p["value_type"] in ("categorical", "bool"):
+        return value in (p.get("valid_options") or [False, True])
+    if p["value_type"] == "int" and not (isinstance(value, int) and not isinstance(value, bool)):
+        return False
+    return isinstance(value, (int, float)) and p["valid_min"] <= value <= p["valid_max"]
 
 
 def _storage(store):
@@ -279,8 +293,11 @@ def _sampler(search_id: str, plan: dict):
 
     if search_id not in _SAMPLERS:  # after a restart, seeded anew (the trials so far are in the study)
         seed = plan["seed"] + len(_SAMPLERS)
-        _SAMPLERS[search_id] = (optuna.samplers.TPESampler(seed=seed, multivariate=True) if plan["sampler"] == "tpe"
-                                else optuna.samplers.RandomSampler(seed=seed))  # fmt: skip
+        if plan["sampler"] == "tpe":  # random for the first third of the budget (Optuna's 10 would be all of it)
+            startup = max(3, plan["max_recommendations"] // 3)
+            _SAMPLERS[search_id] = optuna.samplers.TPESampler(seed=seed, multivariate=True, n_startup_trials=startup)
+        else:
+            _SAMPLERS[search_id] = optuna.samplers.RandomSampler(seed=seed)
     return _SAMPLERS[search_id]
 
 

@@ -157,8 +157,12 @@ def _search_plan(settings, plugin, action: str, specs: dict) -> dict | None:
     declared = plugin.spec.automl
     epochs_key = declared.get("epochs_key", "") if declared else ""
     defaults = plugin.load(plugin.spec.schema)(action) if plugin.spec.schema else {}
-    epochs = _dotted(merged(defaults, specs), epochs_key) if epochs_key else None
-    return automl_settings.plan(settings, plugin, action, epochs if isinstance(epochs, int) else 1)
+    spec = merged(defaults, specs)
+    epochs = _dotted(spec, epochs_key) if epochs_key else None
+    plan = automl_settings.plan(settings, plugin, action, epochs if isinstance(epochs, int) else 1)
+    # the first experiment trains the spec as given (where its values are inside the ranges searched)
+    plan["first"] = {p["parameter"]: _dotted(spec, p["parameter"]) for p in plan["parameters"]}
+    return plan
 
 
 def _dotted(spec, key: str):
