@@ -125,6 +125,7 @@ def test_a_failing_experiment_is_recorded_and_the_search_goes_on(lab):
     assert all_fail["status"] == "Error" and {r["state"] for r in experiments(all_fail)} == {"failed"}
 
 
+@pytest.mark.slow
 def test_hyperband_prunes_weak_experiments_from_their_epoch_metrics(lab):
     search_id = search(lab, {"epoch_s": 0.3}, automl_algorithm="hyperband", automl_max_recommendations=6,
                        automl_max_epochs=9, automl_reduction_factor=3)  # fmt: skip
@@ -210,6 +211,7 @@ def test_pause_resume_and_cancel_act_on_the_whole_search_and_another_org_sees_no
     assert len(experiments(lab.get(f"{API}/jobs/{search_id}").json())) == 2
 
 
+@pytest.mark.slow
 def test_a_restarted_service_goes_on_with_the_search_it_left(lab, settings):
     import optuna
 

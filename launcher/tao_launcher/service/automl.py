@@ -61,15 +61,16 @@ def _follow(svc, search: Job, study, plan: dict) -> None:
         seen = []
         for experiment in _experiments(session, search, "running"):
             job = job_runner.refresh(session.get(Job, experiment.job_id))
-            new = [(e, v) for e, v in _epoch_metrics(job, plan["metric"]) if e > experiment.reported_epoch]
+            new = [(e, v, last) for e, v, last in _epoch_metrics(job, plan["metric"]) if e > experiment.reported_epoch]
             seen.append((experiment.id, experiment.trial_number, experiment.metric, job.status, job.exit_code, new))
     outcomes = []
     for experiment_id, number, metric, status, code, new in seen:
         trial = _trial(_storage(svc.store), study, number)
-        for epoch, value in new:
+        for epoch, value, _ in new:
             trial.report(value, epoch + 1)  # steps: epochs done, the pruners' resource
         metric = new[-1][1] if new else metric
-        if status == "Running" and plan["pruner"] and new and trial.should_prune():
+        finishing = bool(new) and new[-1][0] >= new[-1][2]  # its last epoch is done: nothing left to save
+        if status == "Running" and plan["pruner"] and new and not finishing and trial.should_prune():
             state, message = "pruned", f"pruned after epoch {new[-1][0] + 1} ({plan['metric']} {metric:.6g})"
         elif status == "Done" and metric is not None:
             state, message = "done", f"{plan['metric']} {metric:.6g}"
@@ -347,12 +348,15 @@ def _trial(storage, study, number: int):
     return optuna.trial.Trial(study, storage.get_trial_id_from_study_id_trial_number(study_id, number))
 
 
-def _epoch_metrics(job: Job, metric: str) -> list[tuple[int, float]]:
+def _epoch_metrics(job: Job, metric: str) -> list[tuple[int, float, int]]:
+    """(epoch, the metric, the last epoch) of each status.json epoch line that holds the metric (0-based)."""
     found = []
     for line in job_runner.status_lines(job):
         value = (line.get("kpi") or {}).get(metric)
-        if isinstance(line.get("epoch"), int) and isinstance(value, (int, float)):
-            found.append((line["epoch"], float(value)))
+        epoch = line.get("epoch")
+        if isinstance(epoch, int) and isinstance(value, (int, float)):
+            last = line.get("max_epoch")
+            found.append((epoch, float(value), last if isinstance(last, int) else epoch + 1))
     return found
 
 
