@@ -125,6 +125,19 @@ def test_a_failing_experiment_is_recorded_and_the_search_goes_on(lab):
     assert all_fail["status"] == "Error" and {r["state"] for r in experiments(all_fail)} == {"failed"}
 
 
+def test_an_experiment_that_cannot_start_is_recorded_and_leaves_no_job(lab, settings):
+    # sbatch refuses an unknown partition (or is not installed): every experiment fails to start
+    body = {"network_arch": "example_task", "action": "train", "train_datasets": [lab.datasets["train"]],
+            "backend_details": {"backend_type": "slurm", "partition": "no_such_partition"},
+            "automl_settings": {"automl_enabled": True, "automl_max_recommendations": 2}}  # fmt: skip
+    search_id = lab.post(f"{API}/jobs", json=body).json()["id"]
+    job = until(lab, search_id)
+    assert job["status"] == "Error" and [r["state"] for r in experiments(job)] == ["failed", "failed"]
+    assert all(r["message"].startswith("could not start: ") and r["job_id"] == "" for r in experiments(job))
+    assert [j["id"] for j in lab.get(f"{API}/jobs").json()["jobs"]] == [search_id]  # no half-made job
+    assert sorted(p.name for p in (settings.state_dir / "lab").iterdir()) == [search_id]
+
+
 @pytest.mark.slow
 def test_hyperband_prunes_weak_experiments_from_their_epoch_metrics(lab):
     search_id = search(lab, {"epoch_s": 0.3}, automl_algorithm="hyperband", automl_max_recommendations=6,

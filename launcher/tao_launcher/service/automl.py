@@ -108,22 +108,20 @@ def _start_new(svc, search: Job, study, plan: dict) -> None:
         specs = job_runner.merged(search.specs, _nested(trial.params))
         if plan["pruner"]:  # every trial may go the whole way; the pruner decides how far it does
             specs = job_runner.merged(specs, _nested({plan["epochs_key"]: plan["max_epochs"]}))
-        with svc.store.session() as session, session.begin():
-            experiment = Experiment(org=search.org, search_id=search.id, index=started, job_id="",
-                                    trial_number=trial.number, params=trial.params)  # fmt: skip
-            session.add(experiment)
-            try:
-                name = f"{search.name or 'automl'} experiment {started}"
-                job = job_runner.spawn(session, search, specs, plugin, svc.sealer, svc.docker,
-                                       svc.settings.run_as(search.org), name)  # fmt: skip
-                experiment.job_id = job.id
-                _say(search, f"experiment {started}: started as job {job.id} with {_shown(trial.params)}")
-                running += 1
-            except RequestError as exc:  # this trial could not start (the executor refused): recorded, not fatal
-                experiment.state, experiment.message = "failed", f"could not start: {exc}"
-                _say(search, f"experiment {started}: {experiment.message}")
-        if experiment.state == "failed":
+        name, job_id, message = f"{search.name or 'automl'} experiment {started}", "", ""
+        try:  # the job in a transaction of its own: one that could not start leaves nothing behind
+            with svc.store.session() as session, session.begin():
+                job_id = job_runner.spawn(session, search, specs, plugin, svc.sealer, svc.docker,
+                                          svc.settings.run_as(search.org), name).id  # fmt: skip
+        except RequestError as exc:  # the executor refused (SLURM down, no image): recorded, not fatal
+            message = f"could not start: {exc}"
             _tell(study, trial.number, "failed")
+        with svc.store.session() as session, session.begin():
+            session.add(Experiment(org=search.org, search_id=search.id, index=started, job_id=job_id,
+                                   trial_number=trial.number, params=trial.params,
+                                   state="failed" if message else "running", message=message))  # fmt: skip
+        _say(search, f"experiment {started}: " + (message or f"started as job {job_id} with {_shown(trial.params)}"))
+        running += not message
         started += 1
 
 

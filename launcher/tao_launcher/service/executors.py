@@ -112,7 +112,10 @@ class SlurmExecutor:
                 "--open-mode=append", f"--chdir={job_dir}"]  # fmt: skip
         args += [f"--partition={self.partition}"] if self.partition else []
         args += [f"--clusters={self.cluster}"] if self.cluster else []
-        done = subprocess.run([*args, str(script)], capture_output=True, text=True, env=env, timeout=60)
+        try:
+            done = subprocess.run([*args, str(script)], capture_output=True, text=True, env=env, timeout=60)
+        except FileNotFoundError:
+            raise RuntimeError("sbatch is not installed where the service runs: no SLURM cluster here") from None
         if done.returncode != 0:
             raise RuntimeError(f"sbatch refused the job: {done.stderr.strip() or done.stdout.strip()}")
         slurm_id = done.stdout.strip().split(";")[0]

@@ -182,9 +182,13 @@ def spawn(session: Session, search: Job, specs: dict, plugin, sealer, docker: di
     session.add(job)
     session.flush()
     job.results_dir = str(Path(search.results_dir).parent.parent / job.id / "results")
-    executor = _executor(search.bindings.get("backend", {}), plugin, job, docker, run_as)
-    write_spec(job, plugin, bound_spec(job, plugin, specs))
-    start(job, plugin, executor, sealer)
+    try:
+        executor = _executor(search.bindings.get("backend", {}), plugin, job, docker, run_as)
+        write_spec(job, plugin, bound_spec(job, plugin, specs))
+        start(job, plugin, executor, sealer)
+    except RequestError:
+        shutil.rmtree(Path(job.results_dir).parent, ignore_errors=True)  # the job is not recorded either
+        raise
     return job
 
 
