@@ -90,7 +90,7 @@ def unseen(svc: Service, model_job: str, test_set: str, spec: dict, state_dir: P
     return {"auroc": metrics["auroc"], **{f"recall@{b}": metrics["recall_at_fpr"][b] for b in BUDGETS}}
 
 
-def direction(svc: Service, sets: dict, state_dir: Path, spec: dict, automl: dict) -> dict:
+def direction(svc: Service, sets: dict, state_dir: Path, spec: dict, automl: dict, every: bool) -> dict:
     datasets = {split: svc.call("POST", "/datasets", {"type": "optical_inspection", "format": "default",
                                                       "workspace": sets["workspace"],
                                                       "cloud_file_path": sets[split]})["id"]
@@ -116,7 +116,17 @@ def direction(svc: Service, sets: dict, state_dir: Path, spec: dict, automl: dic
         "pruned": sum(r["state"] == "pruned" for r in rows),
         "failed": sum(r["state"] == "failed" for r in rows),
         "epochs_trained": sum(r["epoch"] for r in rows),
+        # --every-experiment: each experiment's validation KPIs beside its recall on the unseen design, to see
+        # which validation number would have picked the model that generalises
+        "every": [{"index": r["experiment_index"], **_val_kpis(svc, r["job_id"]),
+                   **unseen(svc, r["job_id"], datasets["test"], spec, state_dir)}
+                  for r in rows if every and r["state"] == "done"],
     }  # fmt: skip
+
+
+def _val_kpis(svc: Service, job_id: str) -> dict:
+    kpi = svc.call("GET", f"/jobs/{job_id}")["job_details"]["kpi"]
+    return {k: v for k, v in kpi.items() if k.startswith("val_") and isinstance(v, (int, float))}
 
 
 def table(results: dict) -> str:
@@ -140,9 +150,12 @@ def main(argv=None):
     parser.add_argument("--epochs", type=int, default=5, help="every training's (hyperband-like: the most)")
     parser.add_argument("--seed", type=int, default=1234)
     parser.add_argument("--out", help="keep the runs here (default: a temporary directory)")
+    parser.add_argument("--every-experiment", action="store_true",
+                        help="keep every experiment's model and evaluate each on the unseen design too")
     args = parser.parse_args(argv)
     automl = {"automl_enabled": True, "automl_algorithm": args.algorithm, "automl_max_recommendations": args.trials,
-              "automl_max_epochs": args.epochs, "automl_delete_intermediate_ckpt": True}  # fmt: skip
+              "automl_max_epochs": args.epochs,
+              "automl_delete_intermediate_ckpt": not args.every_experiment}  # fmt: skip
     with tempfile.TemporaryDirectory() as tmp:
         root = Path(args.out or tmp).resolve()
         data = convert(root / "service_data" / ORG, 0)  # converted into the org's data folder
@@ -159,7 +172,8 @@ def main(argv=None):
                 csvs = {split: str(Path(sets[f"{source}->{target}"][split]).relative_to(data.parent))
                         for split in ("train", "val", "test")}  # fmt: skip
                 results[f"{source} -> {target}"] = direction(svc, {**csvs, "workspace": workspace}, root / "state",
-                                                             recipe(args.epochs, args.seed), automl)  # fmt: skip
+                                                             recipe(args.epochs, args.seed), automl,
+                                                             args.every_experiment)  # fmt: skip
                 print(json.dumps({name: results[f"{source} -> {target}"]}), flush=True)
         finally:
             svc.stop()
