@@ -150,8 +150,11 @@ def main(argv=None):
     parser.add_argument("--epochs", type=int, default=5, help="every training's (hyperband-like: the most)")
     parser.add_argument("--seed", type=int, default=1234)
     parser.add_argument("--out", help="keep the runs here (default: a temporary directory)")
-    parser.add_argument("--every-experiment", action="store_true",
-                        help="keep every experiment's model and evaluate each on the unseen design too")
+    parser.add_argument(
+        "--every-experiment",
+        action="store_true",
+        help="keep every experiment's model and evaluate each on the unseen design too",
+    )
     args = parser.parse_args(argv)
     automl = {"automl_enabled": True, "automl_algorithm": args.algorithm, "automl_max_recommendations": args.trials,
               "automl_max_epochs": args.epochs,
