@@ -18,7 +18,7 @@ LAYERS = [
     {"artifacts"},
     {"deploy", "engine"},
     {"tasks"},
-    {"entry_points", "plugin", "service_specs"},
+    {"entry_points", "plugin", "service_specs", "automl_space"},
 ]
 RANK = {name: rank for rank, names in enumerate(LAYERS) for name in names}
 # Parts of one layer that must not import each other: deployment runs without the training framework.
