@@ -252,13 +252,17 @@ def _study(store, search: Job):
     import optuna
 
     plan = search.bindings["automl"]
-    study = optuna.create_study(storage=_storage(store), study_name=f"tao-automl-{search.id}",
-                                direction=plan["direction"], sampler=_sampler(search.id, plan), pruner=_pruner(plan),
+    study = optuna.create_study(storage=_storage(store), study_name=_name(search.id), direction=plan["direction"],
+                                sampler=_sampler(store, search.id, plan), pruner=_pruner(plan),
                                 load_if_exists=True)  # fmt: skip
     if not study.trials:  # a new study: its first experiment is the spec as the client gave it
         first = {k: v for k, v in plan.get("first", {}).items() if _inside(plan, k, v)}
         study.enqueue_trial(first, skip_if_exists=True)
     return study
+
+
+def _name(search_id: str) -> str:
+    return f"tao-automl-{search_id}"
 
 
 def _inside(plan: dict, name: str, value) -> bool:
@@ -287,11 +291,14 @@ def _engine_kwargs(store) -> dict:
     return {"connect_args": {"timeout": 30}} if store.engine.url.get_backend_name() == "sqlite" else {}
 
 
-def _sampler(search_id: str, plan: dict):
+def _sampler(store, search_id: str, plan: dict):
     import optuna
 
-    if search_id not in _SAMPLERS:  # after a restart, seeded anew (the trials so far are in the study)
-        seed = plan["seed"] + len(_SAMPLERS)
+    if search_id not in _SAMPLERS:  # seeded by the trials so far: the same draws after a restart, not repeats
+        try:
+            seed = plan["seed"] + len(optuna.load_study(study_name=_name(search_id), storage=_storage(store)).trials)
+        except KeyError:  # a new study
+            seed = plan["seed"]
         if plan["sampler"] == "tpe":  # random for the first third of the budget (Optuna's 10 would be all of it)
             startup = max(3, plan["max_recommendations"] // 3)
             _SAMPLERS[search_id] = optuna.samplers.TPESampler(seed=seed, multivariate=True, n_startup_trials=startup)
