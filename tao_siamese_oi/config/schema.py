@@ -424,6 +424,13 @@ class DatasetConvertConfig(Sealed):
     pass_crops_per_image: int = opt(20, min=0, help="deeppcb: defect-free crops drawn per board image")
     max_images: int = opt(0, min=0, help="deeppcb: convert at most this many board images per list (0 = all)")
     val_fraction: float = opt(0.15, min=0.0, max=0.9, help="deeppcb: share of trainval images kept for validation")
+    scale: float = opt(
+        1.0,
+        min=0.25,
+        max=4.0,
+        help="deeppcb: board images (and boxes) resized by this factor before cropping; 0.8 makes held-out boards "
+        "a stand-in for a finer-pitched new design to validate AutoML searches on (docs/automl.md)",
+    )
     seed: int = opt(0, help="deeppcb/synthetic: random seed of crops and splits")
 
 

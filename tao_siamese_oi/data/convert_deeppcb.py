@@ -10,6 +10,7 @@ Crops of one board image never straddle splits: test = the official test list, v
 ``val_fraction`` of the trainval images. Crops are written as PNG (lossless), one light, no input_map.
 """
 
+import dataclasses
 import json
 import logging
 import re
@@ -156,6 +157,8 @@ def _crop_board(board: BoardImage, convert_cfg: DatasetConvertConfig, out_dir: P
     tested = Image.open(board.tested).convert("L")
     if template.size != tested.size:
         raise DataError(f"{board.tested} and {board.template} differ in size; DeepPCB pairs are aligned")
+    if convert_cfg.scale != 1.0:
+        template, tested, board = _rescaled(template, tested, board, convert_cfg.scale)
     width, height = tested.size
     size = convert_cfg.crop_size
     crops = defect_crops(board, size, width, height, rng)
@@ -184,3 +187,16 @@ def _crop_board(board: BoardImage, convert_cfg: DatasetConvertConfig, out_dir: P
             }
         )
     return rows
+
+
+def _rescaled(template: Image.Image, tested: Image.Image, board: BoardImage, scale: float) -> tuple:
+    """Both images and the defect boxes resized by ``scale``: the same boards drawn at another pitch and track
+    width, which is how a new design differs most (validating on it ranks configurations by what carries over;
+    docs/automl.md has the measurement)."""
+    size = (round(tested.width * scale), round(tested.height * scale))
+    boxes = tuple(
+        (*(min(max(round(v * scale), 0), limit) for v, limit in zip(box[:4], (*size, *size))), box[4])
+        for box in board.boxes
+    )
+    resized = (image.resize(size, Image.Resampling.BILINEAR) for image in (template, tested))
+    return (*resized, dataclasses.replace(board, boxes=boxes))

@@ -1,5 +1,6 @@
 """dataset_convert sources: factory AOI CSVs, DeepPCB crops, the synthetic generator."""
 
+import numpy as np
 import pandas as pd
 import pytest
 from PIL import Image
@@ -167,6 +168,37 @@ def test_deeppcb_crops_defects_and_clean_board(tmp_path):
     first = train.iloc[0]
     with Image.open(tmp_path / "images" / first.input_path / f"{first.object_name}.png") as img:
         assert img.size == (first.crop_size, first.crop_size)
+
+
+@pytest.mark.skipif(missing_reason() is not None, reason=str(missing_reason()))
+def test_deeppcb_scale_draws_the_same_boards_smaller(tmp_path):
+    """dataset_convert.scale: the same board split, crops cut from the resized boards, boxes resized with them."""
+    frames = {}
+    for scale in (1.0, 0.5):
+        out = tmp_path / str(scale)
+        out.mkdir()
+        options = ["max_images=4", "pass_crops_per_image=2", f"scale={scale}", f"root_dataset_dir={DEEPPCB}"]
+        cfg = load_config(None, [f"dataset_convert.{option}" for option in options])
+        convert_deeppcb(cfg.dataset_convert, out)
+        frames[scale] = {s: pd.read_csv(out / f"{s}.csv", dtype={"object_name": str}) for s in ("train", "val")}
+    for split in ("train", "val"):
+        assert set(frames[0.5][split]["board"]) == set(frames[1.0][split]["board"])  # the split does not move
+    listed = {f"{b.group}/{b.image_id}": b for b in read_list(DEEPPCB, "trainval.txt")}
+    small = frames[0.5]["train"]
+    fails = small[small["label"] != "PASS"]
+    assert len(fails) == len(frames[1.0]["train"].query("label != 'PASS'"))  # a crop for every defect still
+    for row in fails.itertuples():  # the annotated box at half size, inside the crop
+        box = (row.x + row.box_x1, row.y + row.box_y1, row.x + row.box_x2, row.y + row.box_y2)
+        halved = [tuple(round(v * 0.5) for v in b[:4]) for b in listed[row.board].boxes]
+        assert box in halved
+    board = listed[small.iloc[0].board]
+    with Image.open(board.tested) as full:
+        resized = full.convert("L").resize((full.width // 2, full.height // 2), Image.Resampling.BILINEAR)
+    first = small.iloc[0]
+    with Image.open(tmp_path / "0.5" / "images" / first.input_path / f"{first.object_name}.png") as crop:
+        expected = resized.crop((first.x, first.y, first.x + first.crop_size, first.y + first.crop_size))
+        assert (np.asarray(crop) == np.asarray(expected)).all()  # cut from the resized board, not resized crops
+    assert (small["x"] + small["crop_size"]).max() <= 320  # DeepPCB boards are 640 px: now 320
 
 
 def test_synthetic_generator_any_lights_and_extension(tmp_path):
