@@ -39,20 +39,22 @@ def cli(*args: str) -> tuple[dict, float]:
     return json.loads(out.stdout.strip().splitlines()[-1]), peak / 1024
 
 
-def convert(root: Path, max_images: int) -> Path:
-    """DeepPCB (bench/deeppcb.py says where) converted with the shipped spec into ``root/data``."""
+def convert(root: Path, max_images: int, scale: float = 1.0) -> Path:
+    """DeepPCB (bench/deeppcb.py says where) converted with the shipped spec into ``root/data`` (boards resized
+    by ``scale``: ``root/data_scale<scale>``)."""
     reason = missing_reason()
     if reason:
         raise SystemExit(reason)
-    data = root / "data"
+    data = root / ("data" if scale == 1.0 else f"data_scale{scale}")
     cli(
         "dataset_convert",
         "-e",
         "specs/dataset_convert_deeppcb.yaml",
         f"dataset_convert.root_dataset_dir={deeppcb_root()}",
-        f"results_dir={root}",
+        f"results_dir={root if scale == 1.0 else data.parent / (data.name + '_convert')}",
         f"dataset_convert.data_convert_output_dir={data}",
         f"dataset_convert.max_images={max_images}",
+        f"dataset_convert.scale={scale}",
     )
     return data
 
