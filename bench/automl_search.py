@@ -170,15 +170,17 @@ def main(argv=None):
         root = Path(args.out or tmp).resolve()
         data = convert(root / "service_data" / ORG, 0)  # converted into the org's data folder
         sets = split_by_design(data, data / "splits")
-        search_data = convert(root / "service_data" / ORG, 0, args.val_scale) if args.val_scale != 1 else data
-        search_sets = split_by_design(search_data, search_data / "splits")
+        search_data, search_sets = data, sets
+        if args.val_scale != 1:
+            search_data = convert(root / "service_data" / ORG, 0, args.val_scale)
+            search_sets = split_by_design(search_data, search_data / "splits")
         svc = Service(root / "service_data", root / "state")
         try:
             workspace = svc.call("POST", "/workspaces", {"name": "deeppcb", "cloud_type": "self_hosted"})["id"]
             results = {}
             for name in args.directions:
                 source, target = name.split("-")
-                for images in (data, search_data):
+                for images in {data, search_data}:
                     folder = images / "splits" / f"{source}_to_{target}"
                     if not (folder / "images").exists():  # the CSVs name images under images/ beside them
                         os.symlink(os.path.relpath(images / "images", folder), folder / "images")

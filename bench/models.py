@@ -46,12 +46,13 @@ def convert(root: Path, max_images: int, scale: float = 1.0) -> Path:
     if reason:
         raise SystemExit(reason)
     data = root / ("data" if scale == 1.0 else f"data_scale{scale}")
+    runs = root if scale == 1.0 else root / f"convert_scale{scale}"  # each conversion's status.json apart
     cli(
         "dataset_convert",
         "-e",
         "specs/dataset_convert_deeppcb.yaml",
         f"dataset_convert.root_dataset_dir={deeppcb_root()}",
-        f"results_dir={root if scale == 1.0 else data.parent / (data.name + '_convert')}",
+        f"results_dir={runs}",
         f"dataset_convert.data_convert_output_dir={data}",
         f"dataset_convert.max_images={max_images}",
         f"dataset_convert.scale={scale}",

@@ -161,6 +161,11 @@ def _crop_board(board: BoardImage, convert_cfg: DatasetConvertConfig, out_dir: P
         template, tested, board = _rescaled(template, tested, board, convert_cfg.scale)
     width, height = tested.size
     size = convert_cfg.crop_size
+    if size > min(width, height):
+        raise DataError(
+            f"{board.tested} is {width}x{height} px (dataset_convert.scale={convert_cfg.scale}), smaller than "
+            f"dataset_convert.crop_size={size}; lower crop_size or raise scale"
+        )
     crops = defect_crops(board, size, width, height, rng)
     crops += pass_crops(board, size, convert_cfg.pass_crops_per_image, width, height, rng)
     base = f"{board.group}/{board.image_id}"

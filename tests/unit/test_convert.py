@@ -199,6 +199,12 @@ def test_deeppcb_scale_draws_the_same_boards_smaller(tmp_path):
         expected = resized.crop((first.x, first.y, first.x + first.crop_size, first.y + first.crop_size))
         assert (np.asarray(crop) == np.asarray(expected)).all()  # cut from the resized board, not resized crops
     assert (small["x"] + small["crop_size"]).max() <= 320  # DeepPCB boards are 640 px: now 320
+    options = ["max_images=1", "scale=0.25", "crop_size=200", f"root_dataset_dir={DEEPPCB}"]
+    cfg = load_config(None, [f"dataset_convert.{option}" for option in options])
+    with pytest.raises(
+        DataError, match=r"160x160 px \(dataset_convert.scale=0.25\), smaller than dataset_convert.crop_size=200"
+    ):
+        convert_deeppcb(cfg.dataset_convert, tmp_path / "tiny")
 
 
 def test_synthetic_generator_any_lights_and_extension(tmp_path):
