@@ -155,7 +155,8 @@ def main(argv=None):
     parser.add_argument("--trials", type=int, default=10, help="automl_max_recommendations")
     parser.add_argument("--val-scale", type=float, default=0.8, help="scale of the boards the search validates on")
     parser.add_argument("--epochs", type=int, default=5, help="every training's (hyperband-like: the most)")
-    parser.add_argument("--seed", type=int, default=1234)
+    parser.add_argument("--seed", type=int, default=1234, help="every training's (train.seed)")
+    parser.add_argument("--search-seed", type=int, default=0, help="the sampler's (automl_seed)")
     parser.add_argument("--out", help="keep the runs here (default: a temporary directory)")
     parser.add_argument(
         "--every-experiment",
@@ -164,7 +165,7 @@ def main(argv=None):
     )
     args = parser.parse_args(argv)
     automl = {"automl_enabled": True, "automl_algorithm": args.algorithm, "automl_max_recommendations": args.trials,
-              "automl_max_epochs": args.epochs,
+              "automl_max_epochs": args.epochs, "automl_seed": args.search_seed,
               "automl_delete_intermediate_ckpt": not args.every_experiment}  # fmt: skip
     with tempfile.TemporaryDirectory() as tmp:
         root = Path(args.out or tmp).resolve()
@@ -194,7 +195,7 @@ def main(argv=None):
         finally:
             svc.stop()
     print(f"DeepPCB-dev, {args.algorithm}, {args.trials} experiments of <= {args.epochs} epochs, seed {args.seed}, "
-          f"search validated at scale {args.val_scale}, CPU, one run")  # fmt: skip
+          f"search seed {args.search_seed}, search validated at scale {args.val_scale}, CPU, one run")  # fmt: skip
     print(table(results))
 
 
