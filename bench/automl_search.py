@@ -26,6 +26,7 @@ import urllib.request
 from pathlib import Path
 
 import yaml
+from tao_launcher.service.automl_settings import DEFAULTS as AUTOML_DEFAULTS
 
 from bench.models import convert
 from bench.unseen_designs import BUDGETS, DESIGNS, GRID_SPEC, split_by_design
@@ -151,12 +152,16 @@ def table(results: dict) -> str:
 def main(argv=None):
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--directions", nargs="+", default=[f"{DESIGNS[0]}-{DESIGNS[1]}", f"{DESIGNS[1]}-{DESIGNS[0]}"])
-    parser.add_argument("--algorithm", default="bayesian")
-    parser.add_argument("--trials", type=int, default=10, help="automl_max_recommendations")
+    parser.add_argument("--algorithm", default=AUTOML_DEFAULTS["automl_algorithm"])
+    parser.add_argument(
+        "--trials", type=int, default=AUTOML_DEFAULTS["automl_max_recommendations"], help="automl_max_recommendations"
+    )
     parser.add_argument("--val-scale", type=float, default=0.8, help="scale of the boards the search validates on")
     parser.add_argument("--epochs", type=int, default=5, help="every training's (hyperband-like: the most)")
     parser.add_argument("--seed", type=int, default=1234, help="every training's (train.seed)")
-    parser.add_argument("--search-seed", type=int, default=0, help="the sampler's (automl_seed)")
+    parser.add_argument(
+        "--search-seed", type=int, default=AUTOML_DEFAULTS["automl_seed"], help="the sampler's (automl_seed)"
+    )
     parser.add_argument("--out", help="keep the runs here (default: a temporary directory)")
     parser.add_argument(
         "--every-experiment",
